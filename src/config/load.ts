@@ -1,0 +1,90 @@
+// Loads resources from a YAML/JSON file or text (multi-document, or an array) or from JS values,
+// keeping a way back from a field path to its line:column.
+import { readFileSync } from 'node:fs'
+import { isMap, isNode, isPair, isScalar, isSeq, LineCounter, parseAllDocuments, type Document, type Node } from 'yaml'
+import type { ConfigIssue, PathSeg } from './types.js'
+
+export interface RawResource {
+  value: unknown
+  /** Index of the resource in its source, for ordering. */
+  index: number
+  file?: string
+  /** line:column (1-based) of the field at path, or of its nearest existing parent. */
+  locate(path: readonly PathSeg[]): { line: number; column: number } | undefined
+}
+
+export interface LoadResult {
+  resources: RawResource[]
+  issues: ConfigIssue[]
+}
+
+const noLocation = (): undefined => undefined
+
+/** Loads from a file path. A read failure is reported as an issue, not thrown. */
+export function loadFile(file: string): LoadResult {
+  let text: string
+  try {
+    text = readFileSync(file, 'utf8')
+  } catch (err) {
+    return { resources: [], issues: [{ severity: 'error', code: 'WEFT_E_FILE_UNREADABLE', resource: '-', path: '', message: `cannot read ${file}: ${(err as Error).message}`, file }] }
+  }
+  return loadText(text, file)
+}
+
+/** Loads YAML or JSON text; JSON is YAML, so one parser gives positions for both. */
+export function loadText(text: string, file?: string): LoadResult {
+  const lineCounter = new LineCounter()
+  const docs = parseAllDocuments(text, { lineCounter, prettyErrors: false, uniqueKeys: true })
+  const resources: RawResource[] = []
+  const issues: ConfigIssue[] = []
+  const docList = Array.isArray(docs) ? docs : [docs]
+  for (const doc of docList as Document.Parsed[]) {
+    if (doc.errors.length > 0) {
+      for (const e of doc.errors) {
+        const pos = lineCounter.linePos(e.pos[0])
+        issues.push({ severity: 'error', code: 'WEFT_E_SYNTAX', resource: '-', path: '', message: e.message.split('\n')[0]!, file, line: pos.line, column: pos.col })
+      }
+      continue
+    }
+    const root = doc.contents
+    if (root === null || (isScalar(root) && (root.value === null || root.value === undefined))) continue // empty document
+    const locate = (prefix: PathSeg[]) => (path: readonly PathSeg[]) => {
+      const full = [...prefix, ...path]
+      for (let n = full.length; n >= 0; n--) {
+        const node = nodeAt(doc, full.slice(0, n))
+        if (node?.range) {
+          const pos = lineCounter.linePos(node.range[0])
+          return { line: pos.line, column: pos.col }
+        }
+      }
+      return undefined
+    }
+    const value = doc.toJS({ maxAliasCount: 100 }) as unknown
+    if (Array.isArray(value)) {
+      value.forEach((item, i) => resources.push({ value: item, index: resources.length, file, locate: locate([i]) }))
+    } else {
+      resources.push({ value, index: resources.length, file, locate: locate([]) })
+    }
+  }
+  return { resources, issues }
+}
+
+/** Wraps JS values (an object or an array of objects); no positions. */
+export function loadValue(value: unknown): LoadResult {
+  const list = Array.isArray(value) ? value : [value]
+  return { resources: list.map((v, i) => ({ value: v, index: i, locate: noLocation })), issues: [] }
+}
+
+function nodeAt(doc: Document, path: PathSeg[]): Node | undefined {
+  let node: unknown = doc.contents
+  for (const seg of path) {
+    if (isMap(node)) {
+      const pair = node.items.find((p) => isPair(p) && isScalar(p.key) && String(p.key.value) === String(seg))
+      node = pair?.value ?? (pair?.key as unknown)
+    } else if (isSeq(node) && typeof seg === 'number') {
+      node = node.items[seg]
+    } else return undefined
+    if (node === undefined || node === null) return undefined
+  }
+  return isNode(node) ? node : undefined
+}

@@ -1,0 +1,69 @@
+// The one table of mesh-generated failures: code → HTTP status, gRPC status, retryable, advice.
+// Inbound responses, outbound errors, gRPC statuses and the docs (docs/errors.md) all read this.
+
+/** gRPC status codes used by the table (numeric values from the gRPC spec). */
+export const GrpcStatus = {
+  OK: 0,
+  CANCELLED: 1,
+  UNKNOWN: 2,
+  INVALID_ARGUMENT: 3,
+  DEADLINE_EXCEEDED: 4,
+  PERMISSION_DENIED: 7,
+  RESOURCE_EXHAUSTED: 8,
+  FAILED_PRECONDITION: 9,
+  INTERNAL: 13,
+  UNAVAILABLE: 14,
+  UNAUTHENTICATED: 16,
+} as const
+
+export interface ErrorSpec {
+  /** HTTP status a mesh-generated response carries for this failure. */
+  readonly http: number
+  /** gRPC status code a mesh-generated gRPC failure carries. */
+  readonly grpc: number
+  /** Whether another attempt (on another endpoint) may succeed. */
+  readonly retryable: boolean
+  /** What the user should do about it; printed in docs and `weft explain`. */
+  readonly advice: string
+}
+
+export const ERROR_TABLE = {
+  WEFT_ERR_INVALID_ARG: { http: 500, grpc: GrpcStatus.INVALID_ARGUMENT, retryable: false,
+    advice: 'A Weft API was called with a bad option; the message names it. Fix the calling code.' },
+  WEFT_ERR_POLICY_INVALID: { http: 500, grpc: GrpcStatus.FAILED_PRECONDITION, retryable: false,
+    advice: 'A config resource failed validation; the message names the resource, field and line:column. The previous config keeps serving.' },
+  WEFT_ERR_NO_ENDPOINTS: { http: 503, grpc: GrpcStatus.UNAVAILABLE, retryable: false,
+    advice: 'The service (or the route backend subset) has no endpoints. Check endpoints, subset labels and discovery.' },
+  WEFT_ERR_CONNECT_FAILED: { http: 503, grpc: GrpcStatus.UNAVAILABLE, retryable: true,
+    advice: 'No connection could be made to the endpoint (refused, unreachable or timed out). Weft retries it elsewhere when the budget allows.' },
+  WEFT_ERR_UPSTREAM_RESET: { http: 502, grpc: GrpcStatus.UNAVAILABLE, retryable: true,
+    advice: 'The upstream closed the connection before a complete response. Retried only for idempotent requests.' },
+  WEFT_ERR_UPSTREAM_TIMEOUT: { http: 504, grpc: GrpcStatus.DEADLINE_EXCEEDED, retryable: true,
+    advice: 'One attempt exceeded its per-try timeout (retries.perTryTimeout). Raise it or fix the slow endpoint.' },
+  WEFT_ERR_DEADLINE_EXCEEDED: { http: 504, grpc: GrpcStatus.DEADLINE_EXCEEDED, retryable: false,
+    advice: 'The request ran out of time (route/service timeout or a deadline propagated from the caller).' },
+  WEFT_ERR_CIRCUIT_OPEN: { http: 503, grpc: GrpcStatus.UNAVAILABLE, retryable: false,
+    advice: 'The circuit breaker for the service is open after consecutive failures; it probes again after halfOpenAfter.' },
+  WEFT_ERR_RETRY_BUDGET_EXHAUSTED: { http: 503, grpc: GrpcStatus.UNAVAILABLE, retryable: false,
+    advice: 'A retry was needed but the retry budget (ratio of requests + minimum per second) was spent: the upstream is failing broadly.' },
+  WEFT_ERR_OVERLOADED: { http: 503, grpc: GrpcStatus.RESOURCE_EXHAUSTED, retryable: false,
+    advice: 'A concurrency limit was reached and the request failed fast. Raise concurrencyLimit or add capacity.' },
+  WEFT_ERR_FAULT_INJECTED: { http: 503, grpc: GrpcStatus.UNAVAILABLE, retryable: false,
+    advice: 'A Route rule injected this failure on purpose (spec.rules[].fault). Remove the fault to stop it.' },
+  WEFT_ERR_CANCELLED: { http: 499, grpc: GrpcStatus.CANCELLED, retryable: false,
+    advice: 'The caller aborted the request.' },
+  WEFT_ERR_UNAUTHENTICATED: { http: 401, grpc: GrpcStatus.UNAUTHENTICATED, retryable: false,
+    advice: 'The peer or the request carried no valid identity.' },
+  WEFT_ERR_FORBIDDEN: { http: 403, grpc: GrpcStatus.PERMISSION_DENIED, retryable: false,
+    advice: 'An AuthorizationPolicy denied the request; the details name the policy and rule.' },
+  WEFT_ERR_CONTROL_UNAVAILABLE: { http: 503, grpc: GrpcStatus.UNAVAILABLE, retryable: true,
+    advice: 'The control daemon could not be reached; the last good config keeps serving.' },
+  WEFT_ERR_CLOSED: { http: 503, grpc: GrpcStatus.UNAVAILABLE, retryable: false,
+    advice: 'The mesh was closed; no new requests are accepted.' },
+} as const satisfies Record<string, ErrorSpec>
+
+export type WeftErrorCode = keyof typeof ERROR_TABLE
+
+export function errorSpec(code: WeftErrorCode): ErrorSpec {
+  return ERROR_TABLE[code]
+}

@@ -1,0 +1,2 @@
+export { Stack } from './stack.js'
+export type { Layer, Handler } from './layer.js'
