@@ -1,0 +1,47 @@
+// The 'endpoint-stats' client layer: per attempt, counts in-flight requests and feeds the
+// time-to-headers into the endpoint's peak-EWMA, and the outcome into outlier detection.
+import { isUpstreamFailure } from '../resilience/breaker.js'
+import type { ClientLayer } from '../stack/call.js'
+import { rawHeaderValue } from '../util/headers.js'
+
+/** Header a Weft server uses to report its own load (0..1) to callers. */
+export const LOAD_HEADER = 'weft-load'
+
+export const endpointStatsLayer: ClientLayer = {
+  role: 'endpoint-stats',
+  why: 'per attempt, right below the balancer: the latency and outcome it sees are the load signal',
+  wrap(next, target) {
+    const decay = target.service.loadBalancer.ewmaDecayMs
+    const outlier = target.runtime.outlier
+    return (call) => {
+      const e = call.endpoint!
+      e.pending++
+      const t0 = performance.now()
+      return next(call).then(
+        (res) => {
+          e.pending--
+          const now = performance.now()
+          e.observeRtt(now - t0, now, decay)
+          const load = rawHeaderValue(res.rawHeaders, LOAD_HEADER)
+          if (load !== undefined) {
+            const v = Number(load)
+            if (v >= 0 && v <= 100) e.reportedLoad = v
+          }
+          if (res.statusCode >= 500) outlier.failure(e, now)
+          else outlier.success(e, now)
+          return res
+        },
+        (err: unknown) => {
+          e.pending--
+          const now = performance.now()
+          if (isUpstreamFailure(err)) {
+            // A failed attempt counts as slow, so P2C steers away before ejection kicks in.
+            e.observeRtt(Math.max(now - t0, 1000), now, decay)
+            outlier.failure(e, now)
+          }
+          throw err
+        },
+      )
+    }
+  },
+}

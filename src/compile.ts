@@ -1,0 +1,105 @@
+// Compiles a validated MeshPolicy into a Snapshot: per service, the ordered rule table with one
+// prebuilt stack per (service, rule). The hot path only reads a Snapshot; nothing is parsed or
+// built per request.
+import type { MeshPolicy, RuleSettings, ServiceSettings } from './config/types.js'
+import type { ClientStack } from './client-stack.js'
+import { compileRule, type RequestView, type RulePredicate } from './routing/match.js'
+import type { ClientHandler } from './stack/call.js'
+import { ServiceRuntime, type RuntimeContext } from './stack/service-runtime.js'
+import type { RouteTarget } from './stack/target.js'
+import type { MeshMetrics, TargetMetrics } from './telemetry/metrics.js'
+
+export interface CompiledRule {
+  readonly label: string
+  readonly routeName: string | undefined
+  readonly predicate: RulePredicate
+  readonly target: RouteTarget
+  readonly handler: ClientHandler
+}
+
+export interface CompiledService {
+  readonly settings: ServiceSettings
+  readonly runtime: ServiceRuntime
+  readonly rules: readonly CompiledRule[]
+  /** Used when no rule matches (or the service has no Route): all endpoints, service settings. */
+  readonly fallback: CompiledRule
+}
+
+export class Snapshot {
+  constructor(
+    readonly version: number,
+    readonly policy: MeshPolicy,
+    private readonly byHost: Map<string, CompiledService>,
+  ) {}
+
+  /** The service a URL host names ("payments" or "payments.<namespace>"), if the mesh knows it. */
+  lookup(host: string): CompiledService | undefined {
+    return this.byHost.get(host)
+  }
+
+  services(): IterableIterator<CompiledService> {
+    return new Set(this.byHost.values()).values()
+  }
+
+  route(svc: CompiledService, req: RequestView): CompiledRule {
+    for (const rule of svc.rules) if (rule.predicate(req)) return rule
+    return svc.fallback
+  }
+}
+
+export interface CompileDeps {
+  source: string
+  runtimes: Map<string, ServiceRuntime>
+  ctx: RuntimeContext
+  stack: ClientStack
+  terminal: ClientHandler
+  metrics: MeshMetrics
+  targetMetrics: Map<string, TargetMetrics>
+}
+
+const DEFAULT_RULE = (name: string): RuleSettings => ({ name, index: 0, matches: [], backends: [{ subset: {}, weight: 1 }] })
+
+/** Builds the snapshot; `ready` settles when every service's discovery has answered once. */
+export function compileSnapshot(policy: MeshPolicy, version: number, deps: CompileDeps): { snapshot: Snapshot; ready: Promise<unknown> } {
+  const byHost = new Map<string, CompiledService>()
+  const waits: Promise<void>[] = []
+  for (const settings of policy.services.values()) {
+    let runtime = deps.runtimes.get(settings.name)
+    if (runtime) waits.push(runtime.update(settings))
+    else {
+      runtime = new ServiceRuntime(settings, deps.ctx)
+      deps.runtimes.set(settings.name, runtime)
+      waits.push(runtime.ready)
+    }
+    const rt = runtime
+    const build = (rule: RuleSettings, routeName: string | undefined): CompiledRule => {
+      const label = rule.name
+      const key = `${settings.name}\u0000${label}`
+      let metrics = deps.targetMetrics.get(key)
+      if (!metrics) deps.targetMetrics.set(key, (metrics = deps.metrics.forTarget(settings.name, label)))
+      const backends = rule.backends.map((b) => ({ group: rt.endpoints.group(b.subset), weight: b.weight, subset: b.subset }))
+      const target: RouteTarget = {
+        source: deps.source,
+        service: settings,
+        runtime: rt,
+        rule,
+        routeLabel: label,
+        timeoutMs: rule.timeoutMs ?? settings.timeoutMs,
+        retries: rule.retries ?? settings.retries,
+        backends,
+        totalWeight: backends.reduce((n, b) => n + b.weight, 0),
+        configVersion: version,
+        metrics,
+      }
+      return { label, routeName, predicate: compileRule(rule.matches), target, handler: deps.stack.build(deps.terminal, target) }
+    }
+    const rules = policy.routes
+      .filter((r) => r.service === settings.name)
+      .sort((a, b) => a.order - b.order)
+      .flatMap((r) => r.rules.map((rule) => build(rule, r.name)))
+    const compiled: CompiledService = { settings, runtime: rt, rules, fallback: build(DEFAULT_RULE('default'), undefined) }
+    byHost.set(settings.name, compiled)
+    byHost.set(`${settings.name}.${settings.namespace}`, compiled)
+  }
+  return { snapshot: new Snapshot(version, policy, byHost), ready: Promise.allSettled(waits) }
+}

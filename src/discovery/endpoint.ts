@@ -1,0 +1,64 @@
+// Endpoint: one address of a service with the live state every layer reads: load (pending,
+// peak-EWMA latency) for the balancer, and consecutive failures / ejection for outlier detection.
+import type { Dispatcher } from 'undici'
+
+/** Latency assumed for an endpoint that has answered nothing yet (linkerd2-proxy uses 30 ms). */
+const DEFAULT_RTT_MS = 30
+
+export class Endpoint {
+  readonly origin: string
+  /** The connection pool to this endpoint; created by the transport on first use. */
+  pool: Dispatcher | undefined
+  /** Requests sent and not yet answered (headers). */
+  pending = 0
+  private ewmaMs = DEFAULT_RTT_MS
+  private ewmaAt = 0
+  /** Load the endpoint reported about itself (0..1 extra weight), from a response header. */
+  reportedLoad = 0
+  consecutiveFailures = 0
+  /** performance.now() until which the endpoint is ejected; 0 when in rotation. */
+  ejectedUntil = 0
+  /** How many times it has been ejected in a row; multiplies the ejection time. */
+  ejections = 0
+  lastEjectedAt = 0
+  removed = false
+
+  constructor(
+    readonly address: string,
+    readonly host: string,
+    readonly port: number,
+    readonly labels: Readonly<Record<string, string>>,
+  ) {
+    this.origin = `http://${host.includes(':') ? `[${host}]` : host}:${port}`
+  }
+
+  get zone(): string | undefined {
+    return this.labels.zone
+  }
+
+  /** Records a response latency: peaks are taken at once, calm decays in over `decayMs`. */
+  observeRtt(rttMs: number, now: number, decayMs: number): void {
+    const current = this.decayed(now, decayMs)
+    if (rttMs > current) this.ewmaMs = rttMs
+    else {
+      const w = Math.exp(-(now - this.ewmaAt) / decayMs)
+      this.ewmaMs = current * w + rttMs * (1 - w)
+    }
+    this.ewmaAt = now
+  }
+
+  /** The estimate decays toward zero while no sample arrives, so a once-slow endpoint is retried. */
+  private decayed(now: number, decayMs: number): number {
+    if (this.ewmaAt === 0) return this.ewmaMs
+    return this.ewmaMs * Math.exp(-(now - this.ewmaAt) / decayMs)
+  }
+
+  /** Peak-EWMA cost: latency estimate × (in-flight + 1), scaled up by self-reported load. */
+  cost(now: number, decayMs: number): number {
+    return this.decayed(now, decayMs) * (this.pending + 1) * (1 + this.reportedLoad)
+  }
+
+  latencyEstimateMs(now: number, decayMs: number): number {
+    return this.decayed(now, decayMs)
+  }
+}

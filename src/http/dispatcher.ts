@@ -1,0 +1,123 @@
+// MeshDispatcher: an undici Dispatcher. A request whose URL host names a service the mesh knows
+// goes through that service's compiled client stack; anything else (IPs, localhost, unknown
+// names) passes through to a plain undici Agent untouched. setGlobalDispatcher(mesh.dispatcher)
+// meshes plain fetch().
+import { Dispatcher } from 'undici'
+import { WeftError } from '../errors/index.js'
+import { DEFAULTS } from '../config/defaults.js'
+import type { CompiledService, Snapshot } from '../compile.js'
+import { pickBackend } from '../routing/split.js'
+import { OutboundCall, type UpstreamResponse } from '../stack/call.js'
+import { toHeaderRecord } from '../util/headers.js'
+import { makeCallBody } from './call-body.js'
+import { DEADLINE_HEADER } from './transport.js'
+import { toLegacyHandler, type LegacyHandler } from './user-handler.js'
+
+/** Host of an undici origin ("http://payments:8080" → "payments"), without parsing a URL. */
+export function originHost(origin: unknown): string | undefined {
+  if (origin === undefined || origin === null) return undefined
+  if (typeof origin !== 'string') return (origin as URL).hostname
+  const start = origin.indexOf('://')
+  let i = start < 0 ? 0 : start + 3
+  if (origin[i] === '[') return undefined // IPv6 literal: never a service name
+  let end = i
+  while (end < origin.length) {
+    const ch = origin.charCodeAt(end)
+    if (ch === 58 /* : */ || ch === 47 /* / */) break
+    end++
+  }
+  return origin.slice(i, end).toLowerCase()
+}
+
+function authorityOf(origin: unknown): string {
+  if (typeof origin !== 'string') return (origin as URL).host
+  const start = origin.indexOf('://')
+  const rest = start < 0 ? origin : origin.slice(start + 3)
+  const slash = rest.indexOf('/')
+  return slash < 0 ? rest : rest.slice(0, slash)
+}
+
+export interface DispatchSource {
+  snapshot(): Snapshot | undefined
+  isClosed(): boolean
+}
+
+export class MeshDispatcher extends Dispatcher {
+  constructor(
+    private readonly source: DispatchSource,
+    private readonly passthrough: Dispatcher,
+  ) {
+    super()
+  }
+
+  override dispatch(opts: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler): boolean {
+    const snap = this.source.snapshot()
+    const host = originHost(opts.origin)
+    const svc = snap && host !== undefined ? snap.lookup(host) : undefined
+    if (!svc) return this.passthrough.dispatch(opts, handler)
+    const h = toLegacyHandler(handler)
+    if (this.source.isClosed()) {
+      h.onError?.(new WeftError('WEFT_ERR_CLOSED', `mesh is closed; cannot send to ${host}`))
+      return false
+    }
+    this.run(snap!, svc, opts, h)
+    return true
+  }
+
+  private run(snap: Snapshot, svc: CompiledService, opts: Dispatcher.DispatchOptions, h: LegacyHandler): void {
+    const method = (opts.method ?? 'GET').toUpperCase()
+    const path = opts.path ?? '/'
+    const headers = toHeaderRecord(opts.headers)
+    if (headers.host === undefined) headers.host = authorityOf(opts.origin)
+    const q = path.indexOf('?')
+    const rule = snap.route(svc, { method, pathname: q < 0 ? path : path.slice(0, q), search: q < 0 ? '' : path.slice(q + 1), headers })
+    const call = new OutboundCall(method, path, headers, makeCallBody(opts.body, DEFAULTS.replayBufferBytes), opts as unknown as Record<string, unknown>, rule.target)
+    const propagated = headers[DEADLINE_HEADER]
+    if (propagated !== undefined) {
+      const ms = Number(Array.isArray(propagated) ? propagated[0] : propagated)
+      if (Number.isFinite(ms) && ms >= 0) call.deadline = call.startedAt + ms
+      delete headers[DEADLINE_HEADER]
+    }
+    const t = rule.target
+    call.group = pickBackend(t.backends, t.totalWeight).group
+    h.onConnect?.((reason?: Error) => call.cancel(reason ?? new WeftError('WEFT_ERR_CANCELLED', `${method} ${svc.settings.name}${path} aborted by the caller`)))
+    rule.handler(call).then(
+      (res) => deliver(res, h, call),
+      (err: Error) => h.onError?.(err),
+    )
+  }
+
+  override close(): Promise<void>
+  override close(callback: () => void): void
+  override close(callback?: () => void): Promise<void> | void {
+    const p = Promise.resolve()
+    if (callback) void p.then(callback)
+    else return p
+  }
+
+  override destroy(): Promise<void>
+  override destroy(err: Error | null): Promise<void>
+  override destroy(callback: () => void): void
+  override destroy(err: Error | null, callback: () => void): void
+  override destroy(a?: unknown, b?: unknown): Promise<void> | void {
+    const cb = typeof a === 'function' ? a : typeof b === 'function' ? b : undefined
+    const p = Promise.resolve()
+    if (cb) void p.then(cb as () => void)
+    else return p
+  }
+}
+
+function deliver(res: UpstreamResponse, h: LegacyHandler, call: OutboundCall): void {
+  if (call.aborted) {
+    res.discard()
+    h.onError?.(call.aborted)
+    return
+  }
+  h.onResponseStarted?.()
+  h.onHeaders?.(res.statusCode, res.rawHeaders, () => res.resume(), res.statusText)
+  res.pipe({
+    onData: (chunk) => (h.onData ? h.onData(chunk) !== false : true),
+    onComplete: (trailers) => h.onComplete?.(trailers),
+    onError: (err) => h.onError?.(err),
+  })
+}

@@ -1,0 +1,180 @@
+// The terminal client handler: sends one attempt to the chosen endpoint's undici Pool and resolves
+// when response headers arrive. The body is held (socket paused) until the retry layer commits to
+// this response (pipe) or drops it (discard). undici errors are wrapped into WeftErrors here.
+import type { Dispatcher } from 'undici'
+import { WeftError } from '../errors/index.js'
+import type { Endpoint } from '../discovery/endpoint.js'
+import { callDetails, type BodySink, type ClientHandler, type OutboundCall, type UpstreamResponse } from '../stack/call.js'
+
+/** Header carrying the remaining deadline (ms) to the next hop. */
+export const DEADLINE_HEADER = 'weft-deadline-ms'
+
+const CONNECT_CODES = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EHOSTUNREACH', 'ENETUNREACH', 'EAI_AGAIN', 'EADDRNOTAVAIL', 'UND_ERR_CONNECT_TIMEOUT', 'ECONNABORTED'])
+const RESET_CODES = new Set(['UND_ERR_SOCKET', 'ECONNRESET', 'EPIPE', 'UND_ERR_CLOSED', 'UND_ERR_RES_CONTENT_LENGTH_MISMATCH'])
+const TIMEOUT_CODES = new Set(['UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT'])
+
+/** Wraps a transport error from undici or the socket into the error table. */
+export function wrapTransportError(err: Error, call: OutboundCall, endpoint: Endpoint): Error {
+  if (err instanceof WeftError) return err
+  const code = (err as { code?: string }).code ?? ''
+  const svc = call.target.service.name
+  const details = () => callDetails(call, { endpoint: endpoint.address, cause: code || err.message })
+  if (CONNECT_CODES.has(code)) return new WeftError('WEFT_ERR_CONNECT_FAILED', `${svc}: cannot connect to ${endpoint.address} (${code})`, { cause: err, details: details() })
+  if (RESET_CODES.has(code)) return new WeftError('WEFT_ERR_UPSTREAM_RESET', `${svc}: ${endpoint.address} closed the connection (${code}: ${err.message})`, { cause: err, details: details() })
+  if (TIMEOUT_CODES.has(code)) return new WeftError('WEFT_ERR_UPSTREAM_TIMEOUT', `${svc}: ${endpoint.address} timed out (${code})`, { cause: err, details: details() })
+  return err
+}
+
+const DROP: BodySink = { onData: () => true, onComplete() {}, onError() {} }
+
+/** One attempt: an undici legacy dispatch handler that is also the UpstreamResponse. */
+class Attempt implements UpstreamResponse {
+  statusCode = 0
+  statusText = ''
+  rawHeaders: Buffer[] = []
+  private abortFn: ((err: Error) => void) | undefined
+  private reason: Error | undefined
+  private sink: BodySink | undefined
+  private queued: Buffer[] | undefined
+  private headersSeen = false
+  private ended = false
+  private trailers: Buffer[] | null = null
+  private failed: Error | undefined
+  private resumeFn: (() => void) | undefined
+  private finishFns: ((err: Error | undefined) => void)[] | undefined
+  private finished = false
+
+  constructor(
+    private readonly call: OutboundCall,
+    readonly endpoint: Endpoint,
+    private readonly resolve: (r: UpstreamResponse) => void,
+    private readonly reject: (e: unknown) => void,
+  ) {
+    this.abortSelf = (err) => this.abort(err)
+    call.abortAttempt = this.abortSelf
+  }
+
+  private readonly abortSelf: (err: Error) => void
+
+  abort(err: Error): void {
+    if (this.reason || this.finished) return
+    this.reason = err
+    this.abortFn?.(err)
+  }
+
+  // --- undici handler (legacy API) ---
+  onConnect(abort: (err?: Error) => void): void {
+    this.abortFn = abort
+    if (this.reason) abort(this.reason)
+  }
+
+  onHeaders(statusCode: number, rawHeaders: Buffer[], resume: () => void, statusText: string): boolean {
+    if (statusCode < 200) return true
+    this.statusCode = statusCode
+    this.statusText = statusText
+    this.rawHeaders = rawHeaders
+    this.resumeFn = resume
+    this.headersSeen = true
+    this.resolve(this)
+    return true
+  }
+
+  onData(chunk: Buffer): boolean {
+    if (this.sink) return this.sink.onData(chunk)
+    ;(this.queued ??= []).push(chunk)
+    return false
+  }
+
+  onComplete(trailers: Buffer[] | null): void {
+    this.ended = true
+    this.trailers = trailers
+    if (this.sink) {
+      this.sink.onComplete(trailers)
+      this.finish(undefined)
+    }
+  }
+
+  onError(err: Error): void {
+    const e = this.reason ?? wrapTransportError(err, this.call, this.endpoint)
+    if (!this.headersSeen) {
+      this.finished = true
+      this.reject(e)
+      return
+    }
+    if (this.sink) {
+      this.sink.onError(e)
+      this.finish(e)
+    } else this.failed = e
+  }
+
+  // --- UpstreamResponse ---
+  pipe(sink: BodySink): void {
+    this.sink = sink
+    const queued = this.queued
+    this.queued = undefined
+    if (queued) for (const chunk of queued) sink.onData(chunk)
+    if (this.ended) {
+      sink.onComplete(this.trailers)
+      this.finish(undefined)
+    } else if (this.failed) {
+      sink.onError(this.failed)
+      this.finish(this.failed)
+    } else this.resumeFn?.()
+  }
+
+  resume(): void {
+    this.resumeFn?.()
+  }
+
+  discard(): void {
+    if (this.sink) return
+    this.sink = DROP
+    this.queued = undefined
+    if (this.ended || this.failed) this.finish(undefined)
+    else {
+      this.finish(undefined)
+      this.resumeFn?.()
+    }
+  }
+
+  onFinish(fn: (err: Error | undefined) => void): void {
+    if (this.finished) fn(undefined)
+    else (this.finishFns ??= []).push(fn)
+  }
+
+  private finish(err: Error | undefined): void {
+    if (this.finished) return
+    this.finished = true
+    if (this.call.abortAttempt === this.abortSelf) this.call.abortAttempt = null
+    const fns = this.finishFns
+    this.finishFns = undefined
+    if (fns) for (const fn of fns) fn(err)
+  }
+}
+
+/** The terminal handler; `poolFor` returns (and creates on first use) the endpoint's Pool. */
+export function makeTransport(poolFor: (e: Endpoint) => Dispatcher): ClientHandler {
+  return (call) =>
+    new Promise<UpstreamResponse>((resolve, reject) => {
+      const endpoint = call.endpoint!
+      const attempt = new Attempt(call, endpoint, resolve, reject)
+      const headers = { ...call.headers }
+      if (call.deadline !== Infinity) headers[DEADLINE_HEADER] = String(Math.max(0, Math.floor(call.deadline - performance.now())))
+      const o = call.opts
+      try {
+        poolFor(endpoint).dispatch({
+          path: call.path,
+          method: call.method as Dispatcher.HttpMethod,
+          headers,
+          body: (call.body?.forAttempt() ?? null) as Dispatcher.DispatchOptions['body'],
+          headersTimeout: o.headersTimeout as number | undefined,
+          bodyTimeout: o.bodyTimeout as number | undefined,
+          reset: o.reset as boolean | undefined,
+          blocking: o.blocking as boolean | undefined,
+          expectContinue: o.expectContinue as boolean | undefined,
+        }, attempt as unknown as Dispatcher.DispatchHandler)
+      } catch (err) {
+        reject(wrapTransportError(err as Error, call, endpoint))
+      }
+    })
+}

@@ -1,0 +1,41 @@
+// Circuit breaker per service on cockatiel's ConsecutiveBreaker. cockatiel lets one probe run in
+// half-open but makes other callers wait for it; a mesh must fail them fast instead (Hystrix#1647),
+// so callers arriving while a probe is in flight get WEFT_ERR_CIRCUIT_OPEN at once.
+import { BrokenCircuitError, CircuitState, ConsecutiveBreaker, circuitBreaker, handleWhen, type CircuitBreakerPolicy } from 'cockatiel'
+import { isWeftError } from '../errors/index.js'
+import type { UpstreamResponse } from '../stack/call.js'
+
+export const CIRCUIT_STATE_NAME = ['closed', 'open', 'half-open', 'isolated'] as const
+
+/** Failures that say the upstream is unwell (not the caller giving up). */
+export function isUpstreamFailure(err: unknown): boolean {
+  return isWeftError(err) && (err.code === 'WEFT_ERR_CONNECT_FAILED' || err.code === 'WEFT_ERR_UPSTREAM_RESET' || err.code === 'WEFT_ERR_UPSTREAM_TIMEOUT')
+}
+
+export class ServiceBreaker {
+  readonly policy: CircuitBreakerPolicy
+
+  constructor(
+    readonly consecutiveFailures: number,
+    readonly halfOpenAfterMs: number,
+    onState: (state: CircuitState) => void,
+  ) {
+    this.policy = circuitBreaker(
+      handleWhen(isUpstreamFailure).orWhenResult((r) => (r as UpstreamResponse).statusCode >= 500),
+      { halfOpenAfter: halfOpenAfterMs, breaker: new ConsecutiveBreaker(consecutiveFailures) },
+    )
+    this.policy.onStateChange(onState)
+  }
+
+  get state(): string {
+    return CIRCUIT_STATE_NAME[this.policy.state]!
+  }
+
+  /** Runs fn through the breaker; rejects with BrokenCircuitError when open or probing. */
+  execute(fn: () => Promise<UpstreamResponse>): Promise<UpstreamResponse> {
+    if (this.policy.state === CircuitState.HalfOpen) return Promise.reject(new BrokenCircuitError('probe in flight'))
+    return this.policy.execute(fn)
+  }
+}
+
+export { BrokenCircuitError, CircuitState }

@@ -1,0 +1,57 @@
+// The 'deadline' client layer: the call's deadline is the earlier of the route/service timeout
+// and a deadline propagated from upstream; when it passes, the call fails with
+// WEFT_ERR_DEADLINE_EXCEEDED at once and the attempt in flight is aborted (no waiting on it).
+// The deadline covers the wait for response headers; a body then streams at its own pace.
+import { WeftError } from '../errors/index.js'
+import { callDetails, type ClientLayer, type OutboundCall } from '../stack/call.js'
+import { formatDuration } from '../util/duration.js'
+
+export function deadlineError(call: OutboundCall, budgetMs: number, propagated: boolean): WeftError {
+  const t = call.target
+  const why = propagated
+    ? `the deadline propagated by the caller (${Math.round(budgetMs)}ms left)`
+    : `timeout ${formatDuration(t.timeoutMs)} of ${t.rule.timeoutMs !== undefined ? `route rule ${t.routeLabel}` : `service ${t.service.name}`}`
+  return new WeftError('WEFT_ERR_DEADLINE_EXCEEDED', `${call.method} ${t.service.name}${call.path}: deadline exceeded after ${Math.round(performance.now() - call.startedAt)}ms (${why})`, {
+    details: callDetails(call, { timeoutMs: t.timeoutMs, propagatedDeadline: propagated, lastRetryReason: call.lastRetryReason }),
+  })
+}
+
+export const deadlineLayer: ClientLayer = {
+  role: 'deadline',
+  why: 'above retries so the whole call, back-offs included, fits in one deadline',
+  wrap(next, target) {
+    const timeoutMs = target.timeoutMs
+    return (call) => {
+      const now = performance.now()
+      const propagatedLeft = call.deadline - now
+      const propagated = propagatedLeft < timeoutMs
+      const budget = propagated ? propagatedLeft : timeoutMs
+      if (budget <= 0) return Promise.reject(deadlineError(call, budget, true))
+      call.deadline = now + budget
+      return new Promise((resolve, reject) => {
+        let settled = false
+        const timer = setTimeout(() => {
+          if (settled) return
+          settled = true
+          const err = deadlineError(call, budget, propagated)
+          call.cancel(err)
+          reject(err)
+        }, budget)
+        next(call).then(
+          (res) => {
+            clearTimeout(timer)
+            if (settled) return res.discard()
+            settled = true
+            resolve(res)
+          },
+          (err: unknown) => {
+            clearTimeout(timer)
+            if (settled) return
+            settled = true
+            reject(err)
+          },
+        )
+      })
+    }
+  },
+}

@@ -1,0 +1,32 @@
+// The 'limit' client layer: a per-service cap on calls in flight that fails fast with
+// WEFT_ERR_OVERLOADED instead of queueing (Envoy's max_requests). A call holds its slot until
+// its response body ends.
+import { WeftError } from '../errors/index.js'
+import { callDetails, type ClientLayer } from '../stack/call.js'
+
+export const limitLayer: ClientLayer = {
+  role: 'limit',
+  why: 'before retries and the balancer so a saturated service costs callers nothing',
+  wrap(next, target) {
+    const rt = target.runtime
+    const limit = target.service.concurrencyLimit
+    return (call) => {
+      if (rt.inFlight >= limit) {
+        return Promise.reject(new WeftError('WEFT_ERR_OVERLOADED', `${target.service.name}: ${rt.inFlight} calls in flight reached concurrencyLimit ${limit}; failing fast`, {
+          details: callDetails(call, { concurrencyLimit: limit, inFlight: rt.inFlight }),
+        }))
+      }
+      rt.inFlight++
+      return next(call).then(
+        (res) => {
+          res.onFinish(() => rt.inFlight--)
+          return res
+        },
+        (err: unknown) => {
+          rt.inFlight--
+          throw err
+        },
+      )
+    }
+  },
+}

@@ -1,0 +1,75 @@
+// Compiles Route rule matches into predicates once per config version. First matching rule wins;
+// within a rule, matches are OR'ed and the fields of one match are AND'ed (Istio semantics).
+import type { MatchSpec, StringMatch } from '../config/types.js'
+import type { HeaderRecord } from '../util/headers.js'
+
+export interface RequestView {
+  method: string
+  /** Path without the query string. */
+  pathname: string
+  /** Raw query string without "?" ('' when none). */
+  search: string
+  headers: HeaderRecord
+}
+
+export type RulePredicate = (req: RequestView) => boolean
+
+function compileString(m: StringMatch): (v: string | undefined) => boolean {
+  if (m.exact !== undefined) {
+    const x = m.exact
+    return (v) => v === x
+  }
+  if (m.prefix !== undefined) {
+    const x = m.prefix
+    return (v) => v !== undefined && v.startsWith(x)
+  }
+  const re = new RegExp(`^(?:${m.regex})$`)
+  return (v) => v !== undefined && re.test(v)
+}
+
+function headerString(h: HeaderRecord, name: string): string | undefined {
+  const v = h[name]
+  return Array.isArray(v) ? v.join(',') : v
+}
+
+function queryValue(search: string, name: string): string | undefined {
+  if (search === '') return undefined
+  return new URLSearchParams(search).get(name) ?? undefined
+}
+
+export function compileMatch(m: MatchSpec): RulePredicate {
+  const checks: RulePredicate[] = []
+  if (m.methods) {
+    const set = new Set(m.methods)
+    checks.push((r) => set.has(r.method))
+  }
+  if (m.path) {
+    const f = compileString(m.path)
+    checks.push((r) => f(r.pathname))
+  }
+  for (const [name, sm] of Object.entries(m.headers ?? {})) {
+    const f = compileString(sm)
+    checks.push((r) => f(headerString(r.headers, name)))
+  }
+  for (const [name, sm] of Object.entries(m.query ?? {})) {
+    const f = compileString(sm)
+    checks.push((r) => f(queryValue(r.search, name)))
+  }
+  if (checks.length === 0) return () => true
+  if (checks.length === 1) return checks[0]!
+  return (r) => {
+    for (const c of checks) if (!c(r)) return false
+    return true
+  }
+}
+
+/** A rule's predicate: any of its matches; no matches means every request. */
+export function compileRule(matches: readonly MatchSpec[]): RulePredicate {
+  if (matches.length === 0) return () => true
+  const preds = matches.map(compileMatch)
+  if (preds.length === 1) return preds[0]!
+  return (r) => {
+    for (const p of preds) if (p(r)) return true
+    return false
+  }
+}

@@ -1,0 +1,92 @@
+// The outbound call and response shapes every client layer passes along. A call is created
+// once per logical request; attempt-scoped fields (endpoint, abortAttempt) are overwritten by
+// each attempt, which is safe because attempts run one after another.
+import type { Span } from '@opentelemetry/api'
+import type { Endpoint } from '../discovery/endpoint.js'
+import type { EndpointGroup } from '../discovery/endpoint-set.js'
+import type { HeaderRecord } from '../util/headers.js'
+import type { RouteTarget } from './target.js'
+
+/** Receives a committed response body. Same contract as undici's legacy handler methods. */
+export interface BodySink {
+  onData(chunk: Buffer): boolean
+  onComplete(trailers: Buffer[] | null): void
+  onError(err: Error): void
+}
+
+/** A response whose headers have arrived and whose body has not been handed to anyone yet. */
+export interface UpstreamResponse {
+  readonly statusCode: number
+  readonly statusText: string
+  readonly rawHeaders: Buffer[]
+  readonly endpoint: Endpoint | undefined
+  /** Hands the body to the caller; called at most once. */
+  pipe(sink: BodySink): void
+  /** Resumes a body paused by the sink returning false from onData. */
+  resume(): void
+  /** Drops the body (a retry replaces this response). */
+  discard(): void
+  /** Runs once when the body ends, fails or is discarded. */
+  onFinish(fn: (err: Error | undefined) => void): void
+}
+
+export interface CallBody {
+  /** The body for the next attempt, or undefined when it cannot be replayed any more. */
+  forAttempt(): unknown
+  readonly replayable: boolean
+}
+
+export class OutboundCall {
+  readonly startedAt = performance.now()
+  /** Absolute deadline on the performance.now() clock; Infinity when none. */
+  deadline = Infinity
+  attempt = 0
+  endpoint: Endpoint | undefined = undefined
+  group: EndpointGroup | undefined = undefined
+  /** The endpoint that failed the previous attempt; the balancer avoids it when it can. */
+  avoid: Endpoint | undefined = undefined
+  endpointsTried: string[] = []
+  aborted: Error | null = null
+  abortAttempt: ((err: Error) => void) | null = null
+  span: Span | undefined = undefined
+  /** Why the last attempt was retried, for error details. */
+  lastRetryReason: string | undefined = undefined
+
+  constructor(
+    readonly method: string,
+    readonly path: string,
+    /** Lowercase headers sent with every attempt; layers may add to them before the first. */
+    readonly headers: HeaderRecord,
+    readonly body: CallBody | null,
+    /** The caller's dispatch options, for fields Weft passes through (timeouts, reset, …). */
+    readonly opts: Readonly<Record<string, unknown>>,
+    readonly target: RouteTarget,
+  ) {}
+
+  /** Stops the call: the current attempt is aborted and no further attempt starts. */
+  cancel(err: Error): void {
+    if (this.aborted) return
+    this.aborted = err
+    this.abortAttempt?.(err)
+  }
+}
+
+import type { Layer, Handler } from './layer.js'
+/** A client-side layer: wraps the next handler for one (service, route rule) target. */
+export type ClientLayer = Layer<OutboundCall, UpstreamResponse, RouteTarget>
+export type ClientHandler = Handler<OutboundCall, UpstreamResponse>
+
+/** The details every mesh-generated error carries: which rule fired, what was tried. */
+export function callDetails(call: OutboundCall, extra?: Record<string, unknown>): Record<string, unknown> {
+  const t = call.target
+  return {
+    service: t.service.name,
+    route: t.routeLabel,
+    method: call.method,
+    attempts: call.attempt + 1,
+    endpointsTried: call.endpointsTried,
+    breakerState: t.runtime.breaker?.state ?? 'disabled',
+    configVersion: t.configVersion,
+    ...extra,
+  }
+}

@@ -1,0 +1,28 @@
+// RouteTarget: everything a client stack needs to know about one (service, route rule) in one
+// config version. Built once per config version by the compiler; layers close over it.
+import type { RetrySettings, RuleSettings, ServiceSettings } from '../config/types.js'
+import type { EndpointGroup } from '../discovery/endpoint-set.js'
+import type { ServiceRuntime } from './service-runtime.js'
+import type { TargetMetrics } from '../telemetry/metrics.js'
+
+export interface BackendTarget {
+  group: EndpointGroup
+  weight: number
+  subset: Readonly<Record<string, string>>
+}
+
+export interface RouteTarget {
+  /** The calling workload (source_service). */
+  readonly source: string
+  readonly service: ServiceSettings
+  readonly runtime: ServiceRuntime
+  readonly rule: RuleSettings
+  /** Route name used as a metrics label: "<route>#<n>", a rule's name, or "default". */
+  readonly routeLabel: string
+  readonly timeoutMs: number
+  readonly retries: RetrySettings
+  readonly backends: readonly BackendTarget[]
+  readonly totalWeight: number
+  readonly configVersion: number
+  readonly metrics: TargetMetrics
+}

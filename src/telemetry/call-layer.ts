@@ -1,0 +1,27 @@
+// The 'telemetry' client layer: one duration observation per logical call, as the application
+// sees it (all attempts, until the body ends), labelled from config.
+import { isWeftError } from '../errors/index.js'
+import type { ClientLayer } from '../stack/call.js'
+
+export const callTelemetryLayer: ClientLayer = {
+  role: 'telemetry',
+  why: 'outermost: measures the call as the application sees it, retries and waits included',
+  wrap(next, target) {
+    const m = target.metrics
+    return (call) => {
+      const t0 = call.startedAt
+      return next(call).then(
+        (res) => {
+          res.onFinish((err) => {
+            m.observe(call.method, res.statusCode, err ? (isWeftError(err) ? err.code : 'WEFT_ERR_UPSTREAM_RESET') : '', (performance.now() - t0) / 1000)
+          })
+          return res
+        },
+        (err: unknown) => {
+          m.observe(call.method, isWeftError(err) ? err.httpStatus : 0, isWeftError(err) ? err.code : 'UNKNOWN', (performance.now() - t0) / 1000)
+          throw err
+        },
+      )
+    }
+  },
+}

@@ -1,0 +1,43 @@
+// The 'trace' client layer: one CLIENT span per logical call (attempts become span events) and a
+// W3C traceparent on the request. With no OpenTelemetry SDK registered the span is the API's
+// no-op and costs next to nothing; the traceparent is still sent so the next hop can join.
+import { SpanKind, SpanStatusCode, context, trace, type Tracer } from '@opentelemetry/api'
+import type { ClientLayer } from '../stack/call.js'
+import { traceparentFor, traceIdOf } from './tracing.js'
+
+export function traceLayer(tracer: Tracer = trace.getTracer('weft')): ClientLayer {
+  return {
+    role: 'trace',
+    why: 'wraps everything below so the span covers every attempt; sets traceparent once per call',
+    wrap(next, target) {
+      const name = `${target.service.name} ${target.routeLabel}`
+      return (call) => {
+        const span = tracer.startSpan(name, { kind: SpanKind.CLIENT }, context.active())
+        if (span.isRecording()) {
+          span.setAttributes({ 'http.request.method': call.method, 'weft.destination_service': target.service.name, 'weft.route': target.routeLabel })
+          call.span = span
+        }
+        if (call.headers.traceparent === undefined) call.headers.traceparent = traceparentFor(span)
+        else if (!traceIdOf(String(call.headers.traceparent))) call.headers.traceparent = traceparentFor(span)
+        return next(call).then(
+          (res) => {
+            if (span.isRecording()) {
+              span.setAttribute('http.response.status_code', res.statusCode)
+              if (res.statusCode >= 500) span.setStatus({ code: SpanStatusCode.ERROR })
+            }
+            res.onFinish(() => span.end())
+            return res
+          },
+          (err: Error) => {
+            if (span.isRecording()) {
+              span.recordException(err)
+              span.setStatus({ code: SpanStatusCode.ERROR, message: (err as { code?: string }).code ?? err.message })
+            }
+            span.end()
+            throw err
+          },
+        )
+      }
+    },
+  }
+}
