@@ -25,8 +25,8 @@ export function defaultClientStack(tracer?: Tracer): ClientStack {
     deadlineLayer, // per call
     faultLayer, // per call
     limitLayer, // per call
+    circuitLayer, // per call: judges the service by what callers get after retries
     retryLayer, // per call → attempts below
-    circuitLayer, // per attempt
     balanceLayer, // per attempt
     endpointStatsLayer, // per attempt
     attemptTimeoutLayer, // per attempt

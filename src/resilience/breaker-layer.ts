@@ -1,12 +1,16 @@
-// The 'circuit' client layer: each attempt runs through the service's breaker; when it is open
-// (or a half-open probe is in flight) the attempt fails fast with WEFT_ERR_CIRCUIT_OPEN.
+// The 'circuit' client layer: each call runs through the service's breaker; when it is open (or
+// a half-open probe is in flight) the call fails fast with WEFT_ERR_CIRCUIT_OPEN and spends no
+// retries. It sits above the retry layer on purpose: the breaker judges the service by what
+// callers get after retries. One bad endpoint among good ones is outlier detection's job (per
+// host, like Finagle's failure accrual and Envoy's outlier detection); counted per attempt at the
+// service level, a single dead endpoint would open the whole service's circuit within a burst.
 import { WeftError } from '../errors/index.js'
 import { callDetails, type ClientLayer } from '../stack/call.js'
 import { BrokenCircuitError } from './breaker.js'
 
 export const circuitLayer: ClientLayer = {
   role: 'circuit',
-  why: 'below retries (each attempt counts) and above the balancer (an open circuit picks nothing)',
+  why: 'above retries: judges the service by outcomes after retries, so one dead endpoint never opens it',
   wrap(next, target) {
     const rt = target.runtime
     if (!target.service.circuitBreaker.enabled) return next

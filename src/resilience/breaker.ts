@@ -7,9 +7,27 @@ import type { UpstreamResponse } from '../stack/call.js'
 
 export const CIRCUIT_STATE_NAME = ['closed', 'open', 'half-open', 'isolated'] as const
 
-/** Failures that say the upstream is unwell (not the caller giving up). */
+/** Attempt failures that say the endpoint is unwell (not the caller giving up). */
 export function isUpstreamFailure(err: unknown): boolean {
   return isWeftError(err) && (err.code === 'WEFT_ERR_CONNECT_FAILED' || err.code === 'WEFT_ERR_UPSTREAM_RESET' || err.code === 'WEFT_ERR_UPSTREAM_TIMEOUT')
+}
+
+/** Call failures that count against the service's circuit: the upstream failed the caller. */
+export function isServiceFailure(err: unknown): boolean {
+  if (!isWeftError(err)) return false
+  switch (err.code) {
+    case 'WEFT_ERR_CONNECT_FAILED':
+    case 'WEFT_ERR_UPSTREAM_RESET':
+    case 'WEFT_ERR_UPSTREAM_TIMEOUT':
+    case 'WEFT_ERR_RETRY_BUDGET_EXHAUSTED':
+    case 'WEFT_ERR_NO_ENDPOINTS':
+      return true
+    case 'WEFT_ERR_DEADLINE_EXCEEDED':
+      // The service's own timeout ran out; a short deadline handed down by our caller does not count.
+      return err.details.propagatedDeadline !== true
+    default:
+      return false
+  }
 }
 
 export class ServiceBreaker {
@@ -21,7 +39,7 @@ export class ServiceBreaker {
     onState: (state: CircuitState) => void,
   ) {
     this.policy = circuitBreaker(
-      handleWhen(isUpstreamFailure).orWhenResult((r) => (r as UpstreamResponse).statusCode >= 500),
+      handleWhen(isServiceFailure).orWhenResult((r) => (r as UpstreamResponse).statusCode >= 500),
       { halfOpenAfter: halfOpenAfterMs, breaker: new ConsecutiveBreaker(consecutiveFailures) },
     )
     this.policy.onStateChange(onState)

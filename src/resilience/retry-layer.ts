@@ -32,7 +32,7 @@ function stop(res: UpstreamResponse | undefined, err: unknown, call: OutboundCal
 
 export const retryLayer: ClientLayer = {
   role: 'retry',
-  why: 'above the circuit breaker and balancer so every attempt is checked and picks an endpoint again',
+  why: 'above the balancer so every attempt picks an endpoint again (and avoids the one that failed)',
   wrap(next, target) {
     const r = target.retries
     if (r.attempts === 0) return next

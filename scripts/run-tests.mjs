@@ -1,0 +1,33 @@
+// Runs the whole suite: a type check, then every test/**/*.test.ts with node:test (through tsx),
+// printing node:test's summary lines. Arguments filter test files by substring.
+import { spawnSync } from 'node:child_process'
+import { readdirSync, statSync } from 'node:fs'
+import { join } from 'node:path'
+
+function find(dir) {
+  const out = []
+  for (const name of readdirSync(dir)) {
+    const p = join(dir, name)
+    if (statSync(p).isDirectory()) out.push(...find(p))
+    else if (name.endsWith('.test.ts')) out.push(p)
+  }
+  return out.sort()
+}
+
+const filters = process.argv.slice(2)
+const files = find('test').filter((f) => filters.length === 0 || filters.some((s) => f.includes(s)))
+if (files.length === 0) {
+  console.error('no test files found')
+  process.exit(1)
+}
+
+if (filters.length === 0) {
+  const tsc = spawnSync(process.execPath, ['node_modules/typescript/bin/tsc', '--noEmit'], { stdio: 'inherit' })
+  if (tsc.status !== 0) {
+    console.error('type check failed')
+    process.exit(tsc.status ?? 1)
+  }
+}
+
+const run = spawnSync(process.execPath, ['--import', 'tsx', '--test', '--test-reporter=spec', '--test-timeout=120000', ...files], { stdio: 'inherit' })
+process.exit(run.status ?? 1)
