@@ -7,6 +7,8 @@ import type { Logger } from '../util/logger.js'
 
 const MIN_REFRESH_MS = 1000
 const RETRY_AFTER_FAILURE_MS = 5000
+/** Lookup errors that mean the name (or its records) no longer exists, rather than a failure. */
+const GONE = new Set(['ENOTFOUND', 'ENODATA'])
 
 export interface DnsAnswer {
   endpoints: EndpointSpec[]
@@ -22,6 +24,8 @@ export class DnsDiscovery {
   /** When the next lookup is due (ms since epoch), for explain/status output. */
   nextAt = 0
   lookups = 0
+  /** Addresses of each SRV target in the last answer, kept through a target's transient failure. */
+  private lastTargets = new Map<string, string[]>()
 
   constructor(
     private readonly service: string,
@@ -72,18 +76,37 @@ export class DnsDiscovery {
   private async resolve(): Promise<DnsAnswer> {
     if (this.spec.srv) {
       const records = await this.resolver.resolveSrv(this.spec.srv)
+      // Targets are looked up together. A target whose lookup fails keeps its last addresses when
+      // the failure may be transient, and is left out when its name is gone (NXDOMAIN/NODATA);
+      // only when no target has addresses is the whole lookup a failure (keeping the last answer).
+      const lookups = await Promise.allSettled(records.map((r) => this.addresses(r.name)))
       const endpoints: EndpointSpec[] = []
+      const targets = new Map<string, string[]>()
       let ttl: number | undefined
-      for (const r of records) {
-        const hosts = await this.addresses(r.name)
-        if (hosts.ttl !== undefined) ttl = ttl === undefined ? hosts.ttl : Math.min(ttl, hosts.ttl)
-        for (const ip of hosts.ips) {
+      let failure: unknown
+      for (const [i, r] of records.entries()) {
+        const result = lookups[i]!
+        let ips: string[]
+        if (result.status === 'fulfilled') {
+          ips = result.value.ips
+          if (result.value.ttl !== undefined) ttl = ttl === undefined ? result.value.ttl : Math.min(ttl, result.value.ttl)
+        } else {
+          failure ??= result.reason
+          const last = GONE.has((result.reason as NodeJS.ErrnoException)?.code ?? '') ? undefined : this.lastTargets.get(r.name)
+          if (!last) continue
+          ips = last
+          ttl = Math.min(ttl ?? Infinity, RETRY_AFTER_FAILURE_MS / 1000) // look again as after a failure
+        }
+        targets.set(r.name, ips)
+        for (const ip of ips) {
           const address = `${ip.includes(':') ? `[${ip}]` : ip}:${r.port}`
           if (!endpoints.some((e) => e.address === address)) {
             endpoints.push({ address, host: ip, port: r.port, labels: { srvPriority: String(r.priority), srvWeight: String(r.weight) } })
           }
         }
       }
+      if (endpoints.length === 0 && failure !== undefined) throw failure
+      this.lastTargets = targets
       return { endpoints, ttlSeconds: ttl }
     }
     const hosts = await this.addresses(this.spec.host!)
@@ -103,8 +126,9 @@ export class DnsDiscovery {
     ])
     const records = [...(v4.status === 'fulfilled' ? v4.value : []), ...(v6.status === 'fulfilled' ? v6.value : [])]
     if (records.length === 0) {
-      const reason = v4.status === 'rejected' ? v4.reason : v6.status === 'rejected' ? v6.reason : new Error(`no A/AAAA records for ${name}`)
-      throw reason
+      // Report a failure over "no such records" (ENOTFOUND/ENODATA), so a timeout is not taken for a gone name.
+      const reasons = [v4, v6].flatMap((r) => (r.status === 'rejected' ? [r.reason as NodeJS.ErrnoException] : []))
+      throw reasons.find((e) => !GONE.has(e?.code ?? '')) ?? reasons[0] ?? new Error(`no A/AAAA records for ${name}`)
     }
     return { ips: records.map((r) => r.address), ttl: Math.min(...records.map((r) => r.ttl)) }
   }

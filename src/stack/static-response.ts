@@ -20,7 +20,7 @@ export class StaticResponse implements UpstreamResponse {
 
   pipe(sink: BodySink): void {
     sink.onData(this.body)
-    sink.onComplete(null)
+    sink.onComplete([])
     this.done()
   }
 

@@ -2,6 +2,10 @@
 // sees it (all attempts, until the body ends), labelled from config.
 import { isWeftError } from '../errors/index.js'
 import type { ClientLayer } from '../stack/call.js'
+import { rawHeaderValue } from '../util/headers.js'
+
+/** Header carrying a mesh-generated response's WEFT_ERR_* code (ours, or a Weft server's). */
+export const ERROR_CODE_HEADER = 'weft-error-code'
 
 export const callTelemetryLayer: ClientLayer = {
   role: 'telemetry',
@@ -12,8 +16,9 @@ export const callTelemetryLayer: ClientLayer = {
       const t0 = call.startedAt
       return next(call).then(
         (res) => {
+          const meshCode = res.statusCode >= 400 ? rawHeaderValue(res.rawHeaders, ERROR_CODE_HEADER) ?? '' : ''
           res.onFinish((err) => {
-            m.observe(call.method, res.statusCode, err ? (isWeftError(err) ? err.code : 'WEFT_ERR_UPSTREAM_RESET') : '', (performance.now() - t0) / 1000)
+            m.observe(call.method, res.statusCode, err ? (isWeftError(err) ? err.code : 'WEFT_ERR_UPSTREAM_RESET') : meshCode, (performance.now() - t0) / 1000)
           })
           return res
         },
