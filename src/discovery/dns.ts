@@ -128,7 +128,7 @@ export class DnsDiscovery {
     if (records.length === 0) {
       // Report a failure over "no such records" (ENOTFOUND/ENODATA), so a timeout is not taken for a gone name.
       const reasons = [v4, v6].flatMap((r) => (r.status === 'rejected' ? [r.reason as NodeJS.ErrnoException] : []))
-      throw reasons.find((e) => !GONE.has(e?.code ?? '')) ?? reasons[0] ?? new Error(`no A/AAAA records for ${name}`)
+      throw reasons.find((e) => !GONE.has(e?.code ?? '')) ?? reasons[0] ?? Object.assign(new Error(`no A/AAAA records for ${name}`), { code: 'ENODATA' })
     }
     return { ips: records.map((r) => r.address), ttl: Math.min(...records.map((r) => r.ttl)) }
   }

@@ -241,6 +241,39 @@ test('an SRV target without addresses does not hide the other targets', async (t
   assert.equal(a!.hits, 3)
 })
 
+test('an SRV target keeps its addresses through a failing lookup, and is dropped once its name is gone', async (t) => {
+  const dns = await dnsServer(t)
+  const [a, b] = await upstreams(t, 'a', 'b')
+  dns.setA('a.payments.test', ['127.0.0.1'])
+  dns.setA('b.payments.test', ['127.0.0.1'])
+  dns.setSrv(SRV, [
+    { target: 'a.payments.test', port: a!.port },
+    { target: 'b.payments.test', port: b!.port },
+  ])
+  const m = await mesh(t, { dns: { srv: SRV, servers: [dns.address], refreshInterval: '1s' }, loadBalancer: { policy: 'round-robin' } })
+  await calls(m, 4)
+  assert.ok(a!.hits > 0 && b!.hits > 0)
+
+  // b's A lookups fail (SERVFAIL): b stays in the set.
+  dns.failName('b.payments.test', 'servfail')
+  let before = dns.queries('b.payments.test', 'A')
+  await until('two failed lookups of b', () => dns.queries('b.payments.test', 'A') >= before + 2)
+  let hb = b!.hits
+  await calls(m, 4)
+  assert.ok(b!.hits > hb, 'b still gets traffic while its lookups fail')
+
+  // b's name is gone (NXDOMAIN): b leaves the set, a keeps serving.
+  dns.failName('b.payments.test', 'nxdomain')
+  before = dns.queries('b.payments.test', 'A')
+  await until('b to be dropped', async () => {
+    if (dns.queries('b.payments.test', 'A') < before + 2) return false
+    hb = b!.hits
+    await calls(m, 4)
+    return b!.hits === hb
+  })
+  assert.ok(a!.hits > 0)
+})
+
 test('close stops re-resolution', async (t) => {
   const dns = await dnsServer(t)
   const [up] = await upstreams(t, 'a')

@@ -16,7 +16,10 @@ export interface TestDnsServer {
   port: number
   /** "127.0.0.1:PORT", for dns.servers / dnsServers. */
   address: string
+  /** How every query is answered; `failName` overrides it for one name. */
   mode: DnsMode
+  /** Answers queries for one name in `mode` (undefined: back to the server-wide mode). */
+  failName(name: string, mode: DnsMode | undefined): void
   /** Replaces the A records of a name ([] leaves the name existing with no A records). */
   setA(name: string, records: (string | AddressRecord)[], ttl?: number): void
   setAAAA(name: string, records: (string | AddressRecord)[], ttl?: number): void
@@ -34,6 +37,7 @@ const norm = (name: string) => name.toLowerCase().replace(/\.$/, '')
 export async function startDnsServer(): Promise<TestDnsServer> {
   const zone = new Map<string, Partial<Record<RecordType, object[]>>>()
   const counts = new Map<string, number>()
+  const nameModes = new Map<string, DnsMode>()
   const typeName = new Map<number, RecordType>([[Packet.TYPE.A, 'A'], [Packet.TYPE.AAAA, 'AAAA'], [Packet.TYPE.SRV, 'SRV']])
 
   const server = dns2.createUDPServer({ type: 'udp4' })
@@ -46,9 +50,10 @@ export async function startDnsServer(): Promise<TestDnsServer> {
     const type = typeName.get(q.type)
     const key = `${name}/${type ?? q.type}`
     counts.set(key, (counts.get(key) ?? 0) + 1)
-    if (api.mode === 'drop') return
-    if (api.mode === 'servfail') response.header.rcode = Packet.RCODE.SERVFAIL
-    else if (api.mode === 'nxdomain' || !zone.has(name)) response.header.rcode = Packet.RCODE.NXDOMAIN
+    const mode = nameModes.get(name) ?? api.mode
+    if (mode === 'drop') return
+    if (mode === 'servfail') response.header.rcode = Packet.RCODE.SERVFAIL
+    else if (mode === 'nxdomain' || !zone.has(name)) response.header.rcode = Packet.RCODE.NXDOMAIN
     else for (const r of (type && zone.get(name)![type]) || []) response.answers.push({ name: q.name, class: Packet.CLASS.IN, ...r } as never)
     void send(response).catch(() => {})
   })
@@ -71,6 +76,7 @@ export async function startDnsServer(): Promise<TestDnsServer> {
     port,
     address: `127.0.0.1:${port}`,
     mode: 'answer',
+    failName: (name, mode) => void (mode ? nameModes.set(norm(name), mode) : nameModes.delete(norm(name))),
     setA: (name, records, ttl = DEFAULT_TTL) => set(name, 'A', addresses('A', records, ttl)),
     setAAAA: (name, records, ttl = DEFAULT_TTL) => set(name, 'AAAA', addresses('AAAA', records, ttl)),
     setSrv: (name, records, ttl = DEFAULT_TTL) =>
