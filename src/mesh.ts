@@ -137,7 +137,7 @@ export class Mesh extends EventEmitter {
   }
 
   /** undici.request through the mesh. */
-  request(url: string | URL, opts?: Omit<Dispatcher.RequestOptions, 'origin' | 'path'> & { method?: Dispatcher.HttpMethod }): Promise<Dispatcher.ResponseData<unknown>> {
+  request(url: string | URL, opts?: Omit<Dispatcher.RequestOptions, 'origin' | 'path' | 'method'> & { method?: Dispatcher.HttpMethod }): Promise<Dispatcher.ResponseData<unknown>> {
     return undiciRequest(url, { ...opts, dispatcher: this.dispatcher } as Parameters<typeof undiciRequest>[1])
   }
 

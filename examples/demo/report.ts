@@ -5,13 +5,14 @@ import type { TrafficStats } from './traffic.js'
 const int = (n: number): string => Math.round(n).toLocaleString('en-US')
 const pct = (part: number, whole: number, digits = 1): string => `${whole === 0 ? '0' : ((part * 100) / whole).toFixed(digits)}%`
 
-/** Sums a counter's samples in Prometheus text, optionally grouped by one label. */
+/** Sums every sample of a counter in Prometheus text (mesh.metrics()). */
 export function sumMetric(text: string, name: string): number {
   let total = 0
   for (const s of samples(text, name)) total += s.value
   return total
 }
 
+/** Sums a counter's samples grouped by the value of one label. */
 export function metricByLabel(text: string, name: string, label: string): Map<string, number> {
   const out = new Map<string, number>()
   for (const s of samples(text, name)) {
@@ -51,8 +52,9 @@ export class Progress {
   constructor(private readonly out: NodeJS.WriteStream = process.stdout, readonly tty = Boolean(process.stdout.isTTY)) {}
 
   update(line: string): void {
-    this.last = line
-    if (this.tty) this.out.write(`\r\x1b[2K${line}`)
+    // On a TTY the line must fit the terminal, or the next \r rewrites only its wrapped tail.
+    this.last = this.tty && this.out.columns ? line.slice(0, this.out.columns - 1) : line
+    if (this.tty) this.out.write(`\r\x1b[2K${this.last}`)
     else this.out.write(`${line}\n`)
   }
 
@@ -74,7 +76,7 @@ export interface Live {
 }
 
 export function progressLine(stats: TrafficStats, instances: readonly Instance[], durationMs: number, live: Live): string {
-  const elapsed = Math.min(performance.now() - stats.startedAt, durationMs)
+  const elapsed = Math.min(stats.elapsedMs || performance.now() - stats.startedAt, durationMs)
   const width = 20
   const filled = Math.round((elapsed / durationMs) * width)
   const split = versionSplit(stats, instances)

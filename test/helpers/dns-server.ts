@@ -5,6 +5,8 @@ import dns2 from 'dns2'
 import type { AddressInfo } from 'node:net'
 
 const { Packet } = dns2
+/** Response codes (dns2 has Packet.RCODE at run time, but its type declarations lack it). */
+const RCODE = { SERVFAIL: 2, NXDOMAIN: 3 } as const
 
 export type RecordType = 'A' | 'AAAA' | 'SRV'
 export interface AddressRecord { address: string; ttl?: number }
@@ -52,8 +54,8 @@ export async function startDnsServer(): Promise<TestDnsServer> {
     counts.set(key, (counts.get(key) ?? 0) + 1)
     const mode = nameModes.get(name) ?? api.mode
     if (mode === 'drop') return
-    if (mode === 'servfail') response.header.rcode = Packet.RCODE.SERVFAIL
-    else if (mode === 'nxdomain' || !zone.has(name)) response.header.rcode = Packet.RCODE.NXDOMAIN
+    if (mode === 'servfail') response.header.rcode = RCODE.SERVFAIL
+    else if (mode === 'nxdomain' || !zone.has(name)) response.header.rcode = RCODE.NXDOMAIN
     else for (const r of (type && zone.get(name)![type]) || []) response.answers.push({ name: q.name, class: Packet.CLASS.IN, ...r } as never)
     void send(response).catch(() => {})
   })

@@ -1,0 +1,55 @@
+import assert from 'node:assert/strict'
+import { test } from 'node:test'
+import { BasicTracerProvider, InMemorySpanExporter, SimpleSpanProcessor } from '@opentelemetry/sdk-trace-base'
+import { quietMesh, service } from '../helpers/mesh.js'
+import { startUpstream } from '../helpers/upstream.js'
+
+test('one CLIENT span per logical call, retries as span events, and its context in traceparent', async () => {
+  const exporter = new InMemorySpanExporter()
+  const provider = new BasicTracerProvider({ spanProcessors: [new SimpleSpanProcessor(exporter)] })
+  const bad = await startUpstream('bad', (_req, res) => {
+    res.statusCode = 503
+    res.end()
+  })
+  const good = await startUpstream('good')
+  const mesh = await quietMesh([service('payments', {
+    endpoints: [{ address: bad.address }, { address: good.address }],
+    loadBalancer: { policy: 'round-robin' },
+    retries: { backoff: { base: '1ms', max: '1ms' } },
+  })], { tracer: provider.getTracer('test') })
+  try {
+    const res = await mesh.request('http://payments/charge')
+    assert.equal(res.statusCode, 200)
+    await res.body.dump()
+    const spans = exporter.getFinishedSpans()
+    assert.equal(spans.length, 1, 'one span for the call, not one per attempt')
+    const span = spans[0]!
+    assert.equal(span.name, 'payments default')
+    assert.equal(span.kind, 2 /* CLIENT */)
+    assert.equal(span.attributes['http.response.status_code'], 200)
+    assert.deepEqual(span.events.map((e) => [e.name, e.attributes?.['weft.reason']]), [['weft.retry', '503']])
+    const tp = String(good.seen[0]!.headers.traceparent)
+    assert.equal(tp, `00-${span.spanContext().traceId}-${span.spanContext().spanId}-01`)
+    assert.equal(bad.seen[0]!.headers.traceparent, tp, 'every attempt carries the call span as parent')
+  } finally {
+    await mesh.close()
+    await bad.close()
+    await good.close()
+    await provider.shutdown()
+  }
+})
+
+test('without an SDK a valid traceparent is still sent; a caller-set one is kept', async () => {
+  const up = await startUpstream('a')
+  const mesh = await quietMesh([service('payments', { endpoints: [{ address: up.address }] })])
+  try {
+    await (await mesh.request('http://payments/x')).body.dump()
+    assert.match(String(up.seen[0]!.headers.traceparent), /^00-[0-9a-f]{32}-[0-9a-f]{16}-01$/)
+    const mine = '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01'
+    await (await mesh.request('http://payments/x', { headers: { traceparent: mine } })).body.dump()
+    assert.equal(up.seen[1]!.headers.traceparent, mine)
+  } finally {
+    await mesh.close()
+    await up.close()
+  }
+})
