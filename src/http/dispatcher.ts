@@ -60,6 +60,10 @@ export class MeshDispatcher extends Dispatcher {
       h.onError?.(new WeftError('WEFT_ERR_CLOSED', `mesh is closed; cannot send to ${host}`))
       return false
     }
+    if (opts.upgrade || opts.method === 'CONNECT') {
+      h.onError?.(new WeftError('WEFT_ERR_INVALID_ARG', `${opts.method ?? 'GET'} ${host}: protocol upgrades (WebSocket, CONNECT) to a mesh service are not supported in this version; call an endpoint address directly`))
+      return false
+    }
     this.run(snap!, svc, opts, h)
     return true
   }

@@ -20,8 +20,9 @@ export function isServiceFailure(err: unknown): boolean {
     case 'WEFT_ERR_UPSTREAM_RESET':
     case 'WEFT_ERR_UPSTREAM_TIMEOUT':
     case 'WEFT_ERR_RETRY_BUDGET_EXHAUSTED':
-    case 'WEFT_ERR_NO_ENDPOINTS':
       return true
+    // WEFT_ERR_NO_ENDPOINTS does not count: nothing was sent, and an open circuit would keep
+    // failing calls for halfOpenAfter after discovery finds endpoints.
     case 'WEFT_ERR_DEADLINE_EXCEEDED':
       // The service's own timeout ran out; a short deadline handed down by our caller does not count.
       return err.details.propagatedDeadline !== true
