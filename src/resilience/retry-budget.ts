@@ -28,15 +28,7 @@ export class RetryBudget {
 
   /** Takes one retry from the budget; false when spent. */
   tryWithdraw(): boolean {
-    this.advance()
-    let req = 0
-    let ret = 0
-    for (let i = 0; i < BUCKETS; i++) {
-      req += this.requests[i]!
-      ret += this.retries[i]!
-    }
-    const allowed = this.ratio * req + this.minPerSecond * (this.ttlMs / 1000)
-    if (ret + 1 > allowed) return false
+    if (this.available() < 1) return false
     this.retries[this.current]!++
     return true
   }
