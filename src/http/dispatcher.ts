@@ -87,7 +87,10 @@ export class MeshDispatcher extends Dispatcher {
     h.onConnect?.((reason?: Error) => call.cancel(reason ?? new WeftError('WEFT_ERR_CANCELLED', `${method} ${svc.settings.name}${path} aborted by the caller`)))
     rule.handler(call).then(
       (res) => deliver(res, h, call),
-      (err: Error) => h.onError?.(err),
+      (err: Error) => {
+        call.finish(undefined, err)
+        h.onError?.(err)
+      },
     )
   }
 
@@ -114,6 +117,7 @@ export class MeshDispatcher extends Dispatcher {
 function deliver(res: UpstreamResponse, h: LegacyHandler, call: OutboundCall): void {
   if (call.aborted) {
     res.discard()
+    call.finish(undefined, call.aborted)
     h.onError?.(call.aborted)
     return
   }
@@ -121,7 +125,13 @@ function deliver(res: UpstreamResponse, h: LegacyHandler, call: OutboundCall): v
   h.onHeaders?.(res.statusCode, res.rawHeaders, () => res.resume(), res.statusText)
   res.pipe({
     onData: (chunk) => (h.onData ? h.onData(chunk) !== false : true),
-    onComplete: (trailers) => h.onComplete?.(trailers),
-    onError: (err) => h.onError?.(err),
+    onComplete: (trailers) => {
+      call.finish(res, undefined)
+      h.onComplete?.(trailers)
+    },
+    onError: (err) => {
+      call.finish(res, err)
+      h.onError?.(err)
+    },
   })
 }

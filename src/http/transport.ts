@@ -41,7 +41,6 @@ class Attempt implements UpstreamResponse {
   private trailers: Buffer[] | null = null
   private failed: Error | undefined
   private resumeFn: (() => void) | undefined
-  private finishFns: ((err: Error | undefined) => void)[] | undefined
   private finished = false
 
   constructor(
@@ -137,18 +136,11 @@ class Attempt implements UpstreamResponse {
     }
   }
 
-  onFinish(fn: (err: Error | undefined) => void): void {
-    if (this.finished) fn(undefined)
-    else (this.finishFns ??= []).push(fn)
-  }
-
-  private finish(err: Error | undefined): void {
+  /** The attempt is over: a later cancel of the call must not reach it. */
+  private finish(_err: Error | undefined): void {
     if (this.finished) return
     this.finished = true
     if (this.call.abortAttempt === this.abortSelf) this.call.abortAttempt = null
-    const fns = this.finishFns
-    this.finishFns = undefined
-    if (fns) for (const fn of fns) fn(err)
   }
 }
 
@@ -156,6 +148,7 @@ class Attempt implements UpstreamResponse {
 export function makeTransport(poolFor: (e: Endpoint) => Dispatcher): ClientHandler {
   return (call) =>
     new Promise<UpstreamResponse>((resolve, reject) => {
+      if (call.aborted) return reject(call.aborted)
       const endpoint = call.endpoint!
       const attempt = new Attempt(call, endpoint, resolve, reject)
       const headers = { ...call.headers }

@@ -28,30 +28,19 @@ export const deadlineLayer: ClientLayer = {
       const budget = propagated ? propagatedLeft : timeoutMs
       if (budget <= 0) return Promise.reject(deadlineError(call, budget, true))
       call.deadline = now + budget
-      return new Promise((resolve, reject) => {
-        let settled = false
-        const timer = setTimeout(() => {
-          if (settled) return
-          settled = true
-          const err = deadlineError(call, budget, propagated)
-          call.cancel(err)
-          reject(err)
-        }, budget)
-        next(call).then(
-          (res) => {
-            clearTimeout(timer)
-            if (settled) return res.discard()
-            settled = true
-            resolve(res)
-          },
-          (err: unknown) => {
-            clearTimeout(timer)
-            if (settled) return
-            settled = true
-            reject(err)
-          },
-        )
-      })
+      // On expiry the call is cancelled: the attempt (or back-off) in flight is aborted and its
+      // rejection carries this error up at once.
+      const timer = setTimeout(() => call.cancel(deadlineError(call, budget, propagated)), budget)
+      return next(call).then(
+        (res) => {
+          clearTimeout(timer)
+          return res
+        },
+        (err: unknown) => {
+          clearTimeout(timer)
+          throw call.aborted ?? err
+        },
+      )
     }
   },
 }

@@ -17,16 +17,8 @@ export const limitLayer: ClientLayer = {
         }))
       }
       rt.inFlight++
-      return next(call).then(
-        (res) => {
-          res.onFinish(() => rt.inFlight--)
-          return res
-        },
-        (err: unknown) => {
-          rt.inFlight--
-          throw err
-        },
-      )
+      call.onDone(() => rt.inFlight--)
+      return next(call)
     }
   },
 }

@@ -38,20 +38,11 @@ export const retryLayer: ClientLayer = {
     if (r.attempts === 0) return next
     const budget = target.runtime.budget(r)
     const m = target.metrics
-    return async (call) => {
-      budget.deposit()
-      if (r.idempotencyKey === 'auto' && !IDEMPOTENT.has(call.method) && call.headers['idempotency-key'] === undefined) {
-        call.headers['idempotency-key'] = randomUUID()
-      }
-      const idempotent = IDEMPOTENT.has(call.method) || call.headers['idempotency-key'] !== undefined
+    /** The slow path: decides about a failed attempt and runs further attempts. */
+    const retrying = async (call: OutboundCall, first: UpstreamResponse | undefined, firstErr: unknown, idempotent: boolean): Promise<UpstreamResponse> => {
+      let res = first
+      let err = firstErr
       for (;;) {
-        let res: UpstreamResponse | undefined
-        let err: unknown
-        try {
-          res = await next(call)
-        } catch (e) {
-          err = e
-        }
         if (call.aborted) {
           res?.discard()
           throw call.aborted
@@ -75,10 +66,29 @@ export const retryLayer: ClientLayer = {
         call.lastRetryReason = reason
         m.retry(reason)
         call.span?.addEvent('weft.retry', { 'weft.attempt': call.attempt + 1, 'weft.reason': reason, 'weft.endpoint': call.endpoint?.address ?? '' })
-        if (delay > 0) await sleep(delay)
-        if (call.aborted) throw call.aborted
+        if (delay > 0) await call.sleep(delay)
         call.attempt++
+        res = undefined
+        err = undefined
+        try {
+          res = await next(call)
+        } catch (e) {
+          err = e
+        }
       }
+    }
+
+    return (call) => {
+      budget.deposit()
+      if (r.idempotencyKey === 'auto' && !IDEMPOTENT.has(call.method) && call.headers['idempotency-key'] === undefined) {
+        call.headers['idempotency-key'] = randomUUID()
+      }
+      const idempotent = IDEMPOTENT.has(call.method) || call.headers['idempotency-key'] !== undefined
+      // Fast path: one promise hop when the first attempt succeeds.
+      return next(call).then(
+        (res) => (call.aborted || r.retryOnStatus.has(res.statusCode) ? retrying(call, res, undefined, idempotent) : res),
+        (err: unknown) => retrying(call, undefined, err, idempotent),
+      )
     }
   },
 }

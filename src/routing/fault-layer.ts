@@ -13,8 +13,7 @@ export const faultLayer: ClientLayer = {
     const { delay, abort } = fault
     return async (call) => {
       if (delay && Math.random() * 100 < delay.percent) {
-        await new Promise<void>((resolve) => setTimeout(resolve, delay.fixedDelayMs))
-        if (call.aborted) throw call.aborted
+        await call.sleep(delay.fixedDelayMs)
       }
       if (abort && Math.random() * 100 < abort.percent) {
         return new StaticResponse(abort.httpStatus, 'Fault Injected', 'WEFT_ERR_FAULT_INJECTED',

@@ -26,8 +26,6 @@ export interface UpstreamResponse {
   resume(): void
   /** Drops the body (a retry replaces this response). */
   discard(): void
-  /** Runs once when the body ends, fails or is discarded. */
-  onFinish(fn: (err: Error | undefined) => void): void
 }
 
 export interface CallBody {
@@ -63,11 +61,45 @@ export class OutboundCall {
     readonly target: RouteTarget,
   ) {}
 
-  /** Stops the call: the current attempt is aborted and no further attempt starts. */
+  private doneFns: ((res: UpstreamResponse | undefined, err: Error | undefined) => void)[] | undefined = undefined
+
+  /** Stops the call: the current attempt (or back-off) is aborted and no further attempt starts. */
   cancel(err: Error): void {
     if (this.aborted) return
     this.aborted = err
     this.abortAttempt?.(err)
+  }
+
+  /**
+   * Runs `fn` once when the call is over for the caller: the committed response's body ended or
+   * failed, or the call was rejected. Layers use this instead of chaining promises, so work that
+   * only needs the end (metrics, spans, slots) adds no promise hop per request.
+   */
+  onDone(fn: (res: UpstreamResponse | undefined, err: Error | undefined) => void): void {
+    ;(this.doneFns ??= []).push(fn)
+  }
+
+  /** Called once by the protocol front end (the dispatcher) when the call is over. */
+  finish(res: UpstreamResponse | undefined, err: Error | undefined): void {
+    const fns = this.doneFns
+    this.doneFns = undefined
+    if (fns) for (const fn of fns) fn(res, err)
+  }
+
+  /** Waits `ms` (a back-off, an injected delay); rejects at once if the call is cancelled. */
+  sleep(ms: number): Promise<void> {
+    if (this.aborted) return Promise.reject(this.aborted)
+    return new Promise((resolve, reject) => {
+      const wake = (err: Error) => {
+        clearTimeout(timer)
+        reject(err)
+      }
+      const timer = setTimeout(() => {
+        if (this.abortAttempt === wake) this.abortAttempt = null
+        resolve()
+      }, ms)
+      this.abortAttempt = wake
+    })
   }
 }
 

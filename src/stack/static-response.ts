@@ -7,7 +7,6 @@ export class StaticResponse implements UpstreamResponse {
   readonly rawHeaders: Buffer[]
   readonly endpoint: Endpoint | undefined = undefined
   private readonly body: Buffer
-  private finish: ((err: Error | undefined) => void)[] = []
 
   constructor(readonly statusCode: number, readonly statusText: string, code: string, message: string) {
     this.body = Buffer.from(JSON.stringify({ error: { code, message } }))
@@ -21,22 +20,9 @@ export class StaticResponse implements UpstreamResponse {
   pipe(sink: BodySink): void {
     sink.onData(this.body)
     sink.onComplete([])
-    this.done()
   }
 
   resume(): void {}
 
-  discard(): void {
-    this.done()
-  }
-
-  onFinish(fn: (err: Error | undefined) => void): void {
-    this.finish.push(fn)
-  }
-
-  private done(): void {
-    const fns = this.finish
-    this.finish = []
-    for (const fn of fns) fn(undefined)
-  }
+  discard(): void {}
 }

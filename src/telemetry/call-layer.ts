@@ -13,20 +13,12 @@ export const callTelemetryLayer: ClientLayer = {
   wrap(next, target) {
     const m = target.metrics
     return (call) => {
-      const t0 = call.startedAt
-      return next(call).then(
-        (res) => {
-          const meshCode = res.statusCode >= 400 ? rawHeaderValue(res.rawHeaders, ERROR_CODE_HEADER) ?? '' : ''
-          res.onFinish((err) => {
-            m.observe(call.method, res.statusCode, err ? (isWeftError(err) ? err.code : 'WEFT_ERR_UPSTREAM_RESET') : meshCode, (performance.now() - t0) / 1000)
-          })
-          return res
-        },
-        (err: unknown) => {
-          m.observe(call.method, isWeftError(err) ? err.httpStatus : 0, isWeftError(err) ? err.code : 'UNKNOWN', (performance.now() - t0) / 1000)
-          throw err
-        },
-      )
+      call.onDone((res, err) => {
+        const seconds = (performance.now() - call.startedAt) / 1000
+        if (err) m.observe(call.method, res ? res.statusCode : isWeftError(err) ? err.httpStatus : 0, isWeftError(err) ? err.code : res ? 'WEFT_ERR_UPSTREAM_RESET' : 'UNKNOWN', seconds)
+        else m.observe(call.method, res!.statusCode, res!.statusCode >= 400 ? rawHeaderValue(res!.rawHeaders, ERROR_CODE_HEADER) ?? '' : '', seconds)
+      })
+      return next(call)
     }
   },
 }

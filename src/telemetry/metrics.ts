@@ -1,14 +1,15 @@
 // RED metrics and Weft's own counters on a per-mesh prom-client Registry. Label values come from
 // config (service, route names) and bounded sets (methods, statuses, codes), never raw paths.
 // Children are cached per target so the hot path does one Map lookup, not a label hash.
-import { Counter, Gauge, Histogram, Registry } from 'prom-client'
+import { Counter, Gauge, Registry } from 'prom-client'
+import { FastHistogram } from './fast-histogram.js'
 
 /** OTel's HTTP duration buckets, plus finer ones below 5 ms for an in-process mesh. */
 const DURATION_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5, 10]
 const KNOWN_METHODS = new Set(['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'PATCH', 'OPTIONS', 'TRACE', 'CONNECT'])
 
 export class MeshMetrics {
-  readonly clientDuration: Histogram<string>
+  readonly clientDuration: FastHistogram
   readonly retries: Counter<string>
   readonly budgetExhausted: Counter<string>
   readonly circuitState: Gauge<string>
@@ -16,7 +17,7 @@ export class MeshMetrics {
   readonly configVersion: Gauge<string>
 
   constructor(readonly registry: Registry, readonly source: string) {
-    this.clientDuration = new Histogram({
+    this.clientDuration = new FastHistogram({
       name: 'http_client_request_duration_seconds',
       help: 'Duration of outbound HTTP requests through the mesh, as the application sees them (all attempts).',
       labelNames: ['method', 'status_code', 'route', 'source_service', 'destination_service', 'error_code'],

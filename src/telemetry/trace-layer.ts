@@ -19,24 +19,17 @@ export function traceLayer(tracer: Tracer = trace.getTracer('weft')): ClientLaye
         }
         if (call.headers.traceparent === undefined) call.headers.traceparent = traceparentFor(span)
         else if (!traceIdOf(String(call.headers.traceparent))) call.headers.traceparent = traceparentFor(span)
-        return next(call).then(
-          (res) => {
-            if (span.isRecording()) {
-              span.setAttribute('http.response.status_code', res.statusCode)
-              if (res.statusCode >= 500) span.setStatus({ code: SpanStatusCode.ERROR })
-            }
-            res.onFinish(() => span.end())
-            return res
-          },
-          (err: Error) => {
-            if (span.isRecording()) {
+        call.onDone((res, err) => {
+          if (span.isRecording()) {
+            if (res) span.setAttribute('http.response.status_code', res.statusCode)
+            if (err) {
               span.recordException(err)
               span.setStatus({ code: SpanStatusCode.ERROR, message: (err as { code?: string }).code ?? err.message })
-            }
-            span.end()
-            throw err
-          },
-        )
+            } else if (res && res.statusCode >= 500) span.setStatus({ code: SpanStatusCode.ERROR })
+          }
+          span.end()
+        })
+        return next(call)
       }
     },
   }
