@@ -1,7 +1,8 @@
-// Load generators shared by the scenarios: the upstream child, a closed loop (fixed concurrency)
-// and an open loop (fixed rate, latency from each request's scheduled send time).
+// Load generation shared by the scenarios: child processes, the upstream, closed loop and coordinated-omission-free open loop.
 import { fork, type ChildProcess } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
+import { PerformanceObserver, type PerformanceEntry } from 'node:perf_hooks'
+import { Worker } from 'node:worker_threads'
 import hdr from 'hdr-histogram-js'
 
 /** One request; resolves true on a good answer, false (or throws) otherwise. */
@@ -19,33 +20,50 @@ process.on('exit', () => {
   for (const c of children) c.kill('SIGKILL')
 })
 
-/** Starts lib/upstream.ts in its own process with `servers` listeners on 127.0.0.1. */
-export function startUpstream(servers: number): Promise<Upstream> {
-  const file = fileURLToPath(new URL('./upstream.ts', import.meta.url))
-  // execArgv set explicitly so a --cpu-prof on the parent never profiles the server.
-  const child = fork(file, ['--servers', String(servers)], { execArgv: ['--import', 'tsx'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
+/**
+ * Forks a .ts file with IPC (killed when this process exits; it should exit on 'disconnect').
+ * execArgv is explicit so a --cpu-prof on this process never spreads to the child.
+ */
+export function forkTs(file: string, args: string[], execArgv: string[] = []): ChildProcess {
+  const child = fork(file, args, { execArgv: [...execArgv, '--import', 'tsx'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
   children.add(child)
   child.on('exit', () => children.delete(child))
+  return child
+}
+
+/** The first IPC message from `child` that `accept` takes, or a rejection if it exits or `ms` pass first. */
+export function nextMessage<T>(child: ChildProcess, ms: number, accept: (m: unknown) => T | undefined): Promise<T> {
   return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error('upstream did not start within 15 s')), 15_000)
-    child.once('error', reject)
-    child.once('exit', (code) => reject(new Error(`upstream exited early (code ${code})`)))
-    child.once('message', (msg: { ports: number[] }) => {
+    const done = (fn: () => void) => {
       clearTimeout(timer)
-      resolve({
-        ports: msg.ports,
-        cpuMicros: () =>
-          new Promise((res) => {
-            child.once('message', (m: { cpu: NodeJS.CpuUsage }) => res(m.cpu.user + m.cpu.system))
-            child.send('cpu')
-          }),
-        stop: () => {
-          child.kill('SIGTERM')
-          children.delete(child)
-        },
-      })
-    })
+      child.off('message', onMessage)
+      child.off('exit', onExit)
+      fn()
+    }
+    const onMessage = (m: unknown) => {
+      const v = accept(m)
+      if (v !== undefined) done(() => resolve(v))
+    }
+    const onExit = (code: number | null) => done(() => reject(new Error(`child exited (code ${code})`)))
+    const timer = setTimeout(() => done(() => reject(new Error(`no answer from child within ${ms / 1000} s`))), ms)
+    child.on('message', onMessage)
+    child.once('exit', onExit)
   })
+}
+
+/** Starts lib/upstream.ts in its own process with `servers` listeners on 127.0.0.1. */
+export async function startUpstream(servers: number): Promise<Upstream> {
+  const child = forkTs(fileURLToPath(new URL('./upstream.ts', import.meta.url)), ['--servers', String(servers)])
+  const ports = await nextMessage(child, 15_000, (m) => (m as { ports?: number[] }).ports)
+  return {
+    ports,
+    cpuMicros: () => {
+      const answer = nextMessage(child, 5_000, (m) => (m as { cpu?: NodeJS.CpuUsage }).cpu)
+      child.send('cpu')
+      return answer.then((cpu) => cpu.user + cpu.system)
+    },
+    stop: () => void child.kill('SIGTERM'),
+  }
 }
 
 export interface Counts {
@@ -73,16 +91,14 @@ function track(counts: Counts, p: Promise<boolean>): Promise<void> {
 
 export interface ClosedResult extends Counts {
   seconds: number
-  /** Client process CPU (user + system) during the run, µs. */
+  /** This process's CPU (user + system) during the run, µs. */
   cpuMicros: number
-  /** Upstream child CPU during the run, µs (when an upstream is given). */
-  serverCpuMicros: number
 }
 
 /** `concurrency` workers, each sending the next request as soon as the last one finished, for `ms`. */
-export async function closedLoop(send: Send, concurrency: number, ms: number, upstream?: Upstream): Promise<ClosedResult> {
+export async function closedLoop(send: Send, concurrency: number, ms: number): Promise<ClosedResult> {
   const counts: Counts = { requests: 0, errors: 0, firstError: undefined }
-  const server0 = upstream ? await upstream.cpuMicros() : 0
+  await cleanHeap()
   const cpu0 = process.cpuUsage()
   const t0 = performance.now()
   const end = t0 + ms
@@ -92,8 +108,7 @@ export async function closedLoop(send: Send, concurrency: number, ms: number, up
   await Promise.all(Array.from({ length: concurrency }, worker))
   const seconds = (performance.now() - t0) / 1000
   const cpu = process.cpuUsage(cpu0)
-  const server1 = upstream ? await upstream.cpuMicros() : 0
-  return { ...counts, seconds, cpuMicros: cpu.user + cpu.system, serverCpuMicros: server1 - server0 }
+  return { ...counts, seconds, cpuMicros: cpu.user + cpu.system }
 }
 
 export type Histogram = ReturnType<typeof hdr.build>
@@ -103,50 +118,98 @@ export function newHistogram(): Histogram {
   return hdr.build({ lowestDiscernibleValue: 1, highestTrackableValue: 60_000_000, numberOfSignificantValueDigits: 3 })
 }
 
+/** Collects GC pauses (count, total and longest, ms) until stopped. */
+function gcWatch(): () => { count: number; totalMs: number; maxMs: number } {
+  const seen = { count: 0, totalMs: 0, maxMs: 0 }
+  const add = (entries: PerformanceEntry[]) => {
+    for (const e of entries) {
+      seen.count++
+      seen.totalMs += e.duration
+      seen.maxMs = Math.max(seen.maxMs, e.duration)
+    }
+  }
+  const obs = new PerformanceObserver((list) => add(list.getEntries()))
+  obs.observe({ entryTypes: ['gc'] })
+  return () => {
+    add(obs.takeRecords())
+    obs.disconnect()
+    return seen
+  }
+}
+
+/**
+ * A full GC before a measured run when node runs with --expose-gc (run.ts passes it), so no run
+ * inherits the last one's garbage; then a short pause so its GC entry is reported before we watch.
+ */
+async function cleanHeap(): Promise<void> {
+  ;(globalThis as { gc?: () => void }).gc?.()
+  await new Promise((resolve) => setTimeout(resolve, 20))
+}
+
 export interface OpenResult extends Counts {
+  /** GC pauses during the run. */
+  gc: { count: number; totalMs: number; maxMs: number }
   /** Most requests in flight at once. */
   maxInFlight: number
   /** Worst lateness of a send behind its schedule, µs (the generator's own lag). */
   maxSendLagMicros: number
 }
 
+// The open loop's clock: a worker thread sleeps (Atomics.wait, no spinning) until just before each
+// send time and pings the main thread, which then waits out the last few µs with setImmediate.
+// Node's own timers tick in whole milliseconds, and spinning on setImmediate for the whole run
+// would allocate ~1M Immediates a second, whose GC pauses would land in the measured tail.
+const CLOCK = `
+const { workerData, parentPort } = require('node:worker_threads')
+const { start, interval, count, early } = workerData
+const cell = new Int32Array(new SharedArrayBuffer(4))
+for (let i = 0; i < count; i++) {
+  const wait = start + i * interval - early - (performance.timeOrigin + performance.now())
+  if (wait > 0) Atomics.wait(cell, 0, 0, wait)
+  parentPort.postMessage(i)
+}`
+
+/** Milliseconds on a clock shared with the worker thread. */
+const clock = () => performance.timeOrigin + performance.now()
+
 /**
  * Sends `rate` requests a second for `ms`, each on its own schedule whatever the earlier ones do,
  * and records into `hist` the time from each request's *scheduled* send time to its completion
- * (coordinated-omission corrected, as wrk2 does). Between sends it yields with setImmediate
- * (or a timer when the next send is > 2 ms away), so I/O keeps flowing.
+ * (coordinated-omission corrected, as wrk2 does).
  */
-export function openLoop(send: Send, rate: number, ms: number, hist: Histogram): Promise<OpenResult> {
+export async function openLoop(send: Send, rate: number, ms: number, hist: Histogram): Promise<OpenResult> {
   const counts: Counts = { requests: 0, errors: 0, firstError: undefined }
+  await cleanHeap()
+  const gcStop = gcWatch()
   const interval = 1000 / rate
   const total = Math.round((rate * ms) / 1000)
-  const t0 = performance.now() + 1
+  const start = clock() + 20
+  const worker = new Worker(CLOCK, { eval: true, workerData: { start, interval, count: total, early: 0.2 } })
   let sent = 0
   let done = 0
   let inFlight = 0
   let maxInFlight = 0
   let maxLag = 0
-  return new Promise((resolve) => {
+  return new Promise((resolve, reject) => {
+    worker.once('error', reject)
     const finish = (scheduled: number) => () => {
-      hist.recordValue(Math.max(1, Math.round((performance.now() - scheduled) * 1000)))
+      hist.recordValue(Math.max(1, Math.round((clock() - scheduled) * 1000)))
       inFlight--
-      if (++done === total) resolve({ ...counts, maxInFlight, maxSendLagMicros: Math.round(maxLag * 1000) })
-    }
-    const tick = () => {
-      const now = performance.now()
-      while (sent < total && t0 + sent * interval <= now) {
-        const scheduled = t0 + sent * interval
-        sent++
-        if (now - scheduled > maxLag) maxLag = now - scheduled
-        if (++inFlight > maxInFlight) maxInFlight = inFlight
-        void track(counts, send()).then(finish(scheduled))
+      if (++done === total) {
+        void worker.terminate()
+        resolve({ ...counts, gc: gcStop(), maxInFlight, maxSendLagMicros: Math.round(maxLag * 1000) })
       }
-      if (sent === total) return
-      const wait = t0 + sent * interval - performance.now()
-      if (wait > 2) setTimeout(tick, wait - 1)
-      else setImmediate(tick)
     }
-    tick()
+    const fire = () => {
+      const now = clock()
+      const scheduled = start + sent * interval
+      if (scheduled > now) return void setImmediate(fire)
+      sent++
+      maxLag = Math.max(maxLag, now - scheduled)
+      maxInFlight = Math.max(maxInFlight, ++inFlight)
+      void track(counts, send()).then(finish(scheduled))
+    }
+    worker.on('message', fire)
   })
 }
 

@@ -1,6 +1,4 @@
 // Upstream for the benchmarks: a minimal keep-alive node:http server answering 'ok', run as a child process.
-// Usage (from a parent, through child_process.fork with IPC): it listens on 127.0.0.1 port 0 `--servers N` times,
-// sends { ports } once listening, answers { cpu } to 'cpu' messages and exits when the parent goes away.
 import http from 'node:http'
 
 const count = Number(process.argv[process.argv.indexOf('--servers') + 1] ?? 1) || 1
@@ -16,6 +14,7 @@ function listen(): Promise<number> {
   return new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve((server.address() as { port: number }).port)))
 }
 
+// Forked with IPC by startUpstream (lib/load.ts): sends { ports }, answers 'cpu' with { cpu }, exits when the parent goes away.
 const ports = await Promise.all(Array.from({ length: count }, listen))
 process.on('message', (msg) => {
   if (msg === 'cpu') process.send!({ cpu: process.cpuUsage() })

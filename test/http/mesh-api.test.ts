@@ -117,3 +117,17 @@ test('after close() mesh calls fail with WEFT_ERR_CLOSED', async () => {
   await m.close()
   await assert.rejects(m.request('http://payments/x'), (e: unknown) => isWeftError(e, 'WEFT_ERR_CLOSED'))
 })
+
+test('a mesh failure through fetch rejects with TypeError whose cause is the WeftError', async () => {
+  const m = await quietMesh([service('ghost', { endpoints: [] })])
+  try {
+    const err = await m.fetch('http://ghost/x').catch((e: unknown) => e)
+    assert.ok(err instanceof TypeError)
+    const cause = (err as TypeError).cause
+    assert.ok(isWeftError(cause, 'WEFT_ERR_NO_ENDPOINTS'), String(cause))
+    assert.match(cause.message, /ghost: no endpoint to send to: the service has no endpoints/)
+    assert.equal(cause.details.service, 'ghost')
+  } finally {
+    await m.close()
+  }
+})

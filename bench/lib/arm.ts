@@ -1,0 +1,74 @@
+// Arm hosts: each arm of a scenario runs in its own client process (own heap, JIT, GC and CPU count), driven over IPC.
+import type { ChildProcess } from 'node:child_process'
+import hdr from 'hdr-histogram-js'
+import { closedLoop, forkTs, newHistogram, nextMessage, openLoop, type ClosedResult, type Histogram, type OpenResult, type Send } from './load.js'
+import { writeFileSync } from 'node:fs'
+import { Session } from 'node:inspector/promises'
+
+/** Runs `fn` under the V8 sampling profiler (what --cpu-prof uses; 250 µs interval) when `file` is set. */
+async function profiled<T>(file: string | undefined, fn: () => Promise<T>): Promise<T> {
+  if (!file) return fn()
+  const session = new Session()
+  session.connect()
+  await session.post('Profiler.enable')
+  await session.post('Profiler.setSamplingInterval', { interval: 250 })
+  await session.post('Profiler.start')
+  const result = await fn()
+  const { profile } = await session.post('Profiler.stop')
+  writeFileSync(file, JSON.stringify(profile))
+  session.disconnect()
+  return result
+}
+
+type Command = { op: 'closed'; ms: number; concurrency: number; profile?: string } | { op: 'open'; rate: number; ms: number }
+type Reply = { closed: ClosedResult } | { open: OpenResult; hist: string } | { error: string }
+
+/** In the arm's process: runs the loops the main process asks for with `send`, until it goes away. */
+export function serveArm(send: Send, close: () => Promise<void>): void {
+  const plain = <T extends { firstError: unknown }>(r: T): T => ({ ...r, firstError: r.firstError === undefined ? undefined : String(r.firstError) })
+  process.on('message', (cmd: Command) => {
+    const job: Promise<Reply> =
+      cmd.op === 'closed'
+        ? profiled(cmd.profile, () => closedLoop(send, cmd.concurrency, cmd.ms)).then((r) => ({ closed: plain(r) }))
+        : (async () => {
+            const h = newHistogram()
+            const r = await openLoop(send, cmd.rate, cmd.ms, h)
+            return { open: plain(r), hist: hdr.encodeIntoCompressedBase64(h) }
+          })()
+    job.then(
+      (reply) => process.send!(reply),
+      (err: unknown) => process.send!({ error: String((err as Error)?.stack ?? err) } satisfies Reply),
+    )
+  })
+  process.on('disconnect', () => void close().finally(() => process.exit(0)))
+  process.send!({ ready: true })
+}
+
+export interface ArmHost {
+  closed(ms: number, concurrency: number, profile?: string): Promise<ClosedResult>
+  /** Runs the open loop and adds its latencies to `into`. */
+  open(rate: number, ms: number, into: Histogram): Promise<OpenResult>
+  stop(): void
+}
+
+/** In the main process: forks `file --arm NAME ...args` and waits until it is ready. */
+export async function forkArm(file: string, arm: string, args: string[]): Promise<ArmHost> {
+  const child: ChildProcess = forkTs(file, ['--arm', arm, ...args], ['--expose-gc'])
+  await nextMessage(child, 30_000, (m) => ((m as { ready?: boolean }).ready ? true : undefined))
+  const ask = async (cmd: Command, ms: number): Promise<Reply> => {
+    const answer = nextMessage(child, ms + 60_000, (m) => m as Reply)
+    child.send(cmd)
+    const reply = await answer
+    if ('error' in reply) throw new Error(`arm ${arm}: ${reply.error}`)
+    return reply
+  }
+  return {
+    closed: async (ms, concurrency, profile) => ((await ask({ op: 'closed', ms, concurrency, profile }, ms)) as { closed: ClosedResult }).closed,
+    open: async (rate, ms, into) => {
+      const reply = (await ask({ op: 'open', rate, ms }, ms)) as { open: OpenResult; hist: string }
+      into.add(hdr.decodeFromCompressedBase64(reply.hist))
+      return reply.open
+    },
+    stop: () => void child.kill('SIGTERM'),
+  }
+}
