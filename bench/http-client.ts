@@ -1,7 +1,12 @@
 // Scenario: raw undici Pool vs the mesh (all default layers + a routed weighted split) against the same node:http upstream.
 import { fileURLToPath } from 'node:url'
 import { Pool, fetch as undiciFetch } from 'undici'
-import { createMesh } from '../src/index.js'
+import type * as Weft from '../src/index.js'
+
+// The mesh under test is the built package (dist/, what users run), not src/ through tsx, whose
+// transform adds work of its own to every closure. `npm run bench` builds first.
+const distEntry = '../dist/index.js'
+const { createMesh } = (await import(distEntry)) as typeof Weft
 import { forkArm, type ArmHost } from './lib/arm.js'
 import { median, newHistogram, startUpstream, type ClosedResult, type Histogram, type OpenResult, type Send } from './lib/load.js'
 import { flag, fmt, scenario, table, type ScenarioOptions, type ScenarioResult } from './lib/scenario.js'

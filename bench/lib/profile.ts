@@ -21,13 +21,14 @@ export interface ProfiledRun {
 }
 
 const SRC = new URL('../../src/', import.meta.url).href
-const WEFT = 'Weft (src/)'
+const DIST = new URL('../../dist/', import.meta.url).href
+const WEFT = 'Weft (src/, dist/)'
 
 function category(url: string, fn: string): string {
   if (fn === '(idle)') return 'idle'
   if (fn === '(garbage collector)') return 'GC'
   if (fn === '(program)') return 'V8/native (program)'
-  if (url.startsWith(SRC)) return WEFT
+  if (url.startsWith(SRC) || url.startsWith(DIST)) return WEFT
   if (url.includes('node_modules/undici/')) return 'undici'
   if (url.startsWith('wasm://')) return 'undici (llhttp wasm)'
   if (/node_modules\/(prom-client|tdigest|bintrees)\//.test(url)) return 'prom-client'

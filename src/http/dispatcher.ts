@@ -7,7 +7,7 @@ import { WeftError } from '../errors/index.js'
 import { DEFAULTS } from '../config/defaults.js'
 import type { CompiledService, Snapshot } from '../compile.js'
 import { pickBackend } from '../routing/split.js'
-import { OutboundCall, type UpstreamResponse } from '../stack/call.js'
+import { OutboundCall, type BodySink, type UpstreamResponse } from '../stack/call.js'
 import { toHeaderRecord } from '../util/headers.js'
 import { makeCallBody } from './call-body.js'
 import { DEADLINE_HEADER } from './transport.js'
@@ -114,6 +114,31 @@ export class MeshDispatcher extends Dispatcher {
   }
 }
 
+/** Hands a committed response to the caller's handler; one object per call, no closures. */
+class CallSink implements BodySink {
+  constructor(
+    private readonly h: LegacyHandler,
+    private readonly call: OutboundCall,
+    private readonly res: UpstreamResponse,
+  ) {}
+
+  onData(chunk: Buffer): boolean {
+    return this.h.onData ? this.h.onData(chunk) !== false : true
+  }
+
+  onComplete(trailers: Buffer[] | null): void {
+    this.call.finish(this.res, undefined)
+    this.h.onComplete?.(trailers)
+  }
+
+  onError(err: Error): void {
+    this.call.finish(this.res, err)
+    this.h.onError?.(err)
+  }
+
+  resume = (): void => this.res.resume()
+}
+
 function deliver(res: UpstreamResponse, h: LegacyHandler, call: OutboundCall): void {
   if (call.aborted) {
     res.discard()
@@ -121,17 +146,8 @@ function deliver(res: UpstreamResponse, h: LegacyHandler, call: OutboundCall): v
     h.onError?.(call.aborted)
     return
   }
+  const sink = new CallSink(h, call, res)
   h.onResponseStarted?.()
-  h.onHeaders?.(res.statusCode, res.rawHeaders, () => res.resume(), res.statusText)
-  res.pipe({
-    onData: (chunk) => (h.onData ? h.onData(chunk) !== false : true),
-    onComplete: (trailers) => {
-      call.finish(res, undefined)
-      h.onComplete?.(trailers)
-    },
-    onError: (err) => {
-      call.finish(res, err)
-      h.onError?.(err)
-    },
-  })
+  h.onHeaders?.(res.statusCode, res.rawHeaders, sink.resume, res.statusText)
+  res.pipe(sink)
 }

@@ -151,7 +151,9 @@ export function makeTransport(poolFor: (e: Endpoint) => Dispatcher): ClientHandl
       if (call.aborted) return reject(call.aborted)
       const endpoint = call.endpoint!
       const attempt = new Attempt(call, endpoint, resolve, reject)
-      const headers = { ...call.headers }
+      // call.headers is the call's own copy; undici reads it synchronously inside dispatch, so the
+      // per-attempt deadline header is written in place instead of copying the record.
+      const headers = call.headers
       if (call.deadline !== Infinity) headers[DEADLINE_HEADER] = String(Math.max(0, Math.floor(call.deadline - performance.now())))
       const o = call.opts
       try {

@@ -33,21 +33,39 @@ export function isServiceFailure(err: unknown): boolean {
 
 export class ServiceBreaker {
   readonly policy: CircuitBreakerPolicy
+  private readonly counter: ConsecutiveBreaker
 
   constructor(
     readonly consecutiveFailures: number,
     readonly halfOpenAfterMs: number,
     onState: (state: CircuitState) => void,
   ) {
+    this.counter = new ConsecutiveBreaker(consecutiveFailures)
     this.policy = circuitBreaker(
       handleWhen(isServiceFailure).orWhenResult((r) => (r as UpstreamResponse).statusCode >= 500),
-      { halfOpenAfter: halfOpenAfterMs, breaker: new ConsecutiveBreaker(consecutiveFailures) },
+      { halfOpenAfter: halfOpenAfterMs, breaker: this.counter },
     )
     this.policy.onStateChange(onState)
   }
 
   get state(): string {
     return CIRCUIT_STATE_NAME[this.policy.state]!
+  }
+
+  get closed(): boolean {
+    return this.policy.state === CircuitState.Closed
+  }
+
+  /**
+   * Records the outcome of a call that ran while the circuit was closed. A success only resets
+   * the consecutive count (what cockatiel's closed state does); a failure goes through cockatiel,
+   * which counts it and opens the circuit at the threshold.
+   */
+  record(res: UpstreamResponse | undefined, err: unknown): void {
+    if (this.policy.state !== CircuitState.Closed) return
+    const failed = res ? res.statusCode >= 500 : isServiceFailure(err)
+    if (!failed) this.counter.success()
+    else void this.policy.execute(() => (res ? Promise.resolve(res) : Promise.reject(err))).catch(() => {})
   }
 
   /** Runs fn through the breaker; rejects with BrokenCircuitError when open or probing. */
