@@ -146,6 +146,7 @@ function deliver(res: UpstreamResponse, h: LegacyHandler, call: OutboundCall): v
     h.onError?.(call.aborted)
     return
   }
+  call.committed = true
   const sink = new CallSink(h, call, res)
   h.onResponseStarted?.()
   h.onHeaders?.(res.statusCode, res.rawHeaders, sink.resume, res.statusText)

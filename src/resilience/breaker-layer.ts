@@ -19,7 +19,8 @@ export const circuitLayer: ClientLayer = {
       if (!breaker) return next(call)
       if (breaker.closed) {
         // Closed: run the call directly and report its outcome to the breaker afterwards; going
-        // through cockatiel's execute for every healthy call costs promise hops for nothing.
+        // through cockatiel's execute for every healthy call costs promise hops for nothing. The
+        // outcome is recorded at response headers (a 5xx is known then), not at the body's end.
         return next(call).then(
           (res) => (breaker.record(res, undefined), res),
           (err: unknown) => {

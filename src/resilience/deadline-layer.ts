@@ -29,18 +29,13 @@ export const deadlineLayer: ClientLayer = {
       if (budget <= 0) return Promise.reject(deadlineError(call, budget, true))
       call.deadline = now + budget
       // On expiry the call is cancelled: the attempt (or back-off) in flight is aborted and its
-      // rejection carries this error up at once.
-      const timer = setTimeout(() => call.cancel(deadlineError(call, budget, propagated)), budget)
-      return next(call).then(
-        (res) => {
-          clearTimeout(timer)
-          return res
-        },
-        (err: unknown) => {
-          clearTimeout(timer)
-          throw call.aborted ?? err
-        },
-      )
+      // rejection carries this error up at once. Once a response is committed its body streams
+      // at its own pace, so a late timer does nothing; the timer is cleared when the call ends.
+      const timer = setTimeout(() => {
+        if (!call.committed) call.cancel(deadlineError(call, budget, propagated))
+      }, budget)
+      call.onDone(() => clearTimeout(timer))
+      return next(call)
     }
   },
 }

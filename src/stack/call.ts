@@ -49,6 +49,8 @@ export class OutboundCall {
   span: Span | undefined = undefined
   /** Why the last attempt was retried, for error details. */
   lastRetryReason: string | undefined = undefined
+  /** Set when a response was handed to the caller: the deadline no longer applies to its body. */
+  committed = false
 
   constructor(
     readonly method: string,

@@ -35,7 +35,11 @@ export function traceparentFor(span: Span | undefined, parentTraceId?: string): 
   if (sc && sc.traceId !== INVALID_TRACE) {
     return `00-${sc.traceId}-${sc.spanId}-${(sc.traceFlags & 1) === 1 ? '01' : '00'}`
   }
-  return `00-${parentTraceId ?? newTraceId()}-${newSpanId()}-01`
+  if (parentTraceId) return `00-${parentTraceId}-${newSpanId()}-01`
+  // One hex conversion for both ids (24 random bytes) instead of two.
+  const hex = randomHex(24)
+  if (hex.startsWith(INVALID_TRACE) || hex.endsWith('0000000000000000')) return traceparentFor(undefined)
+  return `00-${hex.slice(0, 32)}-${hex.slice(32)}-01`
 }
 
 const TRACEPARENT = /^[0-9a-f]{2}-([0-9a-f]{32})-[0-9a-f]{16}-[0-9a-f]{2}$/
