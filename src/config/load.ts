@@ -59,7 +59,15 @@ export function loadText(text: string, file?: string): LoadResult {
       }
       return undefined
     }
-    const value = doc.toJS({ maxAliasCount: 100 }) as unknown
+    let value: unknown
+    try {
+      // Aliases are resolved here; an unresolved one or an alias bomb throws (found by fuzzing).
+      value = doc.toJS({ maxAliasCount: 100 })
+    } catch (err) {
+      const pos = root?.range ? lineCounter.linePos(root.range[0]) : undefined
+      issues.push({ severity: 'error', code: 'WEFT_E_SYNTAX', resource: '-', path: '', message: (err as Error).message, file, line: pos?.line, column: pos?.col })
+      continue
+    }
     if (Array.isArray(value)) {
       value.forEach((item, i) => resources.push({ value: item, index: resources.length, file, locate: locate([i]) }))
     } else {
