@@ -39,6 +39,7 @@ export class EndpointGroup {
     const healthy = this.members.filter((e) => e.ejectedUntil <= now)
     this.panic = this.members.length > 0 && (healthy.length * 100) / this.members.length < opts.panicThresholdPercent
     let pool = this.panic ? this.members : healthy
+    if (!this.panic) pool = lowestPriority(pool)
     this.local = false
     const zone = opts.locality.zone
     if (opts.locality.enabled && zone !== undefined) {
@@ -151,6 +152,23 @@ export class ServiceEndpoints {
     this.ordered = []
     this.version++
   }
+}
+
+/**
+ * SRV priorities (RFC 2782): only the lowest-numbered priority that has a healthy endpoint gets
+ * traffic; the next one takes over when all of those are ejected. Endpoints without the label
+ * (static, A/AAAA) are all priority 0.
+ */
+function lowestPriority(pool: Endpoint[]): Endpoint[] {
+  let best = Infinity
+  let mixed = false
+  for (const e of pool) {
+    const p = e.labels.srvPriority === undefined ? 0 : Number(e.labels.srvPriority)
+    if (best !== Infinity && p !== best) mixed = true
+    if (p < best) best = p
+  }
+  if (!mixed) return pool
+  return pool.filter((e) => (e.labels.srvPriority === undefined ? 0 : Number(e.labels.srvPriority)) === best)
 }
 
 function sameLabels(a: Readonly<Record<string, string>>, b: Readonly<Record<string, string>>): boolean {

@@ -290,3 +290,30 @@ test('close stops re-resolution', async (t) => {
   await new Promise((r) => setTimeout(r, 1500))
   assert.equal(dns.queries('payments.test', 'A'), after)
 })
+
+test('SRV priorities: only the lowest priority gets traffic; the next takes over when it is ejected', async (t) => {
+  const dns = await dnsServer(t)
+  const [primary, backup] = await upstreams(t, 'primary', 'backup')
+  dns.setA('p.payments.test', ['127.0.0.1'])
+  dns.setA('b.payments.test', ['127.0.0.1'])
+  dns.setSrv(SRV, [
+    { target: 'p.payments.test', port: primary!.port, priority: 10 },
+    { target: 'b.payments.test', port: backup!.port, priority: 20 },
+  ])
+  const m = await mesh(t, {
+    dns: { srv: SRV, servers: [dns.address] },
+    retries: { attempts: 0 },
+    circuitBreaker: { enabled: false },
+    outlierDetection: { consecutive5xx: 2, baseEjectionTime: '30s', panicThreshold: 0 },
+  })
+  await calls(m, 10)
+  assert.equal(primary!.hits, 10)
+  assert.equal(backup!.hits, 0, 'the priority-20 target is a backup')
+  primary!.behaviour = (_req, res) => {
+    res.statusCode = 500
+    res.end()
+  }
+  for (let i = 0; i < 2; i++) await (await m.request('http://payments/x')).body.dump()
+  await calls(m, 5)
+  assert.equal(backup!.hits, 5, 'with the primary ejected the backup serves')
+})
