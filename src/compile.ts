@@ -37,6 +37,7 @@ export class Snapshot {
     return this.byHost.get(host)
   }
 
+  /** Every compiled service once (for status and explain output). */
   services(): IterableIterator<CompiledService> {
     return new Set(this.byHost.values()).values()
   }

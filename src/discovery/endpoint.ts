@@ -58,6 +58,7 @@ export class Endpoint {
     return this.decayed(now, decayMs) * (this.pending + 1) * (1 + this.reportedLoad)
   }
 
+  /** The current latency estimate (for status and explain output). */
   latencyEstimateMs(now: number, decayMs: number): number {
     return this.decayed(now, decayMs)
   }

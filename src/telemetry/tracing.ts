@@ -19,11 +19,6 @@ function randomHex(bytes: number): string {
   return hex
 }
 
-export function newTraceId(): string {
-  const id = randomHex(16)
-  return id === INVALID_TRACE ? newTraceId() : id
-}
-
 export function newSpanId(): string {
   const id = randomHex(8)
   return id === '0000000000000000' ? newSpanId() : id
