@@ -11,7 +11,7 @@ export const balanceLayer: ClientLayer = {
   wrap(next, target) {
     const pick = makePicker(target.service.loadBalancer)
     const rt = target.runtime
-    return (call) => {
+    return (call, done) => {
       const group = call.group!
       const now = performance.now()
       const e = pick(group, now, call.headers, call.avoid)
@@ -20,13 +20,13 @@ export const balanceLayer: ClientLayer = {
         const why = group.members.length === 0
           ? rt.endpoints.size === 0 ? 'the service has no endpoints (check endpoints or discovery)' : `no endpoint matches${subset}`
           : 'every endpoint is ejected'
-        return Promise.reject(new WeftError('WEFT_ERR_NO_ENDPOINTS', `${target.service.name}${subset}: no endpoint to send to: ${why}`, {
+        return done(new WeftError('WEFT_ERR_NO_ENDPOINTS', `${target.service.name}${subset}: no endpoint to send to: ${why}`, {
           details: callDetails(call, { subset: group.selector, members: group.members.length, ejected: rt.endpoints.ejectedCount(now), dnsLookups: rt.dns?.lookups }),
         }))
       }
       call.endpoint = e
       call.endpointsTried.push(e.address)
-      return next(call)
+      next(call, done)
     }
   },
 }

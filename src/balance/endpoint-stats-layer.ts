@@ -13,14 +13,14 @@ export const endpointStatsLayer: ClientLayer = {
   wrap(next, target) {
     const decay = target.service.loadBalancer.ewmaDecayMs
     const outlier = target.runtime.outlier
-    return (call) => {
+    return (call, done) => {
       const e = call.endpoint!
       e.pending++
       const t0 = performance.now()
-      return next(call).then(
-        (res) => {
-          e.pending--
-          const now = performance.now()
+      next(call, (err, res) => {
+        e.pending--
+        const now = performance.now()
+        if (res) {
           e.observeRtt(now - t0, now, decay)
           const load = rawHeaderValue(res.rawHeaders, LOAD_HEADER)
           if (load !== undefined) {
@@ -29,19 +29,13 @@ export const endpointStatsLayer: ClientLayer = {
           }
           if (res.statusCode >= 500) outlier.failure(e, now)
           else outlier.success(e, now)
-          return res
-        },
-        (err: unknown) => {
-          e.pending--
-          const now = performance.now()
-          if (isUpstreamFailure(err)) {
-            // A failed attempt counts as slow, so P2C steers away before ejection kicks in.
-            e.observeRtt(Math.max(now - t0, 1000), now, decay)
-            outlier.failure(e, now)
-          }
-          throw err
-        },
-      )
+        } else if (isUpstreamFailure(err)) {
+          // A failed attempt counts as slow, so P2C steers away before ejection kicks in.
+          e.observeRtt(Math.max(now - t0, 1000), now, decay)
+          outlier.failure(e, now)
+        }
+        done(err, res)
+      })
     }
   },
 }

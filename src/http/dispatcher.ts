@@ -85,13 +85,14 @@ export class MeshDispatcher extends Dispatcher {
     const t = rule.target
     call.group = pickBackend(t.backends, t.totalWeight).group
     h.onConnect?.((reason?: Error) => call.cancel(reason ?? new WeftError('WEFT_ERR_CANCELLED', `${method} ${svc.settings.name}${path} aborted by the caller`)))
-    rule.handler(call).then(
-      (res) => deliver(res, h, call),
-      (err: Error) => {
-        call.finish(undefined, err)
-        h.onError?.(err)
-      },
-    )
+    rule.handler(call, (err, res) => {
+      if (err || !res) {
+        const e = err ?? new Error('weft: handler finished without a response')
+        call.finish(undefined, e)
+        return h.onError?.(e)
+      }
+      deliver(res, h, call)
+    })
   }
 
   override close(): Promise<void>

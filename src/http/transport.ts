@@ -4,7 +4,7 @@
 import type { Dispatcher } from 'undici'
 import { WeftError } from '../errors/index.js'
 import type { Endpoint } from '../discovery/endpoint.js'
-import { callDetails, type BodySink, type ClientHandler, type OutboundCall, type UpstreamResponse } from '../stack/call.js'
+import { callDetails, type BodySink, type ClientDone, type ClientHandler, type OutboundCall, type UpstreamResponse } from '../stack/call.js'
 
 /** Header carrying the remaining deadline (ms) to the next hop. */
 export const DEADLINE_HEADER = 'weft-deadline-ms'
@@ -46,8 +46,7 @@ class Attempt implements UpstreamResponse {
   constructor(
     private readonly call: OutboundCall,
     readonly endpoint: Endpoint,
-    private readonly resolve: (r: UpstreamResponse) => void,
-    private readonly reject: (e: unknown) => void,
+    private readonly done: ClientDone,
   ) {
     this.abortSelf = (err) => this.abort(err)
     call.abortAttempt = this.abortSelf
@@ -74,7 +73,7 @@ class Attempt implements UpstreamResponse {
     this.rawHeaders = rawHeaders
     this.resumeFn = resume
     this.headersSeen = true
-    this.resolve(this)
+    this.done(null, this)
     return true
   }
 
@@ -97,7 +96,7 @@ class Attempt implements UpstreamResponse {
     const e = this.reason ?? wrapTransportError(err, this.call, this.endpoint)
     if (!this.headersSeen) {
       this.finished = true
-      this.reject(e)
+      this.done(e)
       return
     }
     if (this.sink) {
@@ -146,30 +145,29 @@ class Attempt implements UpstreamResponse {
 
 /** The terminal handler; `poolFor` returns (and creates on first use) the endpoint's Pool. */
 export function makeTransport(poolFor: (e: Endpoint) => Dispatcher): ClientHandler {
-  return (call) =>
-    new Promise<UpstreamResponse>((resolve, reject) => {
-      if (call.aborted) return reject(call.aborted)
-      const endpoint = call.endpoint!
-      const attempt = new Attempt(call, endpoint, resolve, reject)
-      // call.headers is the call's own copy; undici reads it synchronously inside dispatch, so the
-      // per-attempt deadline header is written in place instead of copying the record.
-      const headers = call.headers
-      if (call.deadline !== Infinity) headers[DEADLINE_HEADER] = String(Math.max(0, Math.floor(call.deadline - performance.now())))
-      const o = call.opts
-      try {
-        poolFor(endpoint).dispatch({
-          path: call.path,
-          method: call.method as Dispatcher.HttpMethod,
-          headers,
-          body: (call.body?.forAttempt() ?? null) as Dispatcher.DispatchOptions['body'],
-          headersTimeout: o.headersTimeout as number | undefined,
-          bodyTimeout: o.bodyTimeout as number | undefined,
-          reset: o.reset as boolean | undefined,
-          blocking: o.blocking as boolean | undefined,
-          expectContinue: o.expectContinue as boolean | undefined,
-        }, attempt as unknown as Dispatcher.DispatchHandler)
-      } catch (err) {
-        reject(wrapTransportError(err as Error, call, endpoint))
-      }
-    })
+  return (call, done) => {
+    if (call.aborted) return done(call.aborted)
+    const endpoint = call.endpoint!
+    const attempt = new Attempt(call, endpoint, done)
+    // call.headers is the call's own copy; undici reads it synchronously inside dispatch, so the
+    // per-attempt deadline header is written in place instead of copying the record.
+    const headers = call.headers
+    if (call.deadline !== Infinity) headers[DEADLINE_HEADER] = String(Math.max(0, Math.floor(call.deadline - performance.now())))
+    const o = call.opts
+    try {
+      poolFor(endpoint).dispatch({
+        path: call.path,
+        method: call.method as Dispatcher.HttpMethod,
+        headers,
+        body: (call.body?.forAttempt() ?? null) as Dispatcher.DispatchOptions['body'],
+        headersTimeout: o.headersTimeout as number | undefined,
+        bodyTimeout: o.bodyTimeout as number | undefined,
+        reset: o.reset as boolean | undefined,
+        blocking: o.blocking as boolean | undefined,
+        expectContinue: o.expectContinue as boolean | undefined,
+      }, attempt as unknown as Dispatcher.DispatchHandler)
+    } catch (err) {
+      attempt.onError(err as Error)
+    }
+  }
 }

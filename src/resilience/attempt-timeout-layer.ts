@@ -9,13 +9,16 @@ export const attemptTimeoutLayer: ClientLayer = {
   wrap(next, target) {
     const ms = target.retries.perTryTimeoutMs
     if (ms === undefined) return next
-    return (call) => {
+    return (call, done) => {
       const timer = setTimeout(() => {
         call.abortAttempt?.(new WeftError('WEFT_ERR_UPSTREAM_TIMEOUT', `${target.service.name}: attempt ${call.attempt + 1} to ${call.endpoint?.address} exceeded perTryTimeout ${ms}ms`, {
           details: callDetails(call, { perTryTimeoutMs: ms, endpoint: call.endpoint?.address }),
         }))
       }, ms)
-      return next(call).finally(() => clearTimeout(timer))
+      next(call, (err, res) => {
+        clearTimeout(timer)
+        done(err, res)
+      })
     }
   },
 }

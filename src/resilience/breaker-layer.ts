@@ -6,6 +6,7 @@
 // service level, a single dead endpoint would open the whole service's circuit within a burst.
 import { WeftError } from '../errors/index.js'
 import { callDetails, type ClientLayer } from '../stack/call.js'
+import { runHandler } from '../stack/layer.js'
 import { BrokenCircuitError } from './breaker.js'
 
 export const circuitLayer: ClientLayer = {
@@ -14,29 +15,28 @@ export const circuitLayer: ClientLayer = {
   wrap(next, target) {
     const rt = target.runtime
     if (!target.service.circuitBreaker.enabled) return next
-    return (call) => {
+    return (call, done) => {
       const breaker = rt.breaker
-      if (!breaker) return next(call)
+      if (!breaker) return next(call, done)
       if (breaker.closed) {
-        // Closed: run the call directly and report its outcome to the breaker afterwards; going
-        // through cockatiel's execute for every healthy call costs promise hops for nothing. The
-        // outcome is recorded at response headers (a 5xx is known then), not at the body's end.
-        return next(call).then(
-          (res) => (breaker.record(res, undefined), res),
-          (err: unknown) => {
-            breaker.record(undefined, err)
-            throw err
-          },
-        )
+        // Closed: run the call directly and report its outcome to the breaker at response headers
+        // (a 5xx is known then); cockatiel's execute is only used when the circuit is not closed.
+        return next(call, (err, res) => {
+          breaker.record(res, err)
+          done(err, res)
+        })
       }
-      return breaker.execute(() => next(call)).catch((err: unknown) => {
-        if (err instanceof BrokenCircuitError) {
-          throw new WeftError('WEFT_ERR_CIRCUIT_OPEN',
-            `${target.service.name}: circuit ${breaker.state} after ${breaker.consecutiveFailures} consecutive failures; next probe after ${breaker.halfOpenAfterMs}ms`,
-            { details: callDetails(call) })
-        }
-        throw err
-      })
+      breaker.execute(() => runHandler(next, call)).then(
+        (res) => done(null, res),
+        (err: Error) => {
+          if (err instanceof BrokenCircuitError) {
+            return done(new WeftError('WEFT_ERR_CIRCUIT_OPEN',
+              `${target.service.name}: circuit ${breaker.state} after ${breaker.consecutiveFailures} consecutive failures; next probe after ${breaker.halfOpenAfterMs}ms`,
+              { details: callDetails(call) }))
+          }
+          done(err)
+        },
+      )
     }
   },
 }

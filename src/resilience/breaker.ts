@@ -48,29 +48,40 @@ export class ServiceBreaker {
     this.policy.onStateChange(onState)
   }
 
+  /** Set between reaching the failure threshold and cockatiel opening the circuit (async). */
+  private opening = false
+
   get state(): string {
-    return CIRCUIT_STATE_NAME[this.policy.state]!
+    return this.opening ? 'open' : CIRCUIT_STATE_NAME[this.policy.state]!
   }
 
   get closed(): boolean {
-    return this.policy.state === CircuitState.Closed
+    return !this.opening && this.policy.state === CircuitState.Closed
   }
 
   /**
-   * Records the outcome of a call that ran while the circuit was closed. A success only resets
-   * the consecutive count (what cockatiel's closed state does); a failure goes through cockatiel,
-   * which counts it and opens the circuit at the threshold.
+   * Records the outcome of a call that ran while the circuit was closed, synchronously: a success
+   * resets the consecutive count, a failure adds to it (what cockatiel's closed state does). The
+   * failure that reaches the threshold is handed to cockatiel, which opens the circuit; until it
+   * has, `opening` makes new calls fail fast, so no call slips through in between.
    */
   record(res: UpstreamResponse | undefined, err: unknown): void {
-    if (this.policy.state !== CircuitState.Closed) return
+    if (this.opening || this.policy.state !== CircuitState.Closed) return
     const failed = res ? res.statusCode >= 500 : isServiceFailure(err)
-    if (!failed) this.counter.success()
-    else void this.policy.execute(() => (res ? Promise.resolve(res) : Promise.reject(err))).catch(() => {})
+    if (!failed) return this.counter.success()
+    if (!this.counter.failure()) return
+    this.opening = true
+    void this.policy
+      .execute(() => (res ? Promise.resolve(res) : Promise.reject(err)))
+      .catch(() => {})
+      .finally(() => {
+        this.opening = false
+      })
   }
 
   /** Runs fn through the breaker; rejects with BrokenCircuitError when open or probing. */
   execute(fn: () => Promise<UpstreamResponse>): Promise<UpstreamResponse> {
-    if (this.policy.state === CircuitState.HalfOpen) return Promise.reject(new BrokenCircuitError('probe in flight'))
+    if (this.opening || this.policy.state === CircuitState.HalfOpen) return Promise.reject(new BrokenCircuitError('probe in flight'))
     return this.policy.execute(fn)
   }
 }

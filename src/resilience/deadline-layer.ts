@@ -21,12 +21,12 @@ export const deadlineLayer: ClientLayer = {
   why: 'above retries so the whole call, back-offs included, fits in one deadline',
   wrap(next, target) {
     const timeoutMs = target.timeoutMs
-    return (call) => {
+    return (call, done) => {
       const now = performance.now()
       const propagatedLeft = call.deadline - now
       const propagated = propagatedLeft < timeoutMs
       const budget = propagated ? propagatedLeft : timeoutMs
-      if (budget <= 0) return Promise.reject(deadlineError(call, budget, true))
+      if (budget <= 0) return done(deadlineError(call, budget, true))
       call.deadline = now + budget
       // On expiry the call is cancelled: the attempt (or back-off) in flight is aborted and its
       // rejection carries this error up at once. Once a response is committed its body streams
@@ -35,7 +35,7 @@ export const deadlineLayer: ClientLayer = {
         if (!call.committed) call.cancel(deadlineError(call, budget, propagated))
       }, budget)
       call.onDone(() => clearTimeout(timer))
-      return next(call)
+      next(call, done)
     }
   },
 }

@@ -10,15 +10,15 @@ export const limitLayer: ClientLayer = {
   wrap(next, target) {
     const rt = target.runtime
     const limit = target.service.concurrencyLimit
-    return (call) => {
+    return (call, done) => {
       if (rt.inFlight >= limit) {
-        return Promise.reject(new WeftError('WEFT_ERR_OVERLOADED', `${target.service.name}: ${rt.inFlight} calls in flight reached concurrencyLimit ${limit}; failing fast`, {
+        return done(new WeftError('WEFT_ERR_OVERLOADED', `${target.service.name}: ${rt.inFlight} calls in flight reached concurrencyLimit ${limit}; failing fast`, {
           details: callDetails(call, { concurrencyLimit: limit, inFlight: rt.inFlight }),
         }))
       }
       rt.inFlight++
       call.onDone(() => rt.inFlight--)
-      return next(call)
+      next(call, done)
     }
   },
 }

@@ -6,7 +6,7 @@
 import { randomUUID } from 'node:crypto'
 import { WeftError, isWeftError } from '../errors/index.js'
 import type { RetrySettings } from '../config/types.js'
-import { callDetails, type ClientLayer, type OutboundCall, type UpstreamResponse } from '../stack/call.js'
+import { callDetails, type ClientDone, type ClientLayer, type OutboundCall, type UpstreamResponse } from '../stack/call.js'
 import { fullJitterDelay } from './backoff.js'
 
 const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE', 'TRACE'])
@@ -24,12 +24,6 @@ function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms))
 }
 
-function stop(res: UpstreamResponse | undefined, err: unknown, call: OutboundCall, why: string): UpstreamResponse {
-  if (res) return res
-  if (isWeftError(err)) err.details = { ...err.details, ...callDetails(call), retriesStopped: why }
-  throw err
-}
-
 export const retryLayer: ClientLayer = {
   role: 'retry',
   why: 'above the balancer so every attempt picks an endpoint again (and avoids the one that failed)',
@@ -38,57 +32,55 @@ export const retryLayer: ClientLayer = {
     if (r.attempts === 0) return next
     const budget = target.runtime.budget(r)
     const m = target.metrics
-    /** The slow path: decides about a failed attempt and runs further attempts. */
-    const retrying = async (call: OutboundCall, first: UpstreamResponse | undefined, firstErr: unknown, idempotent: boolean): Promise<UpstreamResponse> => {
-      let res = first
-      let err = firstErr
-      for (;;) {
-        if (call.aborted) {
-          res?.discard()
-          throw call.aborted
-        }
-        const reason = res ? (r.retryOnStatus.has(res.statusCode) ? String(res.statusCode) : undefined) : retryReasonForError(err, r)
-        if (reason === undefined) return stop(res, err, call, 'not retryable')
-        if (call.attempt >= r.attempts) return stop(res, err, call, `all ${r.attempts} retries used`)
-        if (!idempotent && reason !== 'connect-failure') return stop(res, err, call, `${call.method} without an Idempotency-Key is not retried after its request was sent`)
-        if (call.body && !call.body.replayable) return stop(res, err, call, 'the request body went past the replay buffer')
-        if (!budget.tryWithdraw()) {
-          m.budgetExhausted()
-          if (res) return res
-          throw new WeftError('WEFT_ERR_RETRY_BUDGET_EXHAUSTED',
-            `${call.method} ${target.service.name}${call.path}: retry after ${reason} refused, the retry budget (${r.budget.ratio * 100}% + ${r.budget.minPerSecond}/s) is spent`,
-            { cause: err, details: callDetails(call, { lastRetryReason: reason }) })
-        }
-        const delay = fullJitterDelay(call.attempt + 1, r.backoff.baseMs, r.backoff.maxMs)
-        if (performance.now() + delay >= call.deadline) return stop(res, err, call, 'no time left before the deadline')
+    /** The slow path: decides about a failed attempt and runs the next one. */
+    const decide = (call: OutboundCall, res: UpstreamResponse | undefined, err: Error | null, idempotent: boolean, done: ClientDone): void => {
+      if (call.aborted) {
         res?.discard()
-        call.avoid = call.endpoint
-        call.lastRetryReason = reason
-        m.retry(reason)
-        call.span?.addEvent('weft.retry', { 'weft.attempt': call.attempt + 1, 'weft.reason': reason, 'weft.endpoint': call.endpoint?.address ?? '' })
-        if (delay > 0) await call.sleep(delay)
-        call.attempt++
-        res = undefined
-        err = undefined
-        try {
-          res = await next(call)
-        } catch (e) {
-          err = e
-        }
+        return done(call.aborted)
       }
+      const stop = (why: string): void => {
+        if (res) return done(null, res)
+        if (isWeftError(err)) err.details = { ...err.details, ...callDetails(call), retriesStopped: why }
+        done(err)
+      }
+      const reason = res ? (r.retryOnStatus.has(res.statusCode) ? String(res.statusCode) : undefined) : retryReasonForError(err, r)
+      if (reason === undefined) return stop('not retryable')
+      if (call.attempt >= r.attempts) return stop(`all ${r.attempts} retries used`)
+      if (!idempotent && reason !== 'connect-failure') return stop(`${call.method} without an Idempotency-Key is not retried after its request was sent`)
+      if (call.body && !call.body.replayable) return stop('the request body went past the replay buffer')
+      if (!budget.tryWithdraw()) {
+        m.budgetExhausted()
+        if (res) return done(null, res)
+        return done(new WeftError('WEFT_ERR_RETRY_BUDGET_EXHAUSTED',
+          `${call.method} ${target.service.name}${call.path}: retry after ${reason} refused, the retry budget (${r.budget.ratio * 100}% + ${r.budget.minPerSecond}/s) is spent`,
+          { cause: err, details: callDetails(call, { lastRetryReason: reason }) }))
+      }
+      const delay = fullJitterDelay(call.attempt + 1, r.backoff.baseMs, r.backoff.maxMs)
+      if (performance.now() + delay >= call.deadline) return stop('no time left before the deadline')
+      res?.discard()
+      call.avoid = call.endpoint
+      call.lastRetryReason = reason
+      m.retry(reason)
+      call.span?.addEvent('weft.retry', { 'weft.attempt': call.attempt + 1, 'weft.reason': reason, 'weft.endpoint': call.endpoint?.address ?? '' })
+      const again = (): void => {
+        call.attempt++
+        next(call, (e, r2) => decide(call, r2, e, idempotent, done))
+      }
+      if (delay > 0) call.sleep(delay, (e) => (e ? done(e) : again()))
+      else again()
     }
 
-    return (call) => {
+    return (call, done) => {
       budget.deposit()
       if (r.idempotencyKey === 'auto' && !IDEMPOTENT.has(call.method) && call.headers['idempotency-key'] === undefined) {
         call.headers['idempotency-key'] = randomUUID()
       }
       const idempotent = IDEMPOTENT.has(call.method) || call.headers['idempotency-key'] !== undefined
-      // Fast path: one promise hop when the first attempt succeeds.
-      return next(call).then(
-        (res) => (call.aborted || r.retryOnStatus.has(res.statusCode) ? retrying(call, res, undefined, idempotent) : res),
-        (err: unknown) => retrying(call, undefined, err, idempotent),
-      )
+      next(call, (err, res) => {
+        // Fast path: a first attempt that needs no retry goes straight back.
+        if (res && !call.aborted && !r.retryOnStatus.has(res.statusCode)) return done(null, res)
+        decide(call, res, err, idempotent, done)
+      })
     }
   },
 }

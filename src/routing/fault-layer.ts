@@ -11,15 +11,18 @@ export const faultLayer: ClientLayer = {
     const fault = target.rule.fault
     if (!fault) return next
     const { delay, abort } = fault
-    return async (call) => {
-      if (delay && Math.random() * 100 < delay.percent) {
-        await call.sleep(delay.fixedDelayMs)
-      }
+    const maybeAbort = (call: Parameters<typeof next>[0], done: Parameters<typeof next>[1]): void => {
       if (abort && Math.random() * 100 < abort.percent) {
-        return new StaticResponse(abort.httpStatus, 'Fault Injected', 'WEFT_ERR_FAULT_INJECTED',
-          `fault injected by route rule ${target.routeLabel} of service ${target.service.name} (${abort.percent}% of calls abort with ${abort.httpStatus})`)
+        return done(null, new StaticResponse(abort.httpStatus, 'Fault Injected', 'WEFT_ERR_FAULT_INJECTED',
+          `fault injected by route rule ${target.routeLabel} of service ${target.service.name} (${abort.percent}% of calls abort with ${abort.httpStatus})`))
       }
-      return next(call)
+      next(call, done)
+    }
+    return (call, done) => {
+      if (delay && Math.random() * 100 < delay.percent) {
+        return call.sleep(delay.fixedDelayMs, (err) => (err ? done(err) : maybeAbort(call, done)))
+      }
+      maybeAbort(call, done)
     }
   },
 }

@@ -88,27 +88,26 @@ export class OutboundCall {
     if (fns) for (const fn of fns) fn(res, err)
   }
 
-  /** Waits `ms` (a back-off, an injected delay); rejects at once if the call is cancelled. */
-  sleep(ms: number): Promise<void> {
-    if (this.aborted) return Promise.reject(this.aborted)
-    return new Promise((resolve, reject) => {
-      const wake = (err: Error) => {
-        clearTimeout(timer)
-        reject(err)
-      }
-      const timer = setTimeout(() => {
-        if (this.abortAttempt === wake) this.abortAttempt = null
-        resolve()
-      }, ms)
-      this.abortAttempt = wake
-    })
+  /** Waits `ms` (a back-off, an injected delay), then calls `then`; at once with the error if cancelled. */
+  sleep(ms: number, then: (err: Error | null) => void): void {
+    if (this.aborted) return then(this.aborted)
+    const wake = (err: Error) => {
+      clearTimeout(timer)
+      then(err)
+    }
+    const timer = setTimeout(() => {
+      if (this.abortAttempt === wake) this.abortAttempt = null
+      then(null)
+    }, ms)
+    this.abortAttempt = wake
   }
 }
 
-import type { Layer, Handler } from './layer.js'
+import type { Done, Handler, Layer } from './layer.js'
 /** A client-side layer: wraps the next handler for one (service, route rule) target. */
 export type ClientLayer = Layer<OutboundCall, UpstreamResponse, RouteTarget>
 export type ClientHandler = Handler<OutboundCall, UpstreamResponse>
+export type ClientDone = Done<UpstreamResponse>
 
 /** The details every mesh-generated error carries: which rule fired, what was tried. */
 export function callDetails(call: OutboundCall, extra?: Record<string, unknown>): Record<string, unknown> {

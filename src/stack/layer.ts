@@ -1,7 +1,20 @@
 // The Layer contract: one concern, wrapping the next handler for one target. Protocol-neutral.
 
-/** A handler takes one request-shaped value and resolves with a response-shaped value. */
-export type Handler<Req, Res> = (req: Req) => Promise<Res>
+/** Receives a handler's outcome, exactly once: an error, or a response. */
+export type Done<Res> = (err: Error | null, res?: Res) => void
+
+/**
+ * A handler takes one request-shaped value and calls `done` once with the outcome. Callbacks, not
+ * promises: on the per-request path each promise hop costs a microtask and allocations, and a
+ * dozen layers made that the largest part of the mesh's overhead (bench/RESULTS.md). The same
+ * shape as undici's dispatch handlers.
+ */
+export type Handler<Req, Res> = (req: Req, done: Done<Res>) => void
+
+/** Runs a handler as a promise (for callers outside the hot path, and tests). */
+export function runHandler<Req, Res>(handler: Handler<Req, Res>, req: Req): Promise<Res> {
+  return new Promise((resolve, reject) => handler(req, (err, res) => (err ? reject(err) : resolve(res as Res))))
+}
 
 /**
  * A layer wraps the next handler for a target (a service + route rule). `wrap` runs once per

@@ -12,13 +12,13 @@ export const callTelemetryLayer: ClientLayer = {
   why: 'outermost: measures the call as the application sees it, retries and waits included',
   wrap(next, target) {
     const m = target.metrics
-    return (call) => {
+    return (call, done) => {
       call.onDone((res, err) => {
         const seconds = (performance.now() - call.startedAt) / 1000
         if (err) m.observe(call.method, res ? res.statusCode : isWeftError(err) ? err.httpStatus : 0, isWeftError(err) ? err.code : res ? 'WEFT_ERR_UPSTREAM_RESET' : 'UNKNOWN', seconds)
         else m.observe(call.method, res!.statusCode, res!.statusCode >= 400 ? rawHeaderValue(res!.rawHeaders, ERROR_CODE_HEADER) ?? '' : '', seconds)
       })
-      return next(call)
+      next(call, done)
     }
   },
 }

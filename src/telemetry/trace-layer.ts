@@ -11,7 +11,7 @@ export function traceLayer(tracer: Tracer = trace.getTracer('weft')): ClientLaye
     why: 'wraps everything below so the span covers every attempt; sets traceparent once per call',
     wrap(next, target) {
       const name = `${target.service.name} ${target.routeLabel}`
-      return (call) => {
+      return (call, done) => {
         const span = tracer.startSpan(name, { kind: SpanKind.CLIENT }, context.active())
         if (span.isRecording()) {
           span.setAttributes({ 'http.request.method': call.method, 'weft.destination_service': target.service.name, 'weft.route': target.routeLabel })
@@ -29,7 +29,7 @@ export function traceLayer(tracer: Tracer = trace.getTracer('weft')): ClientLaye
           }
           span.end()
         })
-        return next(call)
+        next(call, done)
       }
     },
   }

@@ -2,10 +2,10 @@ import assert from 'node:assert/strict'
 import { test } from 'node:test'
 import { defaultClientStack } from '../../src/client-stack.js'
 import { WeftError } from '../../src/errors/index.js'
-import { Stack, type Layer } from '../../src/stack/index.js'
+import { Stack, runHandler, type Layer } from '../../src/stack/index.js'
 
 type L = Layer<string[], string[], string>
-const tag = (role: string): L => ({ role, why: `adds ${role}`, wrap: (next, target) => (req) => next([...req, `${role}@${target}`]) })
+const tag = (role: string): L => ({ role, why: `adds ${role}`, wrap: (next, target) => (req, done) => next([...req, `${role}@${target}`], done) })
 
 test('the default client stack order is pinned (a reorder must be a reviewed decision)', () => {
   assert.deepEqual(defaultClientStack().roles(), [
@@ -23,8 +23,8 @@ test('describe() prints the chain outermost first with the reason for each posit
 
 test('build() composes outermost first around the terminal handler', async () => {
   const stack = new Stack<string[], string[], string>([tag('a'), tag('b'), tag('c')])
-  const handler = stack.build(async (req) => [...req, 'terminal'], 'T')
-  assert.deepEqual(await handler([]), ['a@T', 'b@T', 'c@T', 'terminal'])
+  const handler = stack.build((req, done) => done(null, [...req, 'terminal']), 'T')
+  assert.deepEqual(await runHandler(handler, []), ['a@T', 'b@T', 'c@T', 'terminal'])
 })
 
 test('stacks are immutable and editable by role', async () => {
@@ -43,6 +43,6 @@ test('editing an unknown role or adding a duplicate role throws WEFT_ERR_INVALID
 
 test('a layer that returns next for a target costs nothing for it', () => {
   const passthrough: L = { role: 'p', wrap: (next) => next }
-  const terminal = async (r: string[]) => r
+  const terminal = (r: string[], done: (err: Error | null, res?: string[]) => void) => done(null, r)
   assert.equal(new Stack([passthrough]).build(terminal, 't'), terminal)
 })
