@@ -136,8 +136,6 @@ class CallSink implements BodySink {
     this.call.finish(this.res, err)
     this.h.onError?.(err)
   }
-
-  resume = (): void => this.res.resume()
 }
 
 function deliver(res: UpstreamResponse, h: LegacyHandler, call: OutboundCall): void {
@@ -150,6 +148,6 @@ function deliver(res: UpstreamResponse, h: LegacyHandler, call: OutboundCall): v
   call.committed = true
   const sink = new CallSink(h, call, res)
   h.onResponseStarted?.()
-  h.onHeaders?.(res.statusCode, res.rawHeaders, sink.resume, res.statusText)
+  h.onHeaders?.(res.statusCode, res.rawHeaders, res.resume, res.statusText)
   res.pipe(sink)
 }

@@ -4,7 +4,7 @@
 import type { Dispatcher } from 'undici'
 import { WeftError } from '../errors/index.js'
 import type { Endpoint } from '../discovery/endpoint.js'
-import { callDetails, type BodySink, type ClientDone, type ClientHandler, type OutboundCall, type UpstreamResponse } from '../stack/call.js'
+import { callDetails, type Abortable, type BodySink, type ClientDone, type ClientHandler, type OutboundCall, type UpstreamResponse } from '../stack/call.js'
 
 /** Header carrying the remaining deadline (ms) to the next hop. */
 export const DEADLINE_HEADER = 'weft-deadline-ms'
@@ -25,10 +25,11 @@ export function wrapTransportError(err: Error, call: OutboundCall, endpoint: End
   return err
 }
 
+const noop = (): void => {}
 const DROP: BodySink = { onData: () => true, onComplete() {}, onError() {} }
 
 /** One attempt: an undici legacy dispatch handler that is also the UpstreamResponse. */
-class Attempt implements UpstreamResponse {
+class Attempt implements UpstreamResponse, Abortable {
   statusCode = 0
   statusText = ''
   rawHeaders: Buffer[] = []
@@ -40,7 +41,8 @@ class Attempt implements UpstreamResponse {
   private ended = false
   private trailers: Buffer[] | null = null
   private failed: Error | undefined
-  private resumeFn: (() => void) | undefined
+  /** undici's resume for this request, handed to the caller as is. */
+  resume: () => void = noop
   private finished = false
 
   constructor(
@@ -48,11 +50,8 @@ class Attempt implements UpstreamResponse {
     readonly endpoint: Endpoint,
     private readonly done: ClientDone,
   ) {
-    this.abortSelf = (err) => this.abort(err)
-    call.abortAttempt = this.abortSelf
+    call.abortAttempt = this
   }
-
-  private readonly abortSelf: (err: Error) => void
 
   abort(err: Error): void {
     if (this.reason || this.finished) return
@@ -71,7 +70,7 @@ class Attempt implements UpstreamResponse {
     this.statusCode = statusCode
     this.statusText = statusText
     this.rawHeaders = rawHeaders
-    this.resumeFn = resume
+    this.resume = resume
     this.headersSeen = true
     this.done(null, this)
     return true
@@ -117,11 +116,7 @@ class Attempt implements UpstreamResponse {
     } else if (this.failed) {
       sink.onError(this.failed)
       this.finish(this.failed)
-    } else this.resumeFn?.()
-  }
-
-  resume(): void {
-    this.resumeFn?.()
+    } else this.resume()
   }
 
   discard(): void {
@@ -131,7 +126,7 @@ class Attempt implements UpstreamResponse {
     if (this.ended || this.failed) this.finish(undefined)
     else {
       this.finish(undefined)
-      this.resumeFn?.()
+      this.resume()
     }
   }
 
@@ -139,7 +134,7 @@ class Attempt implements UpstreamResponse {
   private finish(_err: Error | undefined): void {
     if (this.finished) return
     this.finished = true
-    if (this.call.abortAttempt === this.abortSelf) this.call.abortAttempt = null
+    if (this.call.abortAttempt === this) this.call.abortAttempt = null
   }
 }
 

@@ -11,7 +11,7 @@ export const attemptTimeoutLayer: ClientLayer = {
     if (ms === undefined) return next
     return (call, done) => {
       const timer = setTimeout(() => {
-        call.abortAttempt?.(new WeftError('WEFT_ERR_UPSTREAM_TIMEOUT', `${target.service.name}: attempt ${call.attempt + 1} to ${call.endpoint?.address} exceeded perTryTimeout ${ms}ms`, {
+        call.abortAttempt?.abort(new WeftError('WEFT_ERR_UPSTREAM_TIMEOUT', `${target.service.name}: attempt ${call.attempt + 1} to ${call.endpoint?.address} exceeded perTryTimeout ${ms}ms`, {
           details: callDetails(call, { perTryTimeoutMs: ms, endpoint: call.endpoint?.address }),
         }))
       }, ms)

@@ -3,7 +3,7 @@
 // WEFT_ERR_DEADLINE_EXCEEDED at once and the attempt in flight is aborted (no waiting on it).
 // The deadline covers the wait for response headers; a body then streams at its own pace.
 import { WeftError } from '../errors/index.js'
-import { callDetails, type ClientLayer, type OutboundCall } from '../stack/call.js'
+import { callDetails, type ClientLayer, type DoneListener, type OutboundCall } from '../stack/call.js'
 import { formatDuration } from '../util/duration.js'
 
 export function deadlineError(call: OutboundCall, budgetMs: number, propagated: boolean): WeftError {
@@ -15,6 +15,8 @@ export function deadlineError(call: OutboundCall, budgetMs: number, propagated: 
     details: callDetails(call, { timeoutMs: t.timeoutMs, propagatedDeadline: propagated, lastRetryReason: call.lastRetryReason }),
   })
 }
+
+const clearDeadline: DoneListener = { callDone: (call) => clearTimeout(call.deadlineTimer) }
 
 export const deadlineLayer: ClientLayer = {
   role: 'deadline',
@@ -31,10 +33,10 @@ export const deadlineLayer: ClientLayer = {
       // On expiry the call is cancelled: the attempt (or back-off) in flight is aborted and its
       // rejection carries this error up at once. Once a response is committed its body streams
       // at its own pace, so a late timer does nothing; the timer is cleared when the call ends.
-      const timer = setTimeout(() => {
+      call.deadlineTimer = setTimeout(() => {
         if (!call.committed) call.cancel(deadlineError(call, budget, propagated))
       }, budget)
-      call.onDone(() => clearTimeout(timer))
+      call.onDone(clearDeadline)
       next(call, done)
     }
   },

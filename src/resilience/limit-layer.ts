@@ -2,7 +2,7 @@
 // WEFT_ERR_OVERLOADED instead of queueing (Envoy's max_requests). A call holds its slot until
 // its response body ends.
 import { WeftError } from '../errors/index.js'
-import { callDetails, type ClientLayer } from '../stack/call.js'
+import { callDetails, type ClientLayer, type DoneListener } from '../stack/call.js'
 
 export const limitLayer: ClientLayer = {
   role: 'limit',
@@ -10,6 +10,7 @@ export const limitLayer: ClientLayer = {
   wrap(next, target) {
     const rt = target.runtime
     const limit = target.service.concurrencyLimit
+    const release: DoneListener = { callDone: () => void rt.inFlight-- }
     return (call, done) => {
       if (rt.inFlight >= limit) {
         return done(new WeftError('WEFT_ERR_OVERLOADED', `${target.service.name}: ${rt.inFlight} calls in flight reached concurrencyLimit ${limit}; failing fast`, {
@@ -17,7 +18,7 @@ export const limitLayer: ClientLayer = {
         }))
       }
       rt.inFlight++
-      call.onDone(() => rt.inFlight--)
+      call.onDone(release)
       next(call, done)
     }
   },

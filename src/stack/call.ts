@@ -22,8 +22,8 @@ export interface UpstreamResponse {
   readonly endpoint: Endpoint | undefined
   /** Hands the body to the caller; called at most once. */
   pipe(sink: BodySink): void
-  /** Resumes a body paused by the sink returning false from onData. */
-  resume(): void
+  /** Resumes a body paused by the sink returning false from onData (a stable function). */
+  readonly resume: () => void
   /** Drops the body (a retry replaces this response). */
   discard(): void
 }
@@ -32,6 +32,16 @@ export interface CallBody {
   /** The body for the next attempt, or undefined when it cannot be replayed any more. */
   forAttempt(): unknown
   readonly replayable: boolean
+}
+
+/** Something cancel() can stop: an attempt in flight, a back-off. */
+export interface Abortable {
+  abort(err: Error): void
+}
+
+/** Told once when a call is over; made once per target by the layers that need it. */
+export interface DoneListener {
+  callDone(call: OutboundCall, res: UpstreamResponse | undefined, err: Error | undefined): void
 }
 
 export class OutboundCall {
@@ -45,7 +55,10 @@ export class OutboundCall {
   avoid: Endpoint | undefined = undefined
   endpointsTried: string[] = []
   aborted: Error | null = null
-  abortAttempt: ((err: Error) => void) | null = null
+  /** What cancel() aborts: the attempt in flight or the back-off being slept. */
+  abortAttempt: Abortable | null = null
+  /** The per-call timer of the deadline layer (cleared when the call is done). */
+  deadlineTimer: NodeJS.Timeout | undefined = undefined
   span: Span | undefined = undefined
   /** Why the last attempt was retried, for error details. */
   lastRetryReason: string | undefined = undefined
@@ -63,37 +76,39 @@ export class OutboundCall {
     readonly target: RouteTarget,
   ) {}
 
-  private doneFns: ((res: UpstreamResponse | undefined, err: Error | undefined) => void)[] | undefined = undefined
+  private doneListeners: DoneListener[] | undefined = undefined
 
   /** Stops the call: the current attempt (or back-off) is aborted and no further attempt starts. */
   cancel(err: Error): void {
     if (this.aborted) return
     this.aborted = err
-    this.abortAttempt?.(err)
+    this.abortAttempt?.abort(err)
   }
 
   /**
-   * Runs `fn` once when the call is over for the caller: the committed response's body ended or
-   * failed, or the call was rejected. Layers use this instead of chaining promises, so work that
-   * only needs the end (metrics, spans, slots) adds no promise hop per request.
+   * Calls `listener.callDone` once when the call is over for the caller: the committed response's
+   * body ended or failed, or the call was rejected. Layers register a listener made once per
+   * target (no closure per request) instead of chaining on the outcome.
    */
-  onDone(fn: (res: UpstreamResponse | undefined, err: Error | undefined) => void): void {
-    ;(this.doneFns ??= []).push(fn)
+  onDone(listener: DoneListener): void {
+    ;(this.doneListeners ??= []).push(listener)
   }
 
   /** Called once by the protocol front end (the dispatcher) when the call is over. */
   finish(res: UpstreamResponse | undefined, err: Error | undefined): void {
-    const fns = this.doneFns
-    this.doneFns = undefined
-    if (fns) for (const fn of fns) fn(res, err)
+    const list = this.doneListeners
+    this.doneListeners = undefined
+    if (list) for (const l of list) l.callDone(this, res, err)
   }
 
   /** Waits `ms` (a back-off, an injected delay), then calls `then`; at once with the error if cancelled. */
   sleep(ms: number, then: (err: Error | null) => void): void {
     if (this.aborted) return then(this.aborted)
-    const wake = (err: Error) => {
-      clearTimeout(timer)
-      then(err)
+    const wake: Abortable = {
+      abort(err) {
+        clearTimeout(timer)
+        then(err)
+      },
     }
     const timer = setTimeout(() => {
       if (this.abortAttempt === wake) this.abortAttempt = null

@@ -22,7 +22,7 @@ export class StaticResponse implements UpstreamResponse {
     sink.onComplete([])
   }
 
-  resume(): void {}
+  readonly resume = (): void => {}
 
   discard(): void {}
 }

@@ -2,8 +2,23 @@
 // W3C traceparent on the request. With no OpenTelemetry SDK registered the span is the API's
 // no-op and costs next to nothing; the traceparent is still sent so the next hop can join.
 import { SpanKind, SpanStatusCode, context, trace, type Tracer } from '@opentelemetry/api'
-import type { ClientLayer } from '../stack/call.js'
+import type { ClientLayer, DoneListener } from '../stack/call.js'
 import { traceparentFor, traceIdOf } from './tracing.js'
+
+/** Ends the call's span with its outcome. */
+const endSpan: DoneListener = {
+  callDone(call, res, err) {
+    const span = call.span!
+    if (span.isRecording()) {
+      if (res) span.setAttribute('http.response.status_code', res.statusCode)
+      if (err) {
+        span.recordException(err)
+        span.setStatus({ code: SpanStatusCode.ERROR, message: (err as { code?: string }).code ?? err.message })
+      } else if (res && res.statusCode >= 500) span.setStatus({ code: SpanStatusCode.ERROR })
+    }
+    span.end()
+  },
+}
 
 export function traceLayer(tracer: Tracer = trace.getTracer('weft')): ClientLayer {
   return {
@@ -15,20 +30,11 @@ export function traceLayer(tracer: Tracer = trace.getTracer('weft')): ClientLaye
         const span = tracer.startSpan(name, { kind: SpanKind.CLIENT }, context.active())
         if (span.isRecording()) {
           span.setAttributes({ 'http.request.method': call.method, 'weft.destination_service': target.service.name, 'weft.route': target.routeLabel })
-          call.span = span
         }
         if (call.headers.traceparent === undefined) call.headers.traceparent = traceparentFor(span)
         else if (!traceIdOf(String(call.headers.traceparent))) call.headers.traceparent = traceparentFor(span)
-        call.onDone((res, err) => {
-          if (span.isRecording()) {
-            if (res) span.setAttribute('http.response.status_code', res.statusCode)
-            if (err) {
-              span.recordException(err)
-              span.setStatus({ code: SpanStatusCode.ERROR, message: (err as { code?: string }).code ?? err.message })
-            } else if (res && res.statusCode >= 500) span.setStatus({ code: SpanStatusCode.ERROR })
-          }
-          span.end()
-        })
+        call.span = span
+        call.onDone(endSpan)
         next(call, done)
       }
     },
