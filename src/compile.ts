@@ -4,6 +4,7 @@
 import type { MeshPolicy, RuleSettings, ServiceSettings } from './config/types.js'
 import type { ClientStack } from './client-stack.js'
 import { compileRule, type RequestView, type RulePredicate } from './routing/match.js'
+import { makeBackendPicker } from './routing/split.js'
 import type { ClientHandler } from './stack/call.js'
 import { ServiceRuntime, type RuntimeContext } from './stack/service-runtime.js'
 import type { RouteTarget } from './stack/target.js'
@@ -35,11 +36,6 @@ export class Snapshot {
   /** The service a URL host names ("payments" or "payments.<namespace>"), if the mesh knows it. */
   lookup(host: string): CompiledService | undefined {
     return this.byHost.get(host)
-  }
-
-  /** Every compiled service once (for status and explain output). */
-  services(): IterableIterator<CompiledService> {
-    return new Set(this.byHost.values()).values()
   }
 
   route(svc: CompiledService, req: RequestView): CompiledRule {
@@ -88,7 +84,7 @@ export function compileSnapshot(policy: MeshPolicy, version: number, deps: Compi
         timeoutMs: rule.timeoutMs ?? settings.timeoutMs,
         retries: rule.retries ?? settings.retries,
         backends,
-        totalWeight: backends.reduce((n, b) => n + b.weight, 0),
+        pickGroup: makeBackendPicker(backends),
         configVersion: version,
         metrics,
       }

@@ -5,6 +5,8 @@ import { invalidArg } from './errors/index.js'
 import type { ConfigInput } from './config/source.js'
 import type { Logger } from './util/logger.js'
 import { isIP } from 'node:net'
+import { DNS_NAME } from './config/names.js'
+import { splitHostPort } from './util/host-port.js'
 
 export interface MeshOptions {
   /** This workload's name: its identity and its source_service label. Required. */
@@ -30,14 +32,13 @@ export interface MeshOptions {
 }
 
 const KNOWN = new Set(['service', 'namespace', 'config', 'registry', 'locality', 'logger', 'tracer', 'dnsServers', 'control', 'token', 'stateDir'])
-const NAME = /^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/
 
 export function checkOptions(o: unknown): MeshOptions {
   if (typeof o !== 'object' || o === null) invalidArg('options', 'createMesh needs an options object with at least { service }')
   const opts = o as Record<string, unknown>
   for (const key of Object.keys(opts)) if (!KNOWN.has(key)) invalidArg(key, `unknown option (known: ${[...KNOWN].join(', ')})`)
-  if (typeof opts.service !== 'string' || !NAME.test(opts.service)) invalidArg('service', `must be a lowercase DNS-style name like "checkout" (got ${JSON.stringify(opts.service)})`)
-  if (opts.namespace !== undefined && (typeof opts.namespace !== 'string' || !NAME.test(opts.namespace))) invalidArg('namespace', `must be a lowercase DNS-style name (got ${JSON.stringify(opts.namespace)})`)
+  if (typeof opts.service !== 'string' || !DNS_NAME.test(opts.service)) invalidArg('service', `must be a lowercase DNS-style name like "checkout" (got ${JSON.stringify(opts.service)})`)
+  if (opts.namespace !== undefined && (typeof opts.namespace !== 'string' || !DNS_NAME.test(opts.namespace))) invalidArg('namespace', `must be a lowercase DNS-style name (got ${JSON.stringify(opts.namespace)})`)
   if (opts.config !== undefined && typeof opts.config !== 'string' && (typeof opts.config !== 'object' || opts.config === null)) invalidArg('config', 'must be a file path or an object/array of resources')
   if (opts.registry !== undefined && typeof (opts.registry as Registry | null)?.metrics !== 'function') invalidArg('registry', 'must be a prom-client Registry')
   if (opts.locality !== undefined) {
@@ -52,7 +53,7 @@ export function checkOptions(o: unknown): MeshOptions {
   if (opts.tracer !== undefined && typeof (opts.tracer as Tracer | null)?.startSpan !== 'function') invalidArg('tracer', 'must be an OpenTelemetry Tracer')
   if (opts.dnsServers !== undefined) {
     if (!Array.isArray(opts.dnsServers)) invalidArg('dnsServers', 'must be a list of "ip" or "ip:port"')
-    for (const s of opts.dnsServers) if (typeof s !== 'string' || (!isIP(s) && !/^(\d+\.\d+\.\d+\.\d+|\[[0-9a-f:]+\]):\d+$/i.test(s))) invalidArg('dnsServers', `"${String(s)}" is not an IP or IP:port`)
+    for (const s of opts.dnsServers) if (typeof s !== 'string' || (!isIP(s) && !splitHostPort(s, true))) invalidArg('dnsServers', `"${String(s)}" is not an IP or IP:port`)
   }
   if (opts.control !== undefined) invalidArg('control', 'the control daemon client is not part of this version yet; use config (a file or object) for now')
   return opts as unknown as MeshOptions

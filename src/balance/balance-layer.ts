@@ -12,7 +12,7 @@ export const balanceLayer: ClientLayer = {
     const pick = makePicker(target.service.loadBalancer)
     const rt = target.runtime
     return (call, done) => {
-      const group = call.group!
+      const group = call.group
       const now = performance.now()
       const e = pick(group, now, call.headers, call.avoid)
       if (e === undefined) {

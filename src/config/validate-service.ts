@@ -1,5 +1,6 @@
 // Validates a Service resource's spec into fully-defaulted ServiceSettings.
 import { isIP } from 'node:net'
+import { splitHostPort } from '../util/host-port.js'
 import type { Checker, Obj } from './checker.js'
 import { DEFAULTS } from './defaults.js'
 import type { DnsSpec, EndpointSpec, LbPolicy, PathSeg, RetrySettings, ServiceSettings } from './types.js'
@@ -142,15 +143,4 @@ function parseRetryOn(c: Checker, value: unknown, p: PathSeg[]): string[] {
     else c.error([...p, i], `unknown retry condition "${word}" (use ${RETRY_ON_WORDS.join(', ')} or a 4xx/5xx status)`)
   })
   return out
-}
-
-/** "host:port" and "[v6]:port"; with `ipOnly`, the host must be an IP literal. */
-export function splitHostPort(address: string, ipOnly = false): { host: string; port: number } | undefined {
-  const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^:\s/]+)):(\d{1,5})$/.exec(address)
-  if (!m) return undefined
-  const host = m[1] ?? m[2]!
-  const port = Number(m[3])
-  if (port < 1 || port > 65535) return undefined
-  if (ipOnly && !isIP(host)) return undefined
-  return { host, port }
 }

@@ -1,6 +1,7 @@
 // Validates loaded resources into a MeshPolicy: envelope (apiVersion/kind/metadata), then each
 // kind's spec, then cross-resource checks (references, shadowed routes). Collects every issue.
 import { Checker } from './checker.js'
+import { DNS_NAME } from './names.js'
 import type { LoadResult, RawResource } from './load.js'
 import { findShadowedRules } from './overlap.js'
 import type { ConfigIssue, MeshPolicy, MeshSettings, RouteSettings, ServiceSettings } from './types.js'
@@ -8,7 +9,6 @@ import { validateRoute } from './validate-route.js'
 import { validateService } from './validate-service.js'
 
 const KINDS = ['Service', 'Route', 'MeshConfig'] as const
-const NAME = /^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/
 
 interface Envelope {
   raw: RawResource
@@ -78,8 +78,8 @@ function readEnvelope(raw: RawResource, issues: ConfigIssue[]): Envelope | undef
     return undefined
   }
   const meta = c.object(obj.metadata, ['metadata'], ['name', 'namespace', 'labels', 'annotations'])
-  const name = c.string(meta?.name, ['metadata', 'name'], { required: true, pattern: NAME })
-  const namespace = c.string(meta?.namespace, ['metadata', 'namespace'], { pattern: NAME }) ?? 'default'
+  const name = c.string(meta?.name, ['metadata', 'name'], { required: true, pattern: DNS_NAME })
+  const namespace = c.string(meta?.namespace, ['metadata', 'namespace'], { pattern: DNS_NAME }) ?? 'default'
   if (!kind || !name) return undefined
   return { raw, kind: kind as Envelope['kind'], name, namespace, spec: obj.spec, checker: c }
 }

@@ -3,6 +3,7 @@
 import { isIP } from 'node:net'
 import { Resolver } from 'node:dns/promises'
 import type { DnsSpec, EndpointSpec } from '../config/types.js'
+import { formatHostPort } from '../util/host-port.js'
 import type { Logger } from '../util/logger.js'
 
 const MIN_REFRESH_MS = 1000
@@ -21,8 +22,6 @@ export class DnsDiscovery {
   private timer: NodeJS.Timeout | undefined
   private stopped = false
   private failing = false
-  /** When the next lookup is due (ms since epoch), for explain/status output. */
-  nextAt = 0
   lookups = 0
   /** Addresses of each SRV target in the last answer, kept through a target's transient failure. */
   private lastTargets = new Map<string, string[]>()
@@ -68,7 +67,6 @@ export class DnsDiscovery {
       this.failing = true
       delay = Math.min(this.spec.refreshMs, RETRY_AFTER_FAILURE_MS)
     }
-    this.nextAt = Date.now() + delay
     this.timer = setTimeout(() => void this.refresh(), delay)
     this.timer.unref()
   }
@@ -99,7 +97,7 @@ export class DnsDiscovery {
         }
         targets.set(r.name, ips)
         for (const ip of ips) {
-          const address = `${ip.includes(':') ? `[${ip}]` : ip}:${r.port}`
+          const address = formatHostPort(ip, r.port)
           if (!endpoints.some((e) => e.address === address)) {
             endpoints.push({ address, host: ip, port: r.port, labels: { srvPriority: String(r.priority), srvWeight: String(r.weight) } })
           }
@@ -112,7 +110,7 @@ export class DnsDiscovery {
     const hosts = await this.addresses(this.spec.host!)
     const port = this.spec.port!
     return {
-      endpoints: hosts.ips.map((ip) => ({ address: `${ip.includes(':') ? `[${ip}]` : ip}:${port}`, host: ip, port, labels: {} })),
+      endpoints: hosts.ips.map((ip) => ({ address: formatHostPort(ip, port), host: ip, port, labels: {} })),
       ttlSeconds: hosts.ttl,
     }
   }

@@ -14,7 +14,6 @@ export class EndpointGroup {
   /** Healthy members (or all of them in panic mode), narrowed to the caller's zone when it can. */
   candidates: Endpoint[] = []
   panic = false
-  local = false
   /** Free per-group state for balancers (round-robin cursor, hash ring). */
   rr = 0
   ring: { hashes: Uint32Array; endpoints: Endpoint[] } | undefined
@@ -40,14 +39,12 @@ export class EndpointGroup {
     this.panic = this.members.length > 0 && (healthy.length * 100) / this.members.length < opts.panicThresholdPercent
     let pool = this.panic ? this.members : healthy
     if (!this.panic) pool = lowestPriority(pool)
-    this.local = false
     const zone = opts.locality.zone
     if (opts.locality.enabled && zone !== undefined) {
       const localMembers = this.members.filter((e) => e.zone === zone)
       const localPool = pool.filter((e) => e.zone === zone)
       if (localPool.length > 0 && (localPool.length * 100) / localMembers.length >= opts.locality.minHealthyPercent) {
         pool = localPool
-        this.local = true
       }
     }
     this.candidates = pool
@@ -76,10 +73,6 @@ export class ServiceEndpoints {
 
   get size(): number {
     return this.ordered.length
-  }
-
-  get(address: string): Endpoint | undefined {
-    return this.byAddress.get(address)
   }
 
   /** Replaces membership, keeping the state of endpoints whose address and labels are unchanged. */

@@ -1,6 +1,7 @@
 // Endpoint: one address of a service with the live state every layer reads: load (pending,
 // peak-EWMA latency) for the balancer, and consecutive failures / ejection for outlier detection.
 import type { Dispatcher } from 'undici'
+import { formatHostPort } from '../util/host-port.js'
 
 /** Latency assumed for an endpoint that has answered nothing yet (linkerd2-proxy uses 30 ms). */
 const DEFAULT_RTT_MS = 30
@@ -29,7 +30,7 @@ export class Endpoint {
     readonly port: number,
     readonly labels: Readonly<Record<string, string>>,
   ) {
-    this.origin = `http://${host.includes(':') ? `[${host}]` : host}:${port}`
+    this.origin = `http://${formatHostPort(host, port)}`
   }
 
   get zone(): string | undefined {
@@ -56,10 +57,5 @@ export class Endpoint {
   /** Peak-EWMA cost: latency estimate × (in-flight + 1), scaled up by self-reported load. */
   cost(now: number, decayMs: number): number {
     return this.decayed(now, decayMs) * (this.pending + 1) * (1 + this.reportedLoad)
-  }
-
-  /** The current latency estimate (for status and explain output). */
-  latencyEstimateMs(now: number, decayMs: number): number {
-    return this.decayed(now, decayMs)
   }
 }

@@ -63,7 +63,3 @@ export const ERROR_TABLE = {
 } as const satisfies Record<string, ErrorSpec>
 
 export type WeftErrorCode = keyof typeof ERROR_TABLE
-
-export function errorSpec(code: WeftErrorCode): ErrorSpec {
-  return ERROR_TABLE[code]
-}

@@ -6,7 +6,6 @@ import { Dispatcher } from 'undici'
 import { WeftError } from '../errors/index.js'
 import { DEFAULTS } from '../config/defaults.js'
 import type { CompiledService, Snapshot } from '../compile.js'
-import { pickBackend } from '../routing/split.js'
 import { OutboundCall, type BodySink, type UpstreamResponse } from '../stack/call.js'
 import { toHeaderRecord } from '../util/headers.js'
 import { makeCallBody } from './call-body.js'
@@ -82,8 +81,6 @@ export class MeshDispatcher extends Dispatcher {
       if (Number.isFinite(ms) && ms >= 0) call.deadline = call.startedAt + ms
       delete headers[DEADLINE_HEADER]
     }
-    const t = rule.target
-    call.group = pickBackend(t.backends, t.totalWeight).group
     h.onConnect?.((reason?: Error) => call.cancel(reason ?? new WeftError('WEFT_ERR_CANCELLED', `${method} ${svc.settings.name}${path} aborted by the caller`)))
     rule.handler(call, (err, res) => {
       if (err || !res) {

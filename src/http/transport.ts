@@ -87,7 +87,7 @@ class Attempt implements UpstreamResponse, Abortable {
     this.trailers = trailers
     if (this.sink) {
       this.sink.onComplete(trailers)
-      this.finish(undefined)
+      this.finish()
     }
   }
 
@@ -100,7 +100,7 @@ class Attempt implements UpstreamResponse, Abortable {
     }
     if (this.sink) {
       this.sink.onError(e)
-      this.finish(e)
+      this.finish()
     } else this.failed = e
   }
 
@@ -112,10 +112,10 @@ class Attempt implements UpstreamResponse, Abortable {
     if (queued) for (const chunk of queued) sink.onData(chunk)
     if (this.ended) {
       sink.onComplete(this.trailers)
-      this.finish(undefined)
+      this.finish()
     } else if (this.failed) {
       sink.onError(this.failed)
-      this.finish(this.failed)
+      this.finish()
     } else this.resume()
   }
 
@@ -123,15 +123,12 @@ class Attempt implements UpstreamResponse, Abortable {
     if (this.sink) return
     this.sink = DROP
     this.queued = undefined
-    if (this.ended || this.failed) this.finish(undefined)
-    else {
-      this.finish(undefined)
-      this.resume()
-    }
+    this.finish()
+    if (!this.ended && !this.failed) this.resume()
   }
 
   /** The attempt is over: a later cancel of the call must not reach it. */
-  private finish(_err: Error | undefined): void {
+  private finish(): void {
     if (this.finished) return
     this.finished = true
     if (this.call.abortAttempt === this) this.call.abortAttempt = null

@@ -1,12 +1,21 @@
 // Weighted backend choice (canary splits): one draw per call; retries stay in the chosen subset.
 import type { BackendTarget } from '../stack/target.js'
 
-export function pickBackend(backends: readonly BackendTarget[], total: number, random: number = Math.random()): BackendTarget {
-  if (backends.length === 1) return backends[0]!
-  let r = random * total
-  for (const b of backends) {
-    r -= b.weight
-    if (r < 0) return b
+import type { EndpointGroup } from '../discovery/endpoint-set.js'
+
+/** The per-call choice of a rule's backend group, built once per rule (no draw for one backend). */
+export function makeBackendPicker(backends: readonly BackendTarget[]): () => EndpointGroup {
+  if (backends.length === 1) {
+    const only = backends[0]!.group
+    return () => only
   }
-  return backends[backends.length - 1]!
+  const total = backends.reduce((n, b) => n + b.weight, 0)
+  return () => {
+    let r = Math.random() * total
+    for (const b of backends) {
+      r -= b.weight
+      if (r < 0) return b.group
+    }
+    return backends[backends.length - 1]!.group
+  }
 }

@@ -19,7 +19,6 @@ export interface UpstreamResponse {
   readonly statusCode: number
   readonly statusText: string
   readonly rawHeaders: Buffer[]
-  readonly endpoint: Endpoint | undefined
   /** Hands the body to the caller; called at most once. */
   pipe(sink: BodySink): void
   /** Resumes a body paused by the sink returning false from onData (a stable function). */
@@ -50,7 +49,8 @@ export class OutboundCall {
   deadline = Infinity
   attempt = 0
   endpoint: Endpoint | undefined = undefined
-  group: EndpointGroup | undefined = undefined
+  /** The backend group drawn for this call by the rule's weighted split. */
+  readonly group: EndpointGroup
   /** The endpoint that failed the previous attempt; the balancer avoids it when it can. */
   avoid: Endpoint | undefined = undefined
   endpointsTried: string[] = []
@@ -74,7 +74,9 @@ export class OutboundCall {
     /** The caller's dispatch options, for fields Weft passes through (timeouts, reset, …). */
     readonly opts: Readonly<Record<string, unknown>>,
     readonly target: RouteTarget,
-  ) {}
+  ) {
+    this.group = target.pickGroup()
+  }
 
   private doneListeners: DoneListener[] | undefined = undefined
 

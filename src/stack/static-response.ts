@@ -1,11 +1,9 @@
 // A response made by the mesh itself (fault injection), with a JSON error body that carries the
 // WEFT_ERR_* code, in the same shape inbound mesh-generated responses use.
-import type { Endpoint } from '../discovery/endpoint.js'
 import type { BodySink, UpstreamResponse } from './call.js'
 
 export class StaticResponse implements UpstreamResponse {
   readonly rawHeaders: Buffer[]
-  readonly endpoint: Endpoint | undefined = undefined
   private readonly body: Buffer
 
   constructor(readonly statusCode: number, readonly statusText: string, code: string, message: string) {

@@ -22,7 +22,8 @@ export interface RouteTarget {
   readonly timeoutMs: number
   readonly retries: RetrySettings
   readonly backends: readonly BackendTarget[]
-  readonly totalWeight: number
+  /** Draws the backend group for a call (weighted split); retries stay in the group drawn. */
+  readonly pickGroup: () => EndpointGroup
   readonly configVersion: number
   readonly metrics: TargetMetrics
 }

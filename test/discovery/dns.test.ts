@@ -6,16 +6,12 @@ import assert from 'node:assert/strict'
 import http from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { createMesh, type Mesh } from '../../src/index.js'
-import type { Logger } from '../../src/util/logger.js'
+import { silentLogger as silent, type Logger } from '../../src/util/logger.js'
 import { startDnsServer, type TestDnsServer } from '../helpers/dns-server.js'
+import { service } from '../helpers/mesh.js'
 import { startUpstream, type Upstream } from '../helpers/upstream.js'
 
-const silent: Logger = { info() {}, warn() {}, error() {} }
 const SRV = '_http._tcp.payments.test'
-
-function service(name: string, spec: Record<string, unknown>) {
-  return { apiVersion: 'weft/v1', kind: 'Service', metadata: { name }, spec }
-}
 
 async function dnsServer(t: TestContext): Promise<TestDnsServer> {
   const dns = await startDnsServer()

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict'
 import { after, before, test } from 'node:test'
-import type { Mesh } from '../../src/index.js'
+import { isWeftError, type Mesh } from '../../src/index.js'
 import { quietMesh, route, service } from '../helpers/mesh.js'
 import { startUpstream, type Upstream } from '../helpers/upstream.js'
 
@@ -78,4 +78,31 @@ test('the route rule name is the metrics label', async () => {
   const text = await mesh.metrics()
   assert.match(text, /http_client_request_duration_seconds_count\{[^}]*route="split"[^}]*\} \d+/)
   assert.match(text, /http_client_request_duration_seconds_count\{method="DELETE",status_code="418",route="admin"[^}]*error_code="WEFT_ERR_FAULT_INJECTED"\} 1/)
+})
+
+test('fault delay: the injected delay counts against the rule timeout', async () => {
+  const up = await startUpstream('slowed')
+  const m = await quietMesh([
+    service('inventory', { endpoints: [{ address: up.address }] }),
+    route('inventory-faults', {
+      service: 'inventory',
+      rules: [
+        { name: 'too-slow', matches: [{ path: { prefix: '/slow' } }], timeout: '100ms', fault: { delay: { percent: 100, fixedDelay: '2s' } } },
+        { name: 'delayed', fault: { delay: { percent: 100, fixedDelay: '30ms' } } },
+      ],
+    }),
+  ])
+  try {
+    const err = await m.request('http://inventory/slow').catch((e: unknown) => e)
+    assert.ok(isWeftError(err, 'WEFT_ERR_DEADLINE_EXCEEDED'), String(err))
+    assert.equal(err.details.route, 'too-slow')
+    assert.equal(up.hits, 0, 'the call ended during the injected delay')
+    const res = await m.request('http://inventory/ok')
+    assert.equal(res.statusCode, 200, 'a delay inside the timeout only delays')
+    await res.body.dump()
+    assert.equal(up.hits, 1)
+  } finally {
+    await m.close()
+    await up.close()
+  }
 })
