@@ -86,19 +86,27 @@ type Round = ClosedResult & { serverCpuMicros: number }
 /** The main process: one upstream, one client process per arm, A/B alternation over IPC. */
 async function run(o: ScenarioOptions): Promise<ScenarioResult> {
   const plan = o.quick
-    ? { warmMs: 300, rounds: 2, runMs: 300, openPairs: 1, openMs: 1_000 }
-    : { warmMs: 2_000, rounds: 7, runMs: 2_000, openPairs: 6, openMs: 3_000 }
+    ? { warmMs: 300, rounds: 2, runMs: 300, replicas: 1, openPairs: 1, openMs: 1_000 }
+    : { warmMs: 2_000, rounds: 12, runMs: 1_000, replicas: 3, openPairs: 6, openMs: 3_000 }
   const upstream = await startUpstream(4)
   const arms = (o.only ? [o.only] : Object.keys(ARMS)) as Arm[]
+  // Several client processes per arm, taken in turn: one process's luck (JIT decisions, heap
+  // layout, which core it lands on) moved a single-process ratio by 5-8 % here, more than the
+  // effects being measured. The open loop uses each arm's first process.
+  const replicas = o.only ? 1 : plan.replicas
+  const pool = {} as Record<Arm | 'noop', ArmHost[]>
   const hosts = {} as Record<Arm | 'noop', ArmHost>
   try {
-    await Promise.all([...arms, ...(o.only ? [] : ['noop' as const])].map(async (a) => (hosts[a] = await forkArm(FILE, a, ['--ports', upstream.ports.join(',')]))))
-    const closed = async (a: Arm, ms: number, profile?: string): Promise<Round> => {
+    await Promise.all([...arms, ...(o.only ? [] : ['noop' as const])].map(async (a) => {
+      pool[a] = await Promise.all(Array.from({ length: a === 'noop' ? 1 : replicas }, () => forkArm(FILE, a, ['--ports', upstream.ports.join(',')])))
+      hosts[a] = pool[a][0]!
+    }))
+    const closed = async (a: Arm, ms: number, profile?: string, host = hosts[a]): Promise<Round> => {
       const s0 = await upstream.cpuMicros()
-      const r = check(await hosts[a].closed(ms, CONCURRENCY, profile), a)
+      const r = check(await host.closed(ms, CONCURRENCY, profile), a)
       return { ...r, serverCpuMicros: (await upstream.cpuMicros()) - s0 }
     }
-    for (const a of arms) await closed(a, plan.warmMs)
+    for (const a of arms) for (const h of pool[a]) await closed(a, plan.warmMs, undefined, h)
     if (o.only) {
       const r = await closed(arms[0]!, o.quick ? 1_000 : 10_000, o.profile)
       const markdown = `${ARMS[arms[0]!]}: ${fmt.int(r.requests / r.seconds)} req/s, ${(r.cpuMicros / r.requests).toFixed(1)} µs client CPU/req`
@@ -107,7 +115,7 @@ async function run(o: ScenarioOptions): Promise<ScenarioResult> {
     const rounds = Object.fromEntries(arms.map((a) => [a, [] as Round[]])) as Record<Arm, Round[]>
     for (let round = 0; round < plan.rounds; round++) {
       // A/B alternation: the order flips every round so drift (thermal, noisy neighbours) cancels out.
-      for (const a of round % 2 ? [...arms].reverse() : arms) rounds[a].push(await closed(a, plan.runMs))
+      for (const a of round % 2 ? [...arms].reverse() : arms) rounds[a].push(await closed(a, plan.runMs, undefined, pool[a][round % replicas]))
     }
     const open: Record<OpenArm, OpenRuns> = { noop: { merged: newHistogram(), runs: [] }, raw: { merged: newHistogram(), runs: [] }, mesh: { merged: newHistogram(), runs: [] } }
     for (const a of ['noop', 'raw', 'mesh'] as const) await hosts[a].open(RATE, plan.warmMs / 2, newHistogram()) // warms the generator too
@@ -123,7 +131,7 @@ async function run(o: ScenarioOptions): Promise<ScenarioResult> {
     }
     return report(o.quick, plan, rounds, open)
   } finally {
-    for (const h of Object.values(hosts)) h.stop()
+    for (const hs of Object.values(pool)) for (const h of hs) h.stop()
     upstream.stop()
   }
 }
@@ -141,7 +149,7 @@ function check<T extends { errors: number; requests: number; firstError: unknown
   return r
 }
 
-function report(quick: boolean, plan: { rounds: number; runMs: number; openPairs: number; openMs: number }, closed: Record<Arm, Round[]>, open: Record<OpenArm, OpenRuns>): ScenarioResult {
+function report(quick: boolean, plan: { rounds: number; runMs: number; replicas: number; openPairs: number; openMs: number }, closed: Record<Arm, Round[]>, open: Record<OpenArm, OpenRuns>): ScenarioResult {
   const rps = (a: Arm) => median(closed[a].map((r) => r.requests / r.seconds))
   const cpu = (a: Arm) => median(closed[a].map((r) => r.cpuMicros / r.requests))
   const srv = (a: Arm) => median(closed[a].map((r) => r.serverCpuMicros / r.requests))
@@ -172,9 +180,9 @@ function report(quick: boolean, plan: { rounds: number; runMs: number; openPairs
       `Weft: \`createMesh\` with a Service of the 4 listeners (labels v1/v2), a Route whose second rule matches \`/api/\` and splits 80/20 across the subsets, ` +
       `and every default layer on (telemetry/metrics, trace header, deadline, fault, limit, retries with budget, circuit breaker, p2c-ewma, endpoint stats, attempt timeout, identity). ` +
       `Every request reads and checks the body; any failed request fails the run. ` +
-      `Each arm runs in its own client process (own heap, JIT and GC; its CPU is its own), driven over IPC from the scenario's main process.`,
+      `Each arm runs in client processes of its own (own heap, JIT and GC; their CPU is their own), driven over IPC from the scenario's main process.`,
     ``,
-    `**Closed loop**: ${CONCURRENCY} requests in flight, ${plan.rounds} rounds of ${plan.runMs / 1000} s per arm after a warm-up, arm order reversed every round; medians. ` +
+    `**Closed loop**: ${CONCURRENCY} requests in flight, ${plan.rounds} rounds of ${plan.runMs / 1000} s per arm after a warm-up, arm order reversed every round, each arm's rounds spread over ${plan.replicas} client process(es) taken in turn; medians. ` +
       `CPU from \`process.cpuUsage()\` in the arm's process (client) and in the upstream's (server). Each measured run starts after a full GC.`,
     ``,
     table(['arm', 'req/s (median)', 'ratio to its raw baseline', 'client CPU s / 1k req', 'added client CPU / req', 'server CPU s / 1k req'],

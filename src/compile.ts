@@ -20,6 +20,8 @@ export interface CompiledRule {
 
 export interface CompiledService {
   readonly settings: ServiceSettings
+  /** "http://<name>": a request with this origin needs no Host header (the pool sends it). */
+  readonly plainOrigin: string
   readonly runtime: ServiceRuntime
   readonly rules: readonly CompiledRule[]
   /** Used when no rule matches (or the service has no Route): all endpoints, service settings. */
@@ -94,7 +96,7 @@ export function compileSnapshot(policy: MeshPolicy, version: number, deps: Compi
       .filter((r) => r.service === settings.name)
       .sort((a, b) => a.order - b.order)
       .flatMap((r) => r.rules.map((rule) => build(rule, r.name)))
-    const compiled: CompiledService = { settings, runtime: rt, rules, fallback: build(DEFAULT_RULE('default'), undefined) }
+    const compiled: CompiledService = { settings, plainOrigin: `http://${settings.name}`, runtime: rt, rules, fallback: build(DEFAULT_RULE('default'), undefined) }
     byHost.set(settings.name, compiled)
     byHost.set(`${settings.name}.${settings.namespace}`, compiled)
   }

@@ -1,7 +1,7 @@
 // The composition root: owns the config source, compiles snapshots, holds per-service runtimes
 // and connection pools, and exposes fetch/request/dispatcher/metrics/close.
 import { EventEmitter } from 'node:events'
-import { Agent, Pool, fetch as undiciFetch, request as undiciRequest, type Dispatcher } from 'undici'
+import { Agent, fetch as undiciFetch, request as undiciRequest, type Dispatcher } from 'undici'
 import { Registry } from 'prom-client'
 import { defaultClientStack, type ClientStack } from './client-stack.js'
 import { compileSnapshot, type Snapshot } from './compile.js'
@@ -11,6 +11,7 @@ import { formatIssue } from './config/validate.js'
 import type { Endpoint } from './discovery/endpoint.js'
 import { WeftError } from './errors/index.js'
 import { MeshDispatcher } from './http/dispatcher.js'
+import { endpointPool } from './http/endpoint-pool.js'
 import { makeTransport } from './http/transport.js'
 import { checkOptions, type MeshOptions } from './options.js'
 import type { ServiceRuntime } from './stack/service-runtime.js'
@@ -19,9 +20,6 @@ import { consoleLogger, type Logger } from './util/logger.js'
 
 /** URLs that need no normalization: scheme, plain host[:port], then a path without spaces or fragment. */
 const SIMPLE_URL = /^https?:\/\/[a-z0-9.-]+(?::\d{1,5})?(?:\/[\x21-\x22\x24-\x7e]*)?$/
-
-/** Options for each endpoint's connection pool: HTTP/1.1 keep-alive (faster than h2 here). */
-const POOL_OPTIONS: Pool.Options = { keepAliveTimeout: 10_000, connectTimeout: 5_000 }
 
 export interface ConfigEvent {
   version: number
@@ -41,7 +39,7 @@ export class Mesh extends EventEmitter {
   private readonly targetMetrics = new Map<string, TargetMetrics>()
   private readonly meshMetrics: MeshMetrics
   private readonly passthrough: Agent
-  private readonly transport = makeTransport((e) => (e.pool ??= new Pool(e.origin, POOL_OPTIONS)))
+  private readonly transport = makeTransport((e, service) => (e.pool ??= endpointPool(e, service)))
   private watcher: FileWatcher | undefined
   private version = 0
   private isClosed = false

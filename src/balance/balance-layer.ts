@@ -13,7 +13,7 @@ export const balanceLayer: ClientLayer = {
     const rt = target.runtime
     return (call, done) => {
       const group = call.group
-      const now = performance.now()
+      const now = call.now()
       const e = pick(group, now, call.headers, call.avoid)
       if (e === undefined) {
         const subset = Object.keys(group.selector).length ? ` subset ${JSON.stringify(group.selector)}` : ''
@@ -24,8 +24,7 @@ export const balanceLayer: ClientLayer = {
           details: callDetails(call, { subset: group.selector, members: group.members.length, ejected: rt.endpoints.ejectedCount(now), dnsLookups: rt.dns?.lookups }),
         }))
       }
-      call.endpoint = e
-      call.endpointsTried.push(e.address)
+      call.useEndpoint(e)
       next(call, done)
     }
   },

@@ -16,7 +16,7 @@ export const endpointStatsLayer: ClientLayer = {
     return (call, done) => {
       const e = call.endpoint!
       e.pending++
-      const t0 = performance.now()
+      const t0 = call.now()
       next(call, (err, res) => {
         e.pending--
         const now = performance.now()

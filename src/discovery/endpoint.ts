@@ -1,13 +1,11 @@
 // Endpoint: one address of a service with the live state every layer reads: load (pending,
 // peak-EWMA latency) for the balancer, and consecutive failures / ejection for outlier detection.
 import type { Dispatcher } from 'undici'
-import { formatHostPort } from '../util/host-port.js'
 
 /** Latency assumed for an endpoint that has answered nothing yet (linkerd2-proxy uses 30 ms). */
 const DEFAULT_RTT_MS = 30
 
 export class Endpoint {
-  readonly origin: string
   /** The connection pool to this endpoint; created by the transport on first use. */
   pool: Dispatcher | undefined
   /** Requests sent and not yet answered (headers). */
@@ -29,9 +27,7 @@ export class Endpoint {
     readonly host: string,
     readonly port: number,
     readonly labels: Readonly<Record<string, string>>,
-  ) {
-    this.origin = `http://${formatHostPort(host, port)}`
-  }
+  ) {}
 
   get zone(): string | undefined {
     return this.labels.zone

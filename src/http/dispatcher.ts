@@ -71,7 +71,9 @@ export class MeshDispatcher extends Dispatcher {
     const method = (opts.method ?? 'GET').toUpperCase()
     const path = opts.path ?? '/'
     const headers = toHeaderRecord(opts.headers)
-    if (headers.host === undefined) headers.host = authorityOf(opts.origin)
+    // The endpoint's pool sends "host: <service>" itself (its origin is the logical name), so a
+    // plain "http://<service>" call adds no header; any other authority is sent as written.
+    if (headers.host === undefined && opts.origin !== svc.plainOrigin) headers.host = authorityOf(opts.origin)
     const q = path.indexOf('?')
     const rule = snap.route(svc, { method, pathname: q < 0 ? path : path.slice(0, q), search: q < 0 ? '' : path.slice(q + 1), headers })
     const call = new OutboundCall(method, path, headers, makeCallBody(opts.body, DEFAULTS.replayBufferBytes), opts as unknown as Record<string, unknown>, rule.target)

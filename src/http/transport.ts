@@ -135,8 +135,11 @@ class Attempt implements UpstreamResponse, Abortable {
   }
 }
 
-/** The terminal handler; `poolFor` returns (and creates on first use) the endpoint's Pool. */
-export function makeTransport(poolFor: (e: Endpoint) => Dispatcher): ClientHandler {
+/**
+ * The terminal handler; `poolFor` returns (and creates on first use) the endpoint's pool for the
+ * call's service.
+ */
+export function makeTransport(poolFor: (e: Endpoint, service: string) => Dispatcher): ClientHandler {
   return (call, done) => {
     if (call.aborted) return done(call.aborted)
     const endpoint = call.endpoint!
@@ -144,10 +147,13 @@ export function makeTransport(poolFor: (e: Endpoint) => Dispatcher): ClientHandl
     // call.headers is the call's own copy; undici reads it synchronously inside dispatch, so the
     // per-attempt deadline header is written in place instead of copying the record.
     const headers = call.headers
-    if (call.deadline !== Infinity) headers[DEADLINE_HEADER] = String(Math.max(0, Math.floor(call.deadline - performance.now())))
+    if (call.deadline !== Infinity) {
+      const now = call.now()
+      headers[DEADLINE_HEADER] = String(Math.max(0, Math.floor(call.deadline - now)))
+    }
     const o = call.opts
     try {
-      poolFor(endpoint).dispatch({
+      poolFor(endpoint, call.target.service.name).dispatch({
         path: call.path,
         method: call.method as Dispatcher.HttpMethod,
         headers,

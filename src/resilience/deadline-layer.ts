@@ -2,9 +2,11 @@
 // and a deadline propagated from upstream; when it passes, the call fails with
 // WEFT_ERR_DEADLINE_EXCEEDED at once and the attempt in flight is aborted (no waiting on it).
 // The deadline covers the wait for response headers; a body then streams at its own pace.
+// Expiry is driven by the shared DeadlineWatch, not a timer per call (see deadline-watch.ts).
 import { WeftError } from '../errors/index.js'
-import { callDetails, type ClientLayer, type DoneListener, type OutboundCall } from '../stack/call.js'
+import { callDetails, type ClientLayer, type OutboundCall } from '../stack/call.js'
 import { formatDuration } from '../util/duration.js'
+import { deadlineWatch } from './deadline-watch.js'
 
 export function deadlineError(call: OutboundCall, budgetMs: number, propagated: boolean): WeftError {
   const t = call.target
@@ -16,7 +18,11 @@ export function deadlineError(call: OutboundCall, budgetMs: number, propagated: 
   })
 }
 
-const clearDeadline: DoneListener = { callDone: (call) => clearTimeout(call.deadlineTimer) }
+/** The error for a call whose deadline passed: which limit it was is read back off the call. */
+function expired(call: OutboundCall): Error {
+  const budget = call.deadline - call.startedAt
+  return deadlineError(call, budget, budget < call.target.timeoutMs)
+}
 
 export const deadlineLayer: ClientLayer = {
   role: 'deadline',
@@ -24,19 +30,16 @@ export const deadlineLayer: ClientLayer = {
   wrap(next, target) {
     const timeoutMs = target.timeoutMs
     return (call, done) => {
-      const now = performance.now()
+      // The call was created a moment ago: its start time stands in for "now".
+      const now = call.startedAt
       const propagatedLeft = call.deadline - now
-      const propagated = propagatedLeft < timeoutMs
-      const budget = propagated ? propagatedLeft : timeoutMs
-      if (budget <= 0) return done(deadlineError(call, budget, true))
-      call.deadline = now + budget
+      if (propagatedLeft <= 0) return done(deadlineError(call, propagatedLeft, true))
+      if (propagatedLeft >= timeoutMs) call.deadline = now + timeoutMs
       // On expiry the call is cancelled: the attempt (or back-off) in flight is aborted and its
-      // rejection carries this error up at once. Once a response is committed its body streams
-      // at its own pace, so a late timer does nothing; the timer is cleared when the call ends.
-      call.deadlineTimer = setTimeout(() => {
-        if (!call.committed) call.cancel(deadlineError(call, budget, propagated))
-      }, budget)
-      call.onDone(clearDeadline)
+      // rejection carries the error up at once. Once a response is committed its body streams
+      // at its own pace, so expiry does nothing after that.
+      call.deadlineReason = expired
+      deadlineWatch.watch(call, now)
       next(call, done)
     }
   },

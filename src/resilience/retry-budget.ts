@@ -20,9 +20,9 @@ export class RetryBudget {
     this.bucketMs = ttlMs / BUCKETS
   }
 
-  /** Counts one request (every logical call deposits). */
-  deposit(): void {
-    this.advance()
+  /** Counts one request (every logical call deposits); `now` saves a clock read when known. */
+  deposit(now?: number): void {
+    this.advance(now)
     this.requests[this.current]!++
   }
 
@@ -45,8 +45,8 @@ export class RetryBudget {
     return Math.max(0, Math.floor(this.ratio * req + this.minPerSecond * (this.ttlMs / 1000) - ret))
   }
 
-  private advance(): void {
-    const t = this.now()
+  private advance(now?: number): void {
+    const t = now ?? this.now()
     if (this.currentStart === 0) {
       this.currentStart = t
       return

@@ -71,7 +71,7 @@ export const retryLayer: ClientLayer = {
     }
 
     return (call, done) => {
-      budget.deposit()
+      budget.deposit(call.startedAt)
       if (r.idempotencyKey === 'auto' && !IDEMPOTENT.has(call.method) && call.headers['idempotency-key'] === undefined) {
         call.headers['idempotency-key'] = randomUUID()
       }

@@ -44,6 +44,10 @@ export interface DoneListener {
 }
 
 export class OutboundCall {
+  /**
+   * When the call started (performance.now()). Layers that need "now" near the start of the
+   * first attempt read this instead of the clock: each clock read costs ~50 ns on the hot path.
+   */
   readonly startedAt = performance.now()
   /** Absolute deadline on the performance.now() clock; Infinity when none. */
   deadline = Infinity
@@ -53,12 +57,13 @@ export class OutboundCall {
   readonly group: EndpointGroup
   /** The endpoint that failed the previous attempt; the balancer avoids it when it can. */
   avoid: Endpoint | undefined = undefined
-  endpointsTried: string[] = []
+  /** Addresses of the endpoints of earlier attempts (allocated only when a call retries). */
+  private earlierEndpoints: string[] | undefined = undefined
   aborted: Error | null = null
   /** What cancel() aborts: the attempt in flight or the back-off being slept. */
   abortAttempt: Abortable | null = null
-  /** The per-call timer of the deadline layer (cleared when the call is done). */
-  deadlineTimer: NodeJS.Timeout | undefined = undefined
+  /** Set by the deadline layer: the error a passed deadline cancels the call with. */
+  deadlineReason: ((call: OutboundCall) => Error) | undefined = undefined
   span: Span | undefined = undefined
   /** Why the last attempt was retried, for error details. */
   lastRetryReason: string | undefined = undefined
@@ -79,6 +84,40 @@ export class OutboundCall {
   }
 
   private doneListeners: DoneListener[] | undefined = undefined
+  private over = false
+  /** False once the call has waited (a back-off, an injected delay): startedAt is stale then. */
+  private fresh = true
+
+  /**
+   * "Now" for layers on the way to the first attempt: the start time while nothing has made the
+   * call wait (the few µs since are noise at ms resolution), the clock otherwise.
+   */
+  now(): number {
+    return this.fresh && this.attempt === 0 ? this.startedAt : performance.now()
+  }
+
+  /** Every endpoint this call was sent to, in order. */
+  get endpointsTried(): string[] {
+    const list = this.earlierEndpoints ? [...this.earlierEndpoints] : []
+    if (this.endpoint) list.push(this.endpoint.address)
+    return list
+  }
+
+  /** Sets the endpoint of the next attempt (the balancer calls this). */
+  useEndpoint(e: Endpoint): void {
+    if (this.endpoint) (this.earlierEndpoints ??= []).push(this.endpoint.address)
+    this.endpoint = e
+  }
+
+  /** The deadline no longer applies: a response was committed, the call is over or cancelled. */
+  get deadlineSettled(): boolean {
+    return this.committed || this.over || this.aborted !== null
+  }
+
+  /** Called by the deadline watch when the deadline passes while it still applies. */
+  expire(): void {
+    if (!this.deadlineSettled && this.deadlineReason) this.cancel(this.deadlineReason(this))
+  }
 
   /** Stops the call: the current attempt (or back-off) is aborted and no further attempt starts. */
   cancel(err: Error): void {
@@ -98,6 +137,7 @@ export class OutboundCall {
 
   /** Called once by the protocol front end (the dispatcher) when the call is over. */
   finish(res: UpstreamResponse | undefined, err: Error | undefined): void {
+    this.over = true
     const list = this.doneListeners
     this.doneListeners = undefined
     if (list) for (const l of list) l.callDone(this, res, err)
@@ -106,6 +146,7 @@ export class OutboundCall {
   /** Waits `ms` (a back-off, an injected delay), then calls `then`; at once with the error if cancelled. */
   sleep(ms: number, then: (err: Error | null) => void): void {
     if (this.aborted) return then(this.aborted)
+    this.fresh = false
     const wake: Abortable = {
       abort(err) {
         clearTimeout(timer)

@@ -73,7 +73,18 @@ export class TargetMetrics {
     readonly route: string,
   ) {}
 
+  // The label set of the last observation: nearly every call repeats it, and checking three
+  // values is cheaper than building and hashing a key string.
+  private lastMethod = ''
+  private lastStatus = -1
+  private lastCode = ''
+  private lastChild: Observer | undefined
+
   observe(method: string, status: number, errorCode: string, seconds: number): void {
+    if (status === this.lastStatus && method === this.lastMethod && errorCode === this.lastCode) {
+      this.lastChild!.observe(seconds)
+      return
+    }
     const key = `${method} ${status} ${errorCode}`
     let child = this.children.get(key)
     if (!child) {
@@ -88,6 +99,10 @@ export class TargetMetrics {
       })
       this.children.set(key, child)
     }
+    this.lastMethod = method
+    this.lastStatus = status
+    this.lastCode = errorCode
+    this.lastChild = child
     child.observe(seconds)
   }
 

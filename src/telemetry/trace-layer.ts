@@ -20,6 +20,8 @@ const endSpan: DoneListener = {
   },
 }
 
+const CLIENT_SPAN = { kind: SpanKind.CLIENT } as const
+
 export function traceLayer(tracer: Tracer = trace.getTracer('weft')): ClientLayer {
   return {
     role: 'trace',
@@ -27,7 +29,7 @@ export function traceLayer(tracer: Tracer = trace.getTracer('weft')): ClientLaye
     wrap(next, target) {
       const name = `${target.service.name} ${target.routeLabel}`
       return (call, done) => {
-        const span = tracer.startSpan(name, { kind: SpanKind.CLIENT }, context.active())
+        const span = tracer.startSpan(name, CLIENT_SPAN, context.active())
         if (span.isRecording()) {
           span.setAttributes({ 'http.request.method': call.method, 'weft.destination_service': target.service.name, 'weft.route': target.routeLabel })
         }

@@ -30,6 +30,20 @@ test('mesh.request routes a logical service URL to an endpoint, keeping the logi
   assert.ok(Number(seen.headers['weft-deadline-ms']) > 14_000, 'the remaining deadline is carried to the next hop')
 })
 
+test('the Host the upstream sees is the authority the caller wrote, or the caller\'s own Host', async () => {
+  // A plain http://payments call gets "host: payments" from the endpoint pool itself; any other
+  // spelling of the service (namespace-qualified, with a port) is sent as written (URL rules
+  // lowercase the host).
+  for (const [url, host] of [['http://payments.default/a', 'payments.default'], ['http://payments:8080/b', 'payments:8080'], ['http://PAYMENTS/c', 'payments']]) {
+    const res = await mesh.request(url!)
+    assert.equal(await res.body.text(), 'ok from p1', url)
+    assert.equal(up.seen.at(-1)!.headers.host, host, url)
+  }
+  const res = await mesh.request('http://payments/d', { headers: { Host: 'billing.example' } })
+  await res.body.text()
+  assert.equal(up.seen.at(-1)!.headers.host, 'billing.example')
+})
+
 test('mesh.fetch has WHATWG fetch semantics, bodies included', async () => {
   const res = await mesh.fetch('http://payments/charge', { method: 'POST', body: JSON.stringify({ amount: 5 }), headers: { 'content-type': 'application/json' } })
   assert.equal(res.status, 200)
