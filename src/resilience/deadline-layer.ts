@@ -20,8 +20,7 @@ export function deadlineError(call: OutboundCall, budgetMs: number, propagated: 
 
 /** The error for a call whose deadline passed: which limit it was is read back off the call. */
 function expired(call: OutboundCall): Error {
-  const budget = call.deadline - call.startedAt
-  return deadlineError(call, budget, budget < call.target.timeoutMs)
+  return deadlineError(call, call.deadline - call.startedAt, call.deadlinePropagated)
 }
 
 export const deadlineLayer: ClientLayer = {
@@ -35,6 +34,7 @@ export const deadlineLayer: ClientLayer = {
       const propagatedLeft = call.deadline - now
       if (propagatedLeft <= 0) return done(deadlineError(call, propagatedLeft, true))
       if (propagatedLeft >= timeoutMs) call.deadline = now + timeoutMs
+      else call.deadlinePropagated = true
       // On expiry the call is cancelled: the attempt (or back-off) in flight is aborted and its
       // rejection carries the error up at once. Once a response is committed its body streams
       // at its own pace, so expiry does nothing after that.

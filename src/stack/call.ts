@@ -64,6 +64,8 @@ export class OutboundCall {
   abortAttempt: Abortable | null = null
   /** Set by the deadline layer: the error a passed deadline cancels the call with. */
   deadlineReason: ((call: OutboundCall) => Error) | undefined = undefined
+  /** True when the deadline came from the caller (weft-deadline-ms), not this call's timeout. */
+  deadlinePropagated = false
   span: Span | undefined = undefined
   /** Why the last attempt was retried, for error details. */
   lastRetryReason: string | undefined = undefined
