@@ -17,6 +17,12 @@ import { checkOptions, type MeshOptions } from './options.js'
 import type { ServiceRuntime } from './stack/service-runtime.js'
 import { MeshMetrics, type TargetMetrics } from './telemetry/metrics.js'
 import { consoleLogger, type Logger } from './util/logger.js'
+import { createServer, type Server } from 'node:http'
+import type { AddressInfo } from 'node:net'
+import { trace } from '@opentelemetry/api'
+import { InboundCore } from './inbound/core.js'
+import { closeServer, listenWithMesh, writeHealth, type ListenOptions } from './http/server.js'
+import { invalidArg } from './errors/index.js'
 
 /** URLs that need no normalization: scheme, plain host[:port], then a path without spaces or fragment. */
 const SIMPLE_URL = /^https?:\/\/[a-z0-9.-]+(?::\d{1,5})?(?:\/[\x21-\x22\x24-\x7e]*)?$/
@@ -43,6 +49,11 @@ export class Mesh extends EventEmitter {
   private watcher: FileWatcher | undefined
   private version = 0
   private isClosed = false
+  private inboundCore: InboundCore | undefined
+  private readonly servers = new Set<Server>()
+  private adminServer: Server | undefined
+  private onSignal: (() => void) | undefined
+  private closing: Promise<void> | undefined
 
   constructor(private readonly options: MeshOptions) {
     super()
@@ -80,6 +91,69 @@ export class Mesh extends EventEmitter {
       this.watcher = new FileWatcher(this.options.config, () => void this.reload())
       this.watcher.start()
     }
+    const health = this.options.inbound?.health
+    if (health && health.port !== undefined) await this.startAdmin(health.port, health.host, health.metrics !== false)
+    if (this.options.handleSignals) {
+      this.onSignal = () => {
+        this.logger.info(`SIGTERM: draining ${this.service}`)
+        void this.close().finally(() => process.exit(0))
+      }
+      process.once('SIGTERM', this.onSignal)
+    }
+  }
+
+  /**
+   * The server side of the mesh, shared by mesh.listen and the Express/Fastify adapters. Made on
+   * first use: a mesh that only calls out never samples its event loop.
+   */
+  get inbound(): InboundCore {
+    if (!this.inboundCore) {
+      this.inboundCore = new InboundCore({
+        service: this.service,
+        namespace: this.namespace,
+        metrics: this.meshMetrics,
+        tracer: this.options.tracer ?? trace.getTracer('weft'),
+        options: this.options.inbound ?? {},
+        ready: () => this.current !== undefined && !this.isClosed,
+        metricsText: () => this.metrics(),
+      })
+      this.inboundCore.rebuild(this.configVersion)
+    }
+    return this.inboundCore
+  }
+
+  /**
+   * Serves a node:http(s) server through the mesh: its request listeners run behind the inbound
+   * stack (deadline, shedding, telemetry, identity, authz) and inside the request context. Resolves
+   * once the server listens; the mesh is ready before that.
+   */
+  async listen(server: Server, opts: ListenOptions): Promise<AddressInfo> {
+    if (this.isClosed) throw new WeftError('WEFT_ERR_CLOSED', 'mesh is closed; cannot listen')
+    if (typeof server?.listen !== 'function' || typeof server.listeners !== 'function') invalidArg('server', 'must be a node:http or node:https Server')
+    if (typeof opts !== 'object' || opts === null || !Number.isInteger(opts.port) || opts.port < 0 || opts.port > 65535) invalidArg('port', `must be an integer 0..65535 (got ${JSON.stringify(opts?.port)})`)
+    if (opts.host !== undefined && typeof opts.host !== 'string') invalidArg('host', 'must be a string')
+    if (opts.route !== undefined && typeof opts.route !== 'function') invalidArg('route', 'must be a function (req) => route template')
+    this.servers.add(server)
+    return listenWithMesh(this.inbound, server, opts)
+  }
+
+  private async startAdmin(port: number, host: string | undefined, withMetrics: boolean): Promise<void> {
+    const admin = createServer((req, res) => {
+      const a = this.inbound.answerHealth(req.url ?? '/', withMetrics)
+      if (a === undefined) return writeHealth(res, { status: 404, contentType: 'text/plain', body: 'not found\n' })
+      if (a instanceof Promise) void a.then((x) => writeHealth(res, x))
+      else writeHealth(res, a)
+    })
+    await new Promise<void>((resolve, reject) => {
+      admin.once('error', reject)
+      admin.listen(port, host ?? '127.0.0.1', () => resolve())
+    })
+    this.adminServer = admin
+  }
+
+  /** The admin server's address (health and metrics), when inbound.health.port is set. */
+  get adminAddress(): AddressInfo | undefined {
+    return this.adminServer?.address() as AddressInfo | undefined
   }
 
   /**
@@ -120,6 +194,7 @@ export class Mesh extends EventEmitter {
     })
     await ready
     this.current = snapshot
+    this.inboundCore?.rebuild(version)
     for (const [name, rt] of this.runtimes) {
       if (!policy.services.has(name)) {
         rt.close()
@@ -159,8 +234,19 @@ export class Mesh extends EventEmitter {
 
   /** Stops watching, closes discovery and every connection pool (in-flight requests finish). */
   async close(): Promise<void> {
-    if (this.isClosed) return
+    return (this.closing ??= this.shutDown())
+  }
+
+  private async shutDown(): Promise<void> {
+    // Inbound first: handlers still running may call out through the pools closed below.
+    if (this.inboundCore) {
+      const drained = this.inboundCore.drain()
+      await Promise.all([drained, ...[...this.servers].map((s) => closeServer(s, drained))])
+      this.inboundCore.close()
+    }
     this.isClosed = true
+    if (this.onSignal) process.off('SIGTERM', this.onSignal)
+    if (this.adminServer) await closeServer(this.adminServer, Promise.resolve())
     this.watcher?.stop()
     const pools: Promise<void>[] = []
     for (const rt of this.runtimes.values()) {

@@ -7,6 +7,33 @@ import type { Logger } from './util/logger.js'
 import { isIP } from 'node:net'
 import { DNS_NAME } from './config/names.js'
 import { splitHostPort } from './util/host-port.js'
+import type { InboundOptions } from './inbound/core.js'
+
+const positive = (v: unknown): boolean => typeof v === 'number' && Number.isFinite(v) && v > 0
+
+function checkInbound(v: unknown): void {
+  if (typeof v !== 'object' || v === null) invalidArg('inbound', 'must be an object { maxConcurrent?, shedding?, drainTimeoutMs?, health? }')
+  const o = v as Record<string, unknown>
+  const known = ['maxConcurrent', 'shedding', 'drainTimeoutMs', 'health']
+  for (const k of Object.keys(o)) if (!known.includes(k)) invalidArg(`inbound.${k}`, `unknown option (known: ${known.join(', ')})`)
+  if (o.maxConcurrent !== undefined && (!Number.isInteger(o.maxConcurrent) || (o.maxConcurrent as number) < 1)) invalidArg('inbound.maxConcurrent', 'must be an integer ≥ 1')
+  if (o.drainTimeoutMs !== undefined && !(positive(o.drainTimeoutMs) || o.drainTimeoutMs === 0)) invalidArg('inbound.drainTimeoutMs', 'must be a number of milliseconds ≥ 0')
+  if (o.shedding !== undefined && o.shedding !== false) {
+    if (typeof o.shedding !== 'object' || o.shedding === null) invalidArg('inbound.shedding', 'must be false or { maxEventLoopUtilization?, maxEventLoopDelayMs?, sampleIntervalMs? }')
+    const s = o.shedding as Record<string, unknown>
+    const sk = ['maxEventLoopUtilization', 'maxEventLoopDelayMs', 'sampleIntervalMs']
+    for (const k of Object.keys(s)) if (!sk.includes(k)) invalidArg(`inbound.shedding.${k}`, `unknown option (known: ${sk.join(', ')})`)
+    if (s.maxEventLoopUtilization !== undefined && !(positive(s.maxEventLoopUtilization) && (s.maxEventLoopUtilization as number) <= 1)) invalidArg('inbound.shedding.maxEventLoopUtilization', 'must be a number in (0, 1]')
+    for (const k of ['maxEventLoopDelayMs', 'sampleIntervalMs']) if (s[k] !== undefined && !positive(s[k])) invalidArg(`inbound.shedding.${k}`, 'must be a positive number of milliseconds')
+  }
+  if (o.health !== undefined && o.health !== false) {
+    if (typeof o.health !== 'object' || o.health === null) invalidArg('inbound.health', 'must be false or { port?, host?, metrics? }')
+    const h = o.health as Record<string, unknown>
+    if (h.port !== undefined && (!Number.isInteger(h.port) || (h.port as number) < 0 || (h.port as number) > 65535)) invalidArg('inbound.health.port', 'must be an integer 0..65535')
+    if (h.host !== undefined && typeof h.host !== 'string') invalidArg('inbound.health.host', 'must be a string')
+    if (h.metrics !== undefined && typeof h.metrics !== 'boolean') invalidArg('inbound.health.metrics', 'must be true or false')
+  }
+}
 
 export interface MeshOptions {
   /** This workload's name: its identity and its source_service label. Required. */
@@ -29,9 +56,13 @@ export interface MeshOptions {
   control?: string | string[]
   token?: string
   stateDir?: string
+  /** The server side: concurrency limit, event-loop shedding, drain, health paths. */
+  inbound?: InboundOptions
+  /** On SIGTERM, drain (mesh.close()) and exit. Default false. */
+  handleSignals?: boolean
 }
 
-const KNOWN = new Set(['service', 'namespace', 'config', 'registry', 'locality', 'logger', 'tracer', 'dnsServers', 'control', 'token', 'stateDir'])
+const KNOWN = new Set(['service', 'namespace', 'config', 'registry', 'locality', 'logger', 'tracer', 'dnsServers', 'control', 'token', 'stateDir', 'inbound', 'handleSignals'])
 
 export function checkOptions(o: unknown): MeshOptions {
   if (typeof o !== 'object' || o === null) invalidArg('options', 'createMesh needs an options object with at least { service }')
@@ -55,6 +86,8 @@ export function checkOptions(o: unknown): MeshOptions {
     if (!Array.isArray(opts.dnsServers)) invalidArg('dnsServers', 'must be a list of "ip" or "ip:port"')
     for (const s of opts.dnsServers) if (typeof s !== 'string' || (!isIP(s) && !splitHostPort(s, true))) invalidArg('dnsServers', `"${String(s)}" is not an IP or IP:port`)
   }
+  if (opts.inbound !== undefined) checkInbound(opts.inbound)
+  if (opts.handleSignals !== undefined && typeof opts.handleSignals !== 'boolean') invalidArg('handleSignals', 'must be true or false')
   if (opts.control !== undefined) invalidArg('control', 'the control daemon client is not part of this version yet; use config (a file or object) for now')
   return opts as unknown as MeshOptions
 }

@@ -25,7 +25,7 @@ export const endpointStatsLayer: ClientLayer = {
           const load = rawHeaderValue(res.rawHeaders, LOAD_HEADER)
           if (load !== undefined) {
             const v = Number(load)
-            if (v >= 0 && v <= 100) e.reportedLoad = v
+            if (v >= 0 && v <= 1 && v !== e.reportedLoad) e.reportLoad(v)
           }
           if (res.statusCode >= 500) outlier.failure(e, now)
           else outlier.success(e, now)

@@ -12,8 +12,10 @@ export class Endpoint {
   pending = 0
   private ewmaMs = DEFAULT_RTT_MS
   private ewmaAt = 0
-  /** Load the endpoint reported about itself (0..1 extra weight), from a response header. */
+  /** Load the endpoint reported about itself (0..1, the weft-load response header). */
   reportedLoad = 0
+  /** 1 / (1 - load): how much longer a request waits at that utilization (M/M/1 queueing). */
+  private loadFactor = 1
   consecutiveFailures = 0
   /** performance.now() until which the endpoint is ejected; 0 when in rotation. */
   ejectedUntil = 0
@@ -50,8 +52,17 @@ export class Endpoint {
     return this.ewmaMs * Math.exp(-(now - this.ewmaAt) / decayMs)
   }
 
-  /** Peak-EWMA cost: latency estimate × (in-flight + 1), scaled up by self-reported load. */
+  /** Records the load a Weft server reported about itself (its event-loop utilization, 0..1). */
+  reportLoad(load: number): void {
+    this.reportedLoad = load
+    this.loadFactor = 1 / (1 - Math.min(load, 0.95))
+  }
+
+  /**
+   * Peak-EWMA cost: latency estimate × (in-flight + 1), scaled by the load the endpoint reports:
+   * an instance whose event loop is 90% busy counts ten times an idle one, 50% busy twice.
+   */
   cost(now: number, decayMs: number): number {
-    return this.decayed(now, decayMs) * (this.pending + 1) * (1 + this.reportedLoad)
+    return this.decayed(now, decayMs) * (this.pending + 1) * this.loadFactor
   }
 }

@@ -48,6 +48,8 @@ export const ERROR_TABLE = {
     advice: 'A retry was needed but the retry budget (ratio of requests + minimum per second) was spent: the upstream is failing broadly.' },
   WEFT_ERR_OVERLOADED: { http: 503, grpc: GrpcStatus.RESOURCE_EXHAUSTED, retryable: false,
     advice: 'A concurrency limit was reached and the request failed fast. Raise concurrencyLimit or add capacity.' },
+  WEFT_ERR_SERVER_OVERLOADED: { http: 503, grpc: GrpcStatus.UNAVAILABLE, retryable: true,
+    advice: 'The server shed the request before its handler ran: its concurrency limit (inbound.maxConcurrent) or an event-loop threshold (inbound.shedding) was crossed. Nothing was processed, so callers retry on another instance whatever the method; add capacity or raise the threshold.' },
   WEFT_ERR_FAULT_INJECTED: { http: 503, grpc: GrpcStatus.UNAVAILABLE, retryable: false,
     advice: 'A Route rule injected this failure on purpose (spec.rules[].fault). Remove the fault to stop it.' },
   WEFT_ERR_CANCELLED: { http: 499, grpc: GrpcStatus.CANCELLED, retryable: false,

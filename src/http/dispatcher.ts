@@ -10,6 +10,7 @@ import { OutboundCall, type BodySink, type UpstreamResponse } from '../stack/cal
 import { toHeaderRecord } from '../util/headers.js'
 import { makeCallBody } from './call-body.js'
 import { DEADLINE_HEADER } from './transport.js'
+import { CALLER_HEADER, requestContext } from '../inbound/context.js'
 import { toLegacyHandler, type LegacyHandler } from './user-handler.js'
 
 /** Host of an undici origin ("http://payments:8080" → "payments"), without parsing a URL. */
@@ -77,12 +78,17 @@ export class MeshDispatcher extends Dispatcher {
     const q = path.indexOf('?')
     const rule = snap.route(svc, { method, pathname: q < 0 ? path : path.slice(0, q), search: q < 0 ? '' : path.slice(q + 1), headers })
     const call = new OutboundCall(method, path, headers, makeCallBody(opts.body, DEFAULTS.replayBufferBytes), opts as unknown as Record<string, unknown>, rule.target)
+    const parent = requestContext.getStore()
+    call.parent = parent
+    // The caller chain is the mesh's to write (a handler that forwards its request's headers
+    // would otherwise pass on a chain without itself in it).
+    headers[CALLER_HEADER] = parent ? parent.chain : rule.target.source
     const propagated = headers[DEADLINE_HEADER]
     if (propagated !== undefined) {
       const ms = Number(Array.isArray(propagated) ? propagated[0] : propagated)
       if (Number.isFinite(ms) && ms >= 0) call.deadline = call.startedAt + ms
       delete headers[DEADLINE_HEADER]
-    }
+    } else if (parent !== undefined) call.deadline = parent.deadline
     h.onConnect?.((reason?: Error) => call.cancel(reason ?? new WeftError('WEFT_ERR_CANCELLED', `${method} ${svc.settings.name}${path} aborted by the caller`)))
     rule.handler(call, (err, res) => {
       if (err || !res) {

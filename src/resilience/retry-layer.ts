@@ -8,6 +8,8 @@ import { WeftError, isWeftError } from '../errors/index.js'
 import type { RetrySettings } from '../config/types.js'
 import { callDetails, type ClientDone, type ClientLayer, type OutboundCall, type UpstreamResponse } from '../stack/call.js'
 import { fullJitterDelay } from './backoff.js'
+import { rawHeaderValue } from '../util/headers.js'
+import { ERROR_CODE_HEADER } from '../telemetry/call-layer.js'
 
 const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE', 'TRACE'])
 
@@ -43,10 +45,12 @@ export const retryLayer: ClientLayer = {
         if (isWeftError(err)) err.details = { ...err.details, ...callDetails(call), retriesStopped: why }
         done(err)
       }
-      const reason = res ? (r.retryOnStatus.has(res.statusCode) ? String(res.statusCode) : undefined) : retryReasonForError(err, r)
+      // A Weft server that shed the request ran none of it: safe to retry whatever the method.
+      const shed = res !== undefined && res.statusCode === 503 && rawHeaderValue(res.rawHeaders, ERROR_CODE_HEADER) === 'WEFT_ERR_SERVER_OVERLOADED'
+      const reason = shed ? 'server-shed' : res ? (r.retryOnStatus.has(res.statusCode) ? String(res.statusCode) : undefined) : retryReasonForError(err, r)
       if (reason === undefined) return stop('not retryable')
       if (call.attempt >= r.attempts) return stop(`all ${r.attempts} retries used`)
-      if (!idempotent && reason !== 'connect-failure') return stop(`${call.method} without an Idempotency-Key is not retried after its request was sent`)
+      if (!idempotent && reason !== 'connect-failure' && reason !== 'server-shed') return stop(`${call.method} without an Idempotency-Key is not retried after its request was sent`)
       if (call.body && !call.body.replayable) return stop('the request body went past the replay buffer')
       if (!budget.tryWithdraw()) {
         m.budgetExhausted()
@@ -78,7 +82,7 @@ export const retryLayer: ClientLayer = {
       const idempotent = IDEMPOTENT.has(call.method) || call.headers['idempotency-key'] !== undefined
       next(call, (err, res) => {
         // Fast path: a first attempt that needs no retry goes straight back.
-        if (res && !call.aborted && !r.retryOnStatus.has(res.statusCode)) return done(null, res)
+        if (res && !call.aborted && res.statusCode !== 503 && !r.retryOnStatus.has(res.statusCode)) return done(null, res)
         decide(call, res, err, idempotent, done)
       })
     }

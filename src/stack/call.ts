@@ -33,6 +33,20 @@ export interface CallBody {
   readonly replayable: boolean
 }
 
+/**
+ * The inbound request a call is made from (the handler's AsyncLocalStorage context): its deadline,
+ * trace and caller chain go on to the next hop.
+ */
+export interface ParentContext {
+  readonly deadline: number
+  readonly traceId: string
+  readonly traceFlags: number
+  /** weft-caller value for calls made while serving it. */
+  readonly chain: string
+  /** The OpenTelemetry context of the server span, when an SDK records it. */
+  readonly otelContext?: import('@opentelemetry/api').Context | undefined
+}
+
 /** Something cancel() can stop: an attempt in flight, a back-off. */
 export interface Abortable {
   abort(err: Error): void
@@ -67,6 +81,8 @@ export class OutboundCall {
   /** True when the deadline came from the caller (weft-deadline-ms), not this call's timeout. */
   deadlinePropagated = false
   span: Span | undefined = undefined
+  /** The inbound request this call is made for, when made inside a meshed handler. */
+  parent: ParentContext | undefined = undefined
   /** Why the last attempt was retried, for error details. */
   lastRetryReason: string | undefined = undefined
   /** Set when a response was handed to the caller: the deadline no longer applies to its body. */

@@ -6,10 +6,11 @@ import { FastHistogram } from './fast-histogram.js'
 
 /** OTel's HTTP duration buckets, plus finer ones below 5 ms for an in-process mesh. */
 const DURATION_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5, 10]
-const KNOWN_METHODS = new Set(['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'PATCH', 'OPTIONS', 'TRACE', 'CONNECT'])
+export const KNOWN_METHODS = new Set(['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'PATCH', 'OPTIONS', 'TRACE', 'CONNECT'])
 
 export class MeshMetrics {
   readonly clientDuration: FastHistogram
+  readonly serverDuration: FastHistogram
   readonly retries: Counter<string>
   readonly budgetExhausted: Counter<string>
   readonly circuitState: Gauge<string>
@@ -21,6 +22,13 @@ export class MeshMetrics {
       name: 'http_client_request_duration_seconds',
       help: 'Duration of outbound HTTP requests through the mesh, as the application sees them (all attempts).',
       labelNames: ['method', 'status_code', 'route', 'source_service', 'destination_service', 'error_code'],
+      buckets: DURATION_BUCKETS,
+      registers: [registry],
+    })
+    this.serverDuration = new FastHistogram({
+      name: 'http_server_request_duration_seconds',
+      help: 'Duration of inbound HTTP requests served by this instance, from arrival to the end of the response.',
+      labelNames: ['method', 'status_code', 'http_route', 'source_service', 'destination_service', 'error_code'],
       buckets: DURATION_BUCKETS,
       registers: [registry],
     })

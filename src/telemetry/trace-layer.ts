@@ -3,7 +3,7 @@
 // no-op and costs next to nothing; the traceparent is still sent so the next hop can join.
 import { SpanKind, SpanStatusCode, context, trace, type Tracer } from '@opentelemetry/api'
 import type { ClientLayer, DoneListener } from '../stack/call.js'
-import { traceparentFor, traceIdOf } from './tracing.js'
+import { newSpanId, traceparentFor, traceIdOf } from './tracing.js'
 
 /** Ends the call's span with its outcome. */
 const endSpan: DoneListener = {
@@ -29,12 +29,18 @@ export function traceLayer(tracer: Tracer = trace.getTracer('weft')): ClientLaye
     wrap(next, target) {
       const name = `${target.service.name} ${target.routeLabel}`
       return (call, done) => {
-        const span = tracer.startSpan(name, CLIENT_SPAN, context.active())
-        if (span.isRecording()) {
+        const parent = call.parent
+        const span = tracer.startSpan(name, CLIENT_SPAN, parent?.otelContext ?? context.active())
+        const recording = span.isRecording()
+        if (recording) {
           span.setAttributes({ 'http.request.method': call.method, 'weft.destination_service': target.service.name, 'weft.route': target.routeLabel })
         }
-        if (call.headers.traceparent === undefined) call.headers.traceparent = traceparentFor(span)
-        else if (!traceIdOf(String(call.headers.traceparent))) call.headers.traceparent = traceparentFor(span)
+        const sent = call.headers.traceparent
+        if (sent === undefined || !traceIdOf(String(sent))) {
+          // Inside a meshed handler with no SDK recording, the inbound request's trace id goes on
+          // with a new span id, so every hop shares one trace.
+          call.headers.traceparent = recording || parent === undefined ? traceparentFor(span) : `00-${parent.traceId}-${newSpanId()}-${(parent.traceFlags & 1) === 1 ? '01' : '00'}`
+        }
         call.span = span
         call.onDone(endSpan)
         next(call, done)

@@ -23,6 +23,11 @@ function randomHex(bytes: number): string {
   return hex
 }
 
+export function newTraceId(): string {
+  const id = randomHex(16)
+  return id === INVALID_TRACE ? newTraceId() : id
+}
+
 export function newSpanId(): string {
   const id = randomHex(8)
   return id === '0000000000000000' ? newSpanId() : id
@@ -41,11 +46,26 @@ export function traceparentFor(span: Span | undefined, parentTraceId?: string): 
   return `00-${hex.slice(0, 32)}-${hex.slice(32)}-01`
 }
 
-const TRACEPARENT = /^[0-9a-f]{2}-([0-9a-f]{32})-[0-9a-f]{16}-[0-9a-f]{2}$/
+const TRACEPARENT = /^([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$/
+
+export interface TraceParent {
+  traceId: string
+  spanId: string
+  /** W3C trace flags; bit 0 is "sampled". */
+  flags: number
+}
+
+/** A well-formed traceparent's parts (version ff and all-zero ids are refused, per W3C). */
+export function parseTraceparent(header: string | undefined): TraceParent | undefined {
+  if (!header || header.length !== 55) return undefined
+  const m = TRACEPARENT.exec(header)
+  if (!m || m[1] === 'ff' || m[2] === INVALID_TRACE || m[3] === '0000000000000000') return undefined
+  return { traceId: m[2]!, spanId: m[3]!, flags: parseInt(m[4]!, 16) }
+}
 
 /** The trace id inside a traceparent header, if it is well formed. */
 export function traceIdOf(traceparent: string | undefined): string | undefined {
   if (!traceparent) return undefined
   const m = TRACEPARENT.exec(traceparent)
-  return m && m[1] !== INVALID_TRACE ? m[1] : undefined
+  return m && m[2] !== INVALID_TRACE ? m[2] : undefined
 }

@@ -1,0 +1,59 @@
+// weft/express: `app.use(weft(mesh))`. A thin adapter: it hands each request to the mesh's inbound
+// core (deadline, shedding, telemetry, identity, authz, request context) and runs the rest of the
+// app behind it. The route template for metrics is Express's own (`req.baseUrl + req.route.path`),
+// read when the response has finished, so `/users/42` is counted as `/users/:id`.
+import type { IncomingMessage, ServerResponse } from 'node:http'
+import type { Mesh } from '../../src/mesh.js'
+import { invalidArg } from '../../src/errors/index.js'
+import type { FrontEnd, InboundCall } from '../../src/inbound/call.js'
+import { requestContext } from '../../src/inbound/context.js'
+import { answerHealth, markResponse, writeError } from '../../src/http/server.js'
+import type { Done } from '../../src/stack/layer.js'
+
+/** The parts of Express's request this adapter reads (no runtime import of express). */
+interface ExpressRequest extends IncomingMessage {
+  originalUrl?: string
+  baseUrl?: string
+  route?: { path?: unknown }
+}
+
+type Next = (err?: unknown) => void
+
+interface ExpressIo {
+  req: ExpressRequest
+  res: ServerResponse
+  next: Next
+}
+
+function routeTemplate(req: ExpressRequest): string {
+  const p = req.route?.path
+  if (typeof p !== 'string') return ''
+  return `${req.baseUrl ?? ''}${p}` || '/'
+}
+
+const expressFrontEnd: FrontEnd = {
+  proceed(call: InboundCall, done: Done<InboundCall>): void {
+    const { req, res, next } = call.io as ExpressIo
+    res.once('close', () => {
+      call.statusCode = res.statusCode
+      call.route = routeTemplate(req)
+      done(null, call)
+    })
+    // next() runs the rest of the app synchronously from here, so its handlers (and their async
+    // work) run inside the request context.
+    requestContext.run(call.context, next)
+  },
+}
+
+/** Express middleware putting the mesh's inbound stack in front of the app: `app.use(weft(mesh))`. */
+export function weft(mesh: Mesh): (req: ExpressRequest, res: ServerResponse, next: Next) => void {
+  if (typeof (mesh as { inbound?: unknown })?.inbound !== 'object') invalidArg('mesh', 'weft(mesh) needs the Mesh returned by createMesh()')
+  const core = mesh.inbound
+  const onRejected = (err: Error, call: InboundCall): void => writeError((call.io as ExpressIo).res, core.errorResponse(err, call))
+  return function weftMiddleware(req, res, next) {
+    if (answerHealth(core, req, res)) return
+    markResponse(core, res)
+    const url = req.originalUrl ?? req.url ?? '/'
+    core.run(core.begin(req.method ?? 'GET', url, req.headers, expressFrontEnd, { req, res, next } satisfies ExpressIo), onRejected)
+  }
+}

@@ -1,0 +1,103 @@
+// The node:http front end of the inbound core (mesh.listen): the server's own 'request' listeners
+// become the application behind the server stack. Also writes health answers and mesh-generated
+// errors for the node:http-shaped adapters (Express shares these helpers).
+import type { IncomingMessage, Server, ServerResponse } from 'node:http'
+import type { AddressInfo } from 'node:net'
+import type { Done } from '../stack/layer.js'
+import type { FrontEnd, InboundCall } from '../inbound/call.js'
+import { requestContext } from '../inbound/context.js'
+import type { ErrorAnswer, HealthAnswer, InboundCore } from '../inbound/core.js'
+import { LOAD_HEADER } from '../balance/endpoint-stats-layer.js'
+
+export interface ListenOptions {
+  port: number
+  host?: string
+  /** Maps a request to its route template ("/users/:id") for metrics; default: none (''). */
+  route?: (req: IncomingMessage) => string
+}
+
+interface NodeIo {
+  req: IncomingMessage
+  res: ServerResponse
+}
+
+type App = (req: IncomingMessage, res: ServerResponse) => void
+
+export function writeHealth(res: ServerResponse, a: HealthAnswer): void {
+  res.writeHead(a.status, { 'content-type': a.contentType, 'content-length': Buffer.byteLength(a.body), 'cache-control': 'no-store' })
+  res.end(a.body)
+}
+
+export function writeError(res: ServerResponse, a: ErrorAnswer): void {
+  if (res.headersSent) {
+    res.destroy()
+    return
+  }
+  res.writeHead(a.status, { ...a.headers, 'content-length': Buffer.byteLength(a.body) })
+  res.end(a.body)
+}
+
+/** Answers a health path if `url` is one; true when it did. */
+export function answerHealth(core: InboundCore, req: IncomingMessage, res: ServerResponse): boolean {
+  const h = core.health(req.method ?? 'GET', req.url ?? '/')
+  if (h === undefined) return false
+  if (h instanceof Promise) h.then((a) => writeHealth(res, a), (err: Error) => writeHealth(res, { status: 500, contentType: 'text/plain', body: `${err.message}\n` }))
+  else writeHealth(res, h)
+  return true
+}
+
+/** Marks a response the way every inbound response is marked: load report, drain. */
+export function markResponse(core: InboundCore, res: ServerResponse): void {
+  res.setHeader(LOAD_HEADER, core.monitor.header)
+  if (core.draining) res.setHeader('connection', 'close')
+}
+
+class NodeFrontEnd implements FrontEnd {
+  constructor(
+    private readonly app: App,
+    private readonly routeOf: ((req: IncomingMessage) => string) | undefined,
+  ) {}
+
+  proceed(call: InboundCall, done: Done<InboundCall>): void {
+    const { req, res } = call.io as NodeIo
+    res.once('close', () => {
+      call.statusCode = res.statusCode
+      call.route = this.routeOf ? this.routeOf(req) : ''
+      done(null, call)
+    })
+    requestContext.run(call.context, this.app, req, res)
+  }
+}
+
+/** Puts the inbound stack in front of `server`'s request listeners and starts listening. */
+export async function listenWithMesh(core: InboundCore, server: Server, opts: ListenOptions): Promise<AddressInfo> {
+  const listeners = server.listeners('request') as App[]
+  server.removeAllListeners('request')
+  const app: App = listeners.length === 1 ? listeners[0]!.bind(server) : (req, res) => {
+    for (const l of listeners) l.call(server, req, res)
+  }
+  const frontEnd = new NodeFrontEnd(app, opts.route)
+  const onRejected = (err: Error, call: InboundCall): void => writeError((call.io as NodeIo).res, core.errorResponse(err, call))
+  server.on('request', (req: IncomingMessage, res: ServerResponse) => {
+    if (answerHealth(core, req, res)) return
+    markResponse(core, res)
+    core.run(core.begin(req.method ?? 'GET', req.url ?? '/', req.headers, frontEnd, { req, res } satisfies NodeIo), onRejected)
+  })
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject)
+    server.listen(opts.port, opts.host, () => {
+      server.off('error', reject)
+      resolve()
+    })
+  })
+  return server.address() as AddressInfo
+}
+
+/** Stops accepting, waits for in-flight requests (drain), then closes what is left. */
+export async function closeServer(server: Server, drained: Promise<unknown>): Promise<void> {
+  const closed = new Promise<void>((resolve) => server.close(() => resolve()))
+  server.closeIdleConnections()
+  await drained
+  server.closeAllConnections()
+  await closed
+}

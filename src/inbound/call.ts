@@ -1,0 +1,59 @@
+// The inbound call and target shapes every server layer passes along. A call is made once per
+// request by a front end (node:http, Express, Fastify); the front end's `proceed` runs the
+// application and reports back when the response has finished.
+import type { IncomingHttpHeaders } from 'node:http'
+import type { Tracer } from '@opentelemetry/api'
+import type { Done, Handler, Layer } from '../stack/layer.js'
+import type { ServerMetrics } from '../telemetry/server-metrics.js'
+import type { TraceParent } from '../telemetry/tracing.js'
+import type { InboundContext } from './context.js'
+import type { LoadMonitor } from './load-monitor.js'
+
+/** What a framework adapter provides: how to run the application for a call. */
+export interface FrontEnd {
+  /**
+   * Runs the application for `call` inside its request context, then calls `done(null, call)` once
+   * the response has finished, with `call.statusCode` and `call.route` filled in.
+   */
+  proceed(call: InboundCall, done: Done<InboundCall>): void
+}
+
+export class InboundCall {
+  readonly startedAt = performance.now()
+  /** Response status, set by the front end when the response finished. */
+  statusCode = 0
+  /** The framework's route template ("/users/:id"), never the raw path; '' when none matched. */
+  route = ''
+
+  constructor(
+    readonly method: string,
+    /** Path without the query string (for authorization rules; never a metrics label). */
+    readonly path: string,
+    readonly headers: IncomingHttpHeaders,
+    readonly context: InboundContext,
+    /** The caller's service (source_service label), bounded to known-good values. */
+    readonly source: string,
+    /** The caller's traceparent, when it sent a valid one. */
+    readonly parent: TraceParent | undefined,
+    readonly frontEnd: FrontEnd,
+    /** The front end's own per-request objects (req/res, request/reply). */
+    readonly io: unknown,
+  ) {}
+}
+
+/** Everything a server stack needs, built once per config version. */
+export interface InboundTarget {
+  readonly service: string
+  readonly namespace: string
+  readonly configVersion: number
+  readonly metrics: ServerMetrics
+  readonly monitor: LoadMonitor
+  readonly tracer: Tracer
+  /** Concurrency cap for requests in the handler (Infinity: none). */
+  readonly maxConcurrent: number
+  /** Shared counter of requests past the shed layer (survives config versions). */
+  readonly admitted: { count: number }
+}
+
+export type ServerLayer = Layer<InboundCall, InboundCall, InboundTarget>
+export type ServerHandler = Handler<InboundCall, InboundCall>

@@ -1,0 +1,209 @@
+// InboundCore: the framework-neutral server side of the mesh. A front end (mesh.listen for
+// node:http, the Express and Fastify adapters) turns each request into an InboundCall with begin(),
+// runs it through the server stack with run(), and writes mesh-generated failures with
+// errorResponse(). It also answers the health paths and drains in-flight requests on close.
+import type { IncomingHttpHeaders } from 'node:http'
+import type { Tracer } from '@opentelemetry/api'
+import { isWeftError, WeftError } from '../errors/index.js'
+import { LOAD_HEADER } from '../balance/endpoint-stats-layer.js'
+import { DEADLINE_HEADER } from '../http/transport.js'
+import { ERROR_CODE_HEADER } from '../telemetry/call-layer.js'
+import type { MeshMetrics } from '../telemetry/metrics.js'
+import { ServerMetrics } from '../telemetry/server-metrics.js'
+import { newTraceId, parseTraceparent } from '../telemetry/tracing.js'
+import { InboundCall, type FrontEnd, type InboundTarget, type ServerHandler } from './call.js'
+import { CALLER_HEADER, extendChain, InboundContext, lastCaller } from './context.js'
+import { LoadMonitor, RETRY_AFTER_S, type SheddingSettings } from './load-monitor.js'
+import { defaultServerStack, runApplication, type ServerStack } from './server-stack.js'
+
+
+export interface InboundOptions {
+  /** Most requests in the handler at once; more are shed with 503. Default: no limit. */
+  maxConcurrent?: number
+  /** Event-loop-aware shedding thresholds, or false to turn shedding off. */
+  shedding?: SheddingSettings | false
+  /** How long close() waits for in-flight requests before closing connections. Default 10 s. */
+  drainTimeoutMs?: number
+  /**
+   * /healthz, /readyz and /metrics. Default: answered on the application's own server. `port`
+   * moves them to a separate admin server; `metrics: false` leaves /metrics out; false: none.
+   */
+  health?: false | { port?: number; host?: string; metrics?: boolean }
+}
+
+export const INBOUND_DEFAULTS = { drainTimeoutMs: 10_000 } as const
+
+export interface HealthAnswer {
+  status: number
+  contentType: string
+  body: string
+}
+
+export interface ErrorAnswer {
+  status: number
+  headers: Record<string, string>
+  body: string
+}
+
+export interface InboundDeps {
+  service: string
+  namespace: string
+  metrics: MeshMetrics
+  tracer: Tracer
+  options: InboundOptions
+  ready: () => boolean
+  metricsText: () => Promise<string>
+}
+
+const MAX_REQUEST_ID = 128
+
+function first(v: string | string[] | undefined): string | undefined {
+  return Array.isArray(v) ? v[0] : v
+}
+
+export class InboundCore {
+  readonly monitor: LoadMonitor
+  readonly serverMetrics: ServerMetrics
+  stack: ServerStack = defaultServerStack()
+  /** Requests begun and not yet finished (drain waits for these). */
+  inFlight = 0
+  draining = false
+  private readonly admitted = { count: 0 }
+  private handler: ServerHandler
+  private configVersion = 0
+  private drained: (() => void) | undefined
+  private readonly healthOnApp: boolean
+  private readonly metricsOnApp: boolean
+
+  constructor(private readonly deps: InboundDeps) {
+    this.monitor = new LoadMonitor(deps.options.shedding)
+    this.serverMetrics = new ServerMetrics(deps.metrics)
+    this.handler = this.build()
+    const h = deps.options.health
+    this.healthOnApp = h !== false && h?.port === undefined
+    this.metricsOnApp = this.healthOnApp && !(h && h.metrics === false)
+  }
+
+  get service(): string {
+    return this.deps.service
+  }
+
+  /** Rebuilds the server handler for a new config version (or an edited stack). */
+  rebuild(configVersion: number, stack: ServerStack = this.stack): void {
+    this.configVersion = configVersion
+    this.stack = stack
+    this.handler = this.build()
+  }
+
+  private build(): ServerHandler {
+    const target: InboundTarget = {
+      service: this.deps.service,
+      namespace: this.deps.namespace,
+      configVersion: this.configVersion,
+      metrics: this.serverMetrics,
+      monitor: this.monitor,
+      tracer: this.deps.tracer,
+      maxConcurrent: this.deps.options.maxConcurrent ?? Infinity,
+      admitted: this.admitted,
+    }
+    return this.stack.build(runApplication, target)
+  }
+
+  /** Makes the call for one request: its context (deadline, trace, caller chain) from the headers. */
+  begin(method: string, url: string, headers: IncomingHttpHeaders, frontEnd: FrontEnd, io: unknown): InboundCall {
+    const q = url.indexOf('?')
+    const path = q < 0 ? url : url.slice(0, q)
+    const now = performance.now()
+    const d = first(headers[DEADLINE_HEADER])
+    let deadline = Infinity
+    if (d !== undefined) {
+      const ms = Number(d)
+      if (Number.isFinite(ms)) deadline = now + Math.max(0, ms)
+    }
+    const parent = parseTraceparent(first(headers.traceparent))
+    const chainIn = first(headers[CALLER_HEADER])
+    const rid = first(headers['x-request-id'])
+    const ctx = new InboundContext(
+      this.deps.service,
+      deadline,
+      parent?.traceId ?? newTraceId(),
+      parent ? parent.flags : 1,
+      extendChain(chainIn, this.deps.service),
+      rid !== undefined && rid.length > 0 && rid.length <= MAX_REQUEST_ID ? rid : undefined,
+    )
+    const source = this.serverMetrics.sourceLabel(lastCaller(chainIn))
+    return new InboundCall(method, path, headers, ctx, source, parent, frontEnd, io)
+  }
+
+  /**
+   * Runs the call through the server stack. `onRejected` is told when a layer refused the request
+   * (the front end writes errorResponse(err) then); the application never ran for it.
+   */
+  run(call: InboundCall, onRejected: (err: Error, call: InboundCall) => void): void {
+    this.inFlight++
+    this.handler(call, (err) => {
+      if (err) onRejected(err, call)
+      this.inFlight--
+      if (this.inFlight === 0 && this.drained) this.drained()
+    })
+  }
+
+  /** The JSON body, status and headers of a mesh-generated failure, from the error table. */
+  errorResponse(err: Error, call: InboundCall | undefined): ErrorAnswer {
+    const e = isWeftError(err) ? err : new WeftError('WEFT_ERR_INVALID_ARG', err.message, { cause: err })
+    const requestId = call?.context.requestId ?? ''
+    const headers: Record<string, string> = {
+      'content-type': 'application/json; charset=utf-8',
+      [ERROR_CODE_HEADER]: e.code,
+      [LOAD_HEADER]: this.monitor.header,
+    }
+    if (requestId) headers['x-request-id'] = requestId
+    if (e.code === 'WEFT_ERR_SERVER_OVERLOADED') headers['retry-after'] = String(RETRY_AFTER_S)
+    if (this.draining) headers.connection = 'close'
+    return { status: e.httpStatus, headers, body: JSON.stringify({ error: { code: e.code, message: e.message, requestId } }) }
+  }
+
+  /** Answers /healthz, /readyz and /metrics when they are served on the app's server. */
+  health(method: string, url: string): HealthAnswer | undefined | Promise<HealthAnswer> {
+    if (!this.healthOnApp || (method !== 'GET' && method !== 'HEAD')) return undefined
+    return this.answerHealth(url, this.metricsOnApp)
+  }
+
+  /** The health answers themselves (the admin server uses this with every path on). */
+  answerHealth(url: string, withMetrics: boolean): HealthAnswer | undefined | Promise<HealthAnswer> {
+    if (url === '/healthz') return { status: 200, contentType: 'text/plain', body: 'ok\n' }
+    if (url === '/readyz') {
+      const ready = this.deps.ready() && !this.draining
+      return { status: ready ? 200 : 503, contentType: 'text/plain', body: ready ? 'ready\n' : this.draining ? 'draining\n' : 'not ready\n' }
+    }
+    if (withMetrics && url === '/metrics') {
+      return this.deps.metricsText().then((body) => ({ status: 200, contentType: 'text/plain; version=0.0.4; charset=utf-8', body }))
+    }
+    return undefined
+  }
+
+  /**
+   * Stops admitting work gracefully: readiness turns false, responses carry `connection: close`,
+   * and the promise settles when in-flight requests have finished or the timeout has passed.
+   */
+  drain(timeoutMs = this.deps.options.drainTimeoutMs ?? INBOUND_DEFAULTS.drainTimeoutMs): Promise<boolean> {
+    this.draining = true
+    if (this.inFlight === 0) return Promise.resolve(true)
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        this.drained = undefined
+        resolve(false)
+      }, timeoutMs)
+      timer.unref()
+      this.drained = () => {
+        clearTimeout(timer)
+        this.drained = undefined
+        resolve(true)
+      }
+    })
+  }
+
+  close(): void {
+    this.monitor.close()
+  }
+}

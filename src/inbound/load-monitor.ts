@@ -1,0 +1,76 @@
+// LoadMonitor: samples this process's event loop (utilization and delay) on an unref'd timer and
+// turns it into two things no sidecar can see: a shed decision for the inbound stack, and a load
+// figure reported to callers in the `weft-load` response header so their balancers send less to a
+// busy instance. Per request it costs a field read; the work is one sample per interval.
+import { monitorEventLoopDelay, performance, type EventLoopUtilization, type IntervalHistogram } from 'node:perf_hooks'
+
+export interface SheddingSettings {
+  /** Shed when event-loop utilization over the last interval is above this (0..1). Default: off. */
+  maxEventLoopUtilization?: number
+  /** Shed when the event-loop delay (p99 over the last interval) is above this. Default 200 ms. */
+  maxEventLoopDelayMs?: number
+  /** How often the loop is sampled. Default 100 ms. */
+  sampleIntervalMs?: number
+}
+
+export const SHEDDING_DEFAULTS = { maxEventLoopDelayMs: 200, sampleIntervalMs: 100 } as const
+
+/** How long a shed caller should wait before trying this instance again (retry-after, seconds). */
+export const RETRY_AFTER_S = 1
+
+export class LoadMonitor {
+  /** Smoothed event-loop utilization (0..1): what callers are told. */
+  load = 0
+  /** The last sample crossed a shedding threshold. */
+  overloaded = false
+  /** Why, for the shed error's message and details. */
+  reason = ''
+  /** The `weft-load` header value, formatted once per sample. */
+  header = '0.00'
+  private lastElu: EventLoopUtilization
+  private readonly delay: IntervalHistogram
+  private timer: NodeJS.Timeout | undefined
+  private readonly maxElu: number
+  private readonly maxDelayMs: number
+
+  constructor(settings: SheddingSettings | false | undefined) {
+    const s = settings === false ? undefined : settings
+    this.maxElu = settings === false ? Infinity : s?.maxEventLoopUtilization ?? Infinity
+    this.maxDelayMs = settings === false ? Infinity : s?.maxEventLoopDelayMs ?? SHEDDING_DEFAULTS.maxEventLoopDelayMs
+    const interval = s?.sampleIntervalMs ?? SHEDDING_DEFAULTS.sampleIntervalMs
+    this.lastElu = performance.eventLoopUtilization()
+    this.delay = monitorEventLoopDelay({ resolution: 10 })
+    this.delay.enable()
+    this.timer = setInterval(() => this.sample(), interval)
+    this.timer.unref()
+  }
+
+  /** Takes one sample now (the timer calls this; tests may too). */
+  sample(): void {
+    const now = performance.eventLoopUtilization()
+    const elu = performance.eventLoopUtilization(now, this.lastElu).utilization
+    this.lastElu = now
+    // The histogram is in ns; a loop that never waited reports its resolution, not 0.
+    const delayMs = this.delay.count > 0 ? this.delay.percentile(99) / 1e6 : 0
+    this.delay.reset()
+    // Rises at once, calms down over a few samples, so a burst is seen and a blip soon forgotten.
+    this.load = elu > this.load ? elu : this.load * 0.6 + elu * 0.4
+    this.header = this.load.toFixed(2)
+    if (elu > this.maxElu) {
+      this.overloaded = true
+      this.reason = `event-loop utilization ${elu.toFixed(2)} > ${this.maxElu}`
+    } else if (delayMs > this.maxDelayMs) {
+      this.overloaded = true
+      this.reason = `event-loop delay p99 ${Math.round(delayMs)}ms > ${this.maxDelayMs}ms`
+    } else {
+      this.overloaded = false
+      this.reason = ''
+    }
+  }
+
+  close(): void {
+    if (this.timer) clearInterval(this.timer)
+    this.timer = undefined
+    this.delay.disable()
+  }
+}

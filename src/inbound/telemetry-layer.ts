@@ -1,0 +1,55 @@
+// The server 'telemetry' layer: a SERVER span joined to the caller's trace (W3C traceparent), and
+// one duration observation per request labelled with the framework's route template. Outermost,
+// so shed and rejected requests are measured too.
+import { ROOT_CONTEXT, SpanKind, SpanStatusCode, trace, type Context } from '@opentelemetry/api'
+import { isWeftError } from '../errors/index.js'
+import type { InboundCall, ServerLayer } from './call.js'
+
+const SERVER_SPAN = { kind: SpanKind.SERVER } as const
+
+function parentContext(call: InboundCall): Context {
+  const p = call.parent
+  if (!p) return ROOT_CONTEXT
+  return trace.setSpanContext(ROOT_CONTEXT, { traceId: p.traceId, spanId: p.spanId, traceFlags: p.flags, isRemote: true })
+}
+
+export const serverTelemetryLayer: ServerLayer = {
+  role: 'telemetry',
+  why: 'outermost: every request is measured and traced, including the ones the mesh rejects',
+  wrap(next, target) {
+    const { tracer, metrics } = target
+    return (call, done) => {
+      const ctx = call.context
+      const parent = parentContext(call)
+      const span = tracer.startSpan(call.method, SERVER_SPAN, parent)
+      ctx.span = span
+      if (span.isRecording()) {
+        const sc = span.spanContext()
+        ctx.traceId = sc.traceId
+        ctx.otelContext = trace.setSpan(parent, span)
+        span.setAttributes({ 'http.request.method': call.method, 'weft.source_service': call.source, 'weft.service': target.service })
+      }
+      next(call, (err, res) => {
+        const seconds = (performance.now() - call.startedAt) / 1000
+        if (err) {
+          const status = isWeftError(err) ? err.httpStatus : 500
+          metrics.observe(call.method, status, call.route, call.source, isWeftError(err) ? err.code : 'UNKNOWN', seconds)
+          if (span.isRecording()) {
+            span.setAttribute('http.response.status_code', status)
+            span.setStatus({ code: SpanStatusCode.ERROR, message: (err as { code?: string }).code ?? err.message })
+          }
+        } else {
+          metrics.observe(call.method, res!.statusCode, res!.route, call.source, '', seconds)
+          if (span.isRecording()) {
+            span.updateName(res!.route ? `${call.method} ${res!.route}` : call.method)
+            span.setAttribute('http.response.status_code', res!.statusCode)
+            if (res!.route) span.setAttribute('http.route', res!.route)
+            if (res!.statusCode >= 500) span.setStatus({ code: SpanStatusCode.ERROR })
+          }
+        }
+        span.end()
+        done(err, res)
+      })
+    }
+  },
+}
