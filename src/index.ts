@@ -5,3 +5,7 @@ export { WeftError, isWeftError, ERROR_TABLE, type WeftErrorCode, type WeftError
 export type { ConfigIssue } from './config/types.js'
 export type { Logger } from './util/logger.js'
 export { Stack, type Layer } from './stack/index.js'
+export { currentContext, type InboundContext } from './inbound/context.js'
+export type { InboundOptions } from './inbound/core.js'
+export type { SheddingSettings } from './inbound/load-monitor.js'
+export type { ListenOptions } from './http/server.js'
