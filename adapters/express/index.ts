@@ -7,7 +7,7 @@ import type { Mesh } from '../../src/mesh.js'
 import { invalidArg } from '../../src/errors/index.js'
 import type { FrontEnd, InboundCall } from '../../src/inbound/call.js'
 import { requestContext } from '../../src/inbound/context.js'
-import { answerHealth, markResponse, writeError } from '../../src/http/server.js'
+import { answerHealth, closeAfterResponse, markResponse, writeError } from '../../src/http/server.js'
 import type { Done } from '../../src/stack/layer.js'
 
 /** The parts of Express's request this adapter reads (no runtime import of express). */
@@ -42,6 +42,9 @@ const expressFrontEnd: FrontEnd = {
     // next() runs the rest of the app synchronously from here, so its handlers (and their async
     // work) run inside the request context.
     requestContext.run(call.context, next)
+  },
+  closeAfter(call: InboundCall): void {
+    closeAfterResponse((call.io as ExpressIo).res)
   },
 }
 

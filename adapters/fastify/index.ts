@@ -45,6 +45,11 @@ const fastifyFrontEnd: FrontEnd = {
     request.weft = call.context
     requestContext.run(call.context, next)
   },
+  closeAfter(call: InboundCall): void {
+    const { reply } = call.io as FastifyIo
+    if (!reply.sent) void reply.header('connection', 'close')
+    reply.raw.shouldKeepAlive = false
+  },
 }
 
 function sendHealth(reply: FastifyReply, a: HealthAnswer): void {

@@ -46,6 +46,12 @@ export function answerHealth(core: InboundCore, req: IncomingMessage, res: Serve
   return true
 }
 
+/** Drain: the client is asked to close the connection once this response is done. */
+export function closeAfterResponse(res: ServerResponse): void {
+  if (!res.headersSent) res.setHeader('connection', 'close')
+  res.shouldKeepAlive = false
+}
+
 /** Marks a response the way every inbound response is marked: load report, drain. */
 export function markResponse(core: InboundCore, res: ServerResponse): void {
   res.setHeader(LOAD_HEADER, core.monitor.header)
@@ -66,6 +72,10 @@ class NodeFrontEnd implements FrontEnd {
       done(null, call)
     })
     requestContext.run(call.context, this.app, req, res)
+  }
+
+  closeAfter(call: InboundCall): void {
+    closeAfterResponse((call.io as NodeIo).res)
   }
 }
 

@@ -16,6 +16,8 @@ export interface FrontEnd {
    * the response has finished, with `call.statusCode` and `call.route` filled in.
    */
   proceed(call: InboundCall, done: Done<InboundCall>): void
+  /** Asks the client to close its connection once this call's response is done (drain). */
+  closeAfter?(call: InboundCall): void
 }
 
 export class InboundCall {

@@ -66,7 +66,7 @@ export class InboundCore {
   readonly serverMetrics: ServerMetrics
   stack: ServerStack = defaultServerStack()
   /** Requests begun and not yet finished (drain waits for these). */
-  inFlight = 0
+  private readonly calls = new Set<InboundCall>()
   draining = false
   private readonly admitted = { count: 0 }
   private handler: ServerHandler
@@ -140,12 +140,17 @@ export class InboundCore {
    * (the front end writes errorResponse(err) then); the application never ran for it.
    */
   run(call: InboundCall, onRejected: (err: Error, call: InboundCall) => void): void {
-    this.inFlight++
+    this.calls.add(call)
     this.handler(call, (err) => {
       if (err) onRejected(err, call)
-      this.inFlight--
-      if (this.inFlight === 0 && this.drained) this.drained()
+      this.calls.delete(call)
+      if (this.calls.size === 0 && this.drained) this.drained()
     })
+  }
+
+  /** Requests begun and not yet finished. */
+  get inFlight(): number {
+    return this.calls.size
   }
 
   /** The JSON body, status and headers of a mesh-generated failure, from the error table. */
@@ -188,7 +193,8 @@ export class InboundCore {
    */
   drain(timeoutMs = this.deps.options.drainTimeoutMs ?? INBOUND_DEFAULTS.drainTimeoutMs): Promise<boolean> {
     this.draining = true
-    if (this.inFlight === 0) return Promise.resolve(true)
+    for (const call of this.calls) call.frontEnd.closeAfter?.(call)
+    if (this.calls.size === 0) return Promise.resolve(true)
     return new Promise((resolve) => {
       const timer = setTimeout(() => {
         this.drained = undefined
