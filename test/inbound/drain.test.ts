@@ -60,3 +60,22 @@ test('a drain that outlasts drainTimeoutMs closes the remaining connections inst
   const outcome = await stuck
   assert.ok(outcome instanceof Error, 'the stuck request was cut off when the drain timed out')
 })
+
+test('with handleSignals: true, SIGTERM drains (the request in flight finishes) and the process exits 0', async () => {
+  const { fork } = await import('node:child_process')
+  const child = fork(new URL('../fixtures/signal-instance.ts', import.meta.url).pathname, [], { execArgv: ['--import', 'tsx'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
+  const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)))
+  try {
+    const { port } = await new Promise<{ port: number }>((r) => child.once('message', (m) => r(m as { port: number })))
+    const started = new Promise((r) => child.once('message', r))
+    const inFlight = request(`http://127.0.0.1:${port}/slow`)
+    await started
+    child.kill('SIGTERM')
+    const res = await inFlight
+    assert.equal(res.statusCode, 200)
+    assert.equal(await res.body.text(), 'finished')
+    assert.equal(await exited, 0)
+  } finally {
+    child.kill('SIGKILL')
+  }
+})
