@@ -15,6 +15,7 @@ interface ExpressRequest extends IncomingMessage {
   originalUrl?: string
   baseUrl?: string
   route?: { path?: unknown }
+  app?: { router?: { stack?: unknown } }
 }
 
 type Next = (err?: unknown) => void
@@ -25,10 +26,50 @@ interface ExpressIo {
   next: Next
 }
 
+interface RouterLayer {
+  route?: unknown
+  rawPath?: unknown
+  handle?: { stack?: unknown; router?: { stack?: unknown } }
+}
+
+/** Route object → its full template, mount paths included (bounded by the app's routes). */
+const templates = new WeakMap<object, string>()
+
+function mountPath(layer: RouterLayer): string {
+  const p = layer.rawPath
+  if (typeof p !== 'string' || p === '/') return ''
+  return p.endsWith('/') ? p.slice(0, -1) : p
+}
+
+/** The mount paths (patterns, as written in app.use) leading to `route`, or undefined if not found. */
+function findMounts(stack: unknown, route: object, depth: number): string[] | undefined {
+  if (!Array.isArray(stack) || depth > 16) return undefined
+  for (const layer of stack as RouterLayer[]) {
+    if (layer.route === route) return []
+    const inner = layer.handle?.stack ?? layer.handle?.router?.stack
+    if (inner === undefined) continue
+    const rest = findMounts(inner, route, depth + 1)
+    if (rest) return [mountPath(layer), ...rest]
+  }
+  return undefined
+}
+
+/**
+ * The route template of the request: the mount patterns from the app's router down to the matched
+ * route, plus its path ("/orgs/:org/users/:id"). `req.baseUrl` cannot be used: it holds the matched
+ * values ("/orgs/acme") and a router resets it when an error leaves it. Found once per route.
+ */
 function routeTemplate(req: ExpressRequest): string {
-  const p = req.route?.path
-  if (typeof p !== 'string') return ''
-  return `${req.baseUrl ?? ''}${p}` || '/'
+  const route = req.route as ({ path?: unknown } & object) | undefined
+  if (!route || typeof route.path !== 'string') return ''
+  let t = templates.get(route)
+  if (t === undefined) {
+    const mounts = findMounts(req.app?.router?.stack, route, 0)
+    // Not reachable from the app's router (an unusual mount): the matched base is the best left.
+    t = `${mounts ? mounts.join('') : req.baseUrl ?? ''}${route.path}` || '/'
+    templates.set(route, t)
+  }
+  return t
 }
 
 const expressFrontEnd: FrontEnd = {
