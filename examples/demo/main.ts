@@ -1,11 +1,19 @@
-// `npm run demo`: three payments instances behind a 90/10 canary, driven through mesh.fetch for ~10 s, then a summary.
-import { createMesh, type Logger, type Mesh } from '../../src/index.js'
-import { CANARY, meshConfig } from './config.js'
-import { Progress, progressLine, sumMetric, summaryTable, type Live } from './report.js'
-import { startPayments } from './servers.js'
-import { drive, newStats } from './traffic.js'
+// `npm run demo`: a plain HTTP client → checkout (Express + weft) → payments (3 Fastify + weft
+// processes behind a 90/10 canary, one of them CPU-busy for the middle of the run) for ~10 s, then
+// a summary of both hops.
+import type { Logger } from '../../src/index.js'
+import { startCheckout, type Checkout } from './checkout.js'
+import { CANARY, checkoutConfig } from './config.js'
+import { startFleet, type Fleet } from './fleet.js'
+import { intro } from './intro.js'
+import { BUSY, BUSY_WINDOW, PAYMENTS, type Phase } from './instances.js'
+import { sumMetric } from './metrics.js'
+import { Progress, progressLine, type Live } from './progress.js'
+import { summaryTable } from './summary.js'
+import { drive, newClientStats } from './traffic.js'
 
 const CONCURRENCY = 16
+const DEADLINE_MS = 1500
 
 function readSeconds(): number {
   const raw = process.env.DEMO_SECONDS
@@ -20,20 +28,21 @@ function readSeconds(): number {
 
 const seconds = readSeconds()
 const durationMs = seconds * 1000
-// Bounded whatever happens: the run, plus 10 s to drain and close, then a hard stop.
+let fleet: Fleet | undefined
+// Bounded whatever happens: 15 s to start the instance processes, the run, 10 s to drain and close;
+// then a hard stop that kills the instance processes (they also exit by themselves when we do).
 const hardStop = setTimeout(() => {
-  process.stderr.write(`\ndemo: still running ${seconds + 10}s after start; hard stop\n`)
+  process.stderr.write(`\ndemo: still running ${seconds + 25}s after start; hard stop\n`)
+  fleet?.kill()
   process.exit(2)
-}, durationMs + 10_000)
+}, durationMs + 25_000)
 hardStop.unref()
 
 const progress = new Progress()
-const stats = newStats()
 const startedAt = performance.now()
-const payments = await startPayments()
-const nameOf = new Map(payments.instances.map((i) => [i.address, i.name]))
-const label = (msg: string): string => msg.replace(/\d+\.\d+\.\d+\.\d+:\d+/g, (a) => (nameOf.has(a) ? `${nameOf.get(a)} (${a})` : a))
 const stamp = (): string => `${((performance.now() - startedAt) / 1000).toFixed(1).padStart(5)}s`
+let nameOf = new Map<string, string>()
+const label = (msg: string): string => msg.replace(/\d+\.\d+\.\d+\.\d+:\d+/g, (a) => (nameOf.has(a) ? `${nameOf.get(a)} (${a})` : a))
 // Mesh log lines (ejections, circuit changes) go above the progress line instead of through it.
 const logger: Logger = {
   info: (msg) => progress.event(`  ${stamp()}  weft: ${label(msg)}`),
@@ -45,49 +54,64 @@ const stop = new AbortController()
 const onSigint = (): void => {
   progress.event('  interrupted: stopping traffic (Ctrl-C again to quit now)')
   stop.abort()
-  process.once('SIGINT', () => process.exit(130))
+  process.once('SIGINT', () => {
+    fleet?.kill()
+    process.exit(130)
+  })
 }
 process.once('SIGINT', onSigint)
 
-let mesh: Mesh | undefined
-let ticker: NodeJS.Timeout | undefined
+let checkout: Checkout | undefined
+const timers: NodeJS.Timeout[] = []
 try {
-  mesh = await createMesh({ service: 'checkout', config: meshConfig(payments.instances), logger })
-  const m = mesh
+  fleet = await startFleet(PAYMENTS)
+  const { instances } = fleet
+  nameOf = new Map(instances.map((i) => [i.address, i.name]))
+  checkout = await startCheckout(checkoutConfig(instances), logger)
+  const { mesh, stats: outbound } = checkout
+  const busy = instances.find((i) => i.cpuBusy)
+  const busyWindow: [number, number] = [seconds * BUSY_WINDOW.from, seconds * BUSY_WINDOW.to]
 
-  console.log('Weft demo: checkout → payments through an in-process mesh\n')
-  for (const i of payments.instances) {
-    console.log(`  payments ${i.name.padEnd(5)} ${i.address.padEnd(16)} version=${i.version} zone=${i.zone}${i.failRate ? `  (fails ${i.failRate * 100}% with 503)` : ''}`)
+  console.log(intro({ checkout: checkout.origin, instances, busyWindow, concurrency: CONCURRENCY, deadlineMs: DEADLINE_MS, seconds }))
+
+  const client = newClientStats()
+  const live: Live = { retries: 0, ejections: 0, phase: 0, servedAtPhaseStart: new Map() }
+  const setPhase = (phase: Phase): void => {
+    live.phase = phase
+    live.servedAtPhaseStart = new Map(outbound.servedBy)
+    fleet?.setPhase(phase)
+    if (busy) progress.event(`  ${stamp()}  demo: ${busy.name} ${phase === 1 ? `starts busy-looping its event loop (${BUSY.blockMs}ms of every ${BUSY.everyMs}ms)` : 'is idle again'}`)
   }
-  console.log(`\n  route payments-canary: v1 ${CANARY.v1} / v2 ${CANARY.v2}; retries, budget and breaker at their defaults;`)
-  console.log('  outlier detection: 3 consecutive 5xx eject an endpoint for 2s (longer each time)')
-  console.log(`  driving ${CONCURRENCY} concurrent calls for ${seconds}s: GET, and POST with an Idempotency-Key\n`)
-
-  const live: Live = { retries: 0, ejections: 0 }
+  timers.push(setTimeout(() => setPhase(1), busyWindow[0] * 1000), setTimeout(() => setPhase(2), busyWindow[1] * 1000))
   let running = true
   const readLive = async (): Promise<void> => {
-    const text = await m.metrics()
+    const text = await mesh.metrics()
     live.retries = sumMetric(text, 'weft_retries_total')
     live.ejections = sumMetric(text, 'weft_endpoint_ejections_total')
   }
   const tick = (): void => {
     void readLive().catch(() => {}).then(() => {
-      if (running) progress.update(progressLine(stats, payments.instances, durationMs, live))
+      if (running) progress.update(progressLine(client, outbound, instances, durationMs, live))
     })
   }
-  ticker = setInterval(tick, progress.tty ? 200 : 1000)
-  await drive(m, stats, { durationMs, concurrency: CONCURRENCY, signal: stop.signal })
+  timers.push(setInterval(tick, progress.tty ? 200 : 1000))
+  await drive(checkout.origin, client, { durationMs, concurrency: CONCURRENCY, deadlineMs: DEADLINE_MS, signal: stop.signal })
   running = false
-  clearInterval(ticker)
+  for (const t of timers) clearTimeout(t)
+  // Stopped early (Ctrl-C): the busy window ends where the run did.
+  busyWindow[1] = Math.max(busyWindow[0], Math.min(busyWindow[1], client.elapsedMs / 1000))
   await readLive()
-  progress.update(progressLine(stats, payments.instances, durationMs, live))
+  progress.update(progressLine(client, outbound, instances, durationMs, live))
   progress.done()
 
-  console.log(summaryTable({ stats, instances: payments.instances, concurrency: CONCURRENCY, canary: CANARY, metrics: await m.metrics() }))
+  const metrics = await mesh.metrics()
+  await checkout.close()
+  await fleet.stop()
+  console.log(summaryTable({ client, outbound, instances, concurrency: CONCURRENCY, deadlineMs: DEADLINE_MS, canary: CANARY, busyWindow, metrics }))
 } finally {
-  if (ticker) clearInterval(ticker)
+  for (const t of timers) clearTimeout(t)
   progress.done()
-  await mesh?.close()
-  await payments.close()
+  await checkout?.close()
+  await fleet?.stop()
   process.removeListener('SIGINT', onSigint)
 }

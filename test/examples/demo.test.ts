@@ -1,4 +1,4 @@
-// Runs examples/demo (shortened with DEMO_SECONDS=2) and examples/basic.ts as child processes.
+// Runs examples/demo (shortened with DEMO_SECONDS=3) and examples/basic.ts as child processes.
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { spawn } from 'node:child_process'
@@ -32,18 +32,66 @@ function run(file: string, env: Record<string, string>, timeoutMs: number): Prom
 
 const explain = (r: Run): string => `exit ${r.code} signal ${r.signal}\n--- stdout\n${r.stdout}\n--- stderr\n${r.stderr}`
 
-test('npm run demo: a short run exits 0 and prints the summary with retries absorbing the 503s', async () => {
-  const r = await run('examples/demo/main.ts', { DEMO_SECONDS: '2' }, 30_000)
+/** The lines of the summary section whose title starts with `title`, up to the next blank line. */
+function section(stdout: string, title: string): string[] {
+  const lines = stdout.split('\n')
+  const at = lines.findIndex((l) => l.startsWith(title))
+  if (at < 0) return []
+  const end = lines.findIndex((l, i) => i > at && l.trim() === '')
+  return lines.slice(at + 1, end < 0 ? undefined : end)
+}
+
+/** A summary row's value ("  success   99.8% …" → "99.8% …"), or undefined. */
+function row(lines: string[], name: string): string | undefined {
+  const m = lines.map((l) => new RegExp(`^\\s+${name}\\s{2,}(\\S.*)$`).exec(l)).find(Boolean)
+  return m?.[1]
+}
+
+test('npm run demo: a short run exits 0 and prints both hops, the instances and a smaller share for the busy one', async () => {
+  // 3 s, not 2: the busy window is the middle 60 % of the run, and it should hold a few hundred calls.
+  const r = await run('examples/demo/main.ts', { DEMO_SECONDS: '3' }, 60_000)
   assert.equal(r.code, 0, explain(r))
-  const success = /^\s*success\s+([\d.]+)%/m.exec(r.stdout)
-  assert.ok(success, `no success row in the summary\n${explain(r)}`)
-  assert.ok(Number(success[1]) >= 95, `success ${success[1]}% < 95%\n${explain(r)}`)
-  for (const row of ['requests', 'latency p50', 'latency p99', 'retries', 'ejections', 'split v1 / v2']) {
-    assert.match(r.stdout, new RegExp(`^\\s*${row}\\s+\\S`, 'm'), `no "${row}" row\n${explain(r)}`)
+
+  const inbound = section(r.stdout, 'checkout  (Express')
+  const outbound = section(r.stdout, 'checkout → payments')
+  assert.ok(inbound.length > 0, `no checkout (inbound) section\n${explain(r)}`)
+  assert.ok(outbound.length > 0, `no checkout → payments (outbound) section\n${explain(r)}`)
+  for (const [name, lines, rows] of [
+    ['inbound', inbound, ['requests', 'success', 'latency p50', 'latency p99']],
+    ['outbound', outbound, ['requests', 'success', 'latency p50', 'latency p99', 'retries', 'ejections', 'split v1 / v2', 'context']],
+  ] as const) {
+    for (const k of rows) assert.ok(row([...lines], k), `${name}: no "${k}" row\n${explain(r)}`)
+    const success = /^([\d.]+)%/.exec(row([...lines], 'success') ?? '')
+    assert.ok(success && Number(success[1]) >= 95, `${name}: success ${success?.[1]}% < 95%\n${explain(r)}`)
   }
-  assert.match(r.stdout, /upstream 503s absorbed by retries: [\d,]+/, explain(r))
-  for (const name of ['v1-a', 'v1-b', 'v2']) assert.match(r.stdout, new RegExp(`^\\s*${name}\\s+v\\d`, 'm'), `no row for ${name}\n${explain(r)}`)
+  assert.match(row(inbound, 'requests')!, /POST \/checkout\/:cart/, 'the inbound figures carry the Express route template')
+  // Checkout's handler forwards no header, yet payments saw its trace and caller chain.
+  assert.match(row(outbound, 'context')!, /trace id on 100\.0% of charges, weft-caller "checkout"/, explain(r))
+  assert.match(r.stdout, /upstream 503s absorbed by retries: [\d,]+ of [\d,]+/, explain(r))
+
+  // The per-instance table: split on runs of 2+ spaces ("v1-b (busy)" holds a single one).
+  const table = section(r.stdout, 'payments instances')
+  const head = table[0]?.trim().split(/\s{2,}/) ?? []
+  const col = (prefix: string): number => head.findIndex((h) => h.startsWith(prefix))
+  const busyCol = col('busy ')
+  const loadCol = col('weft-load')
+  assert.ok(col('share') >= 0 && busyCol >= 0 && loadCol >= 0, `instance table lacks share / busy-window / weft-load columns\n${explain(r)}`)
+  const rows = new Map(table.slice(2).map((l) => l.trim().split(/\s{2,}/)).map((cells) => [cells[0]!, cells]))
+  for (const name of ['v1-a', 'v1-b (busy)', 'v2']) assert.ok(rows.has(name), `no row for ${name}\n${explain(r)}`)
+  const num = (name: string, c: number): number => Number.parseFloat(rows.get(name)![c]!)
+  // The busy instance reports its event-loop load (35 of every 50 ms spent in a busy loop, so
+  // ≈ 0.7 or more); the others only serve requests.
+  for (const other of ['v1-a', 'v2']) {
+    assert.ok(num('v1-b (busy)', loadCol) > num(other, loadCol) + 0.2, `busy v1-b should report more weft-load than ${other}\n${explain(r)}`)
+  }
+  // While busy, the balancer sends it clearly less than the other v1 instance: measured ~15–25 %
+  // of v1's requests against ~75–85 % (about half of what it still gets are retries of v1-a's
+  // 503s, which go to the other v1 instance; ~9 % without them). Robust even when v1-a is ejected
+  // meanwhile, which puts all of v1 on the busy one: the demo ejects for 250–500 ms at a time.
+  assert.ok(num('v1-b (busy)', busyCol) < num('v1-a', busyCol), `busy v1-b got a larger share than v1-a while busy\n${explain(r)}`)
+
   // Not a TTY here, so progress comes as whole lines, never carriage returns.
+  assert.match(r.stdout, /^\[[#.]{20}\] [\d.]+s  [\d,]+ req .* v1-b (BUSY|idle) /m, `no progress line\n${explain(r)}`)
   assert.ok(!r.stdout.includes('\r'), 'progress used \\r although stdout is not a TTY')
 })
 

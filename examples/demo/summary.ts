@@ -1,0 +1,99 @@
+// The summary printed at the end: checkout's inbound figures, its calls to payments, then the
+// payments instances with the share each answered before, during and after the busy window.
+import type { OutboundStats } from './checkout.js'
+import type { Instance } from './fleet.js'
+import { int, ms, pct, sum } from './format.js'
+import { BUSY, PHASES, type Phase } from './instances.js'
+import { histogram, metricByLabel, percentile, sorted, sumMetric } from './metrics.js'
+import { versionSplit } from './progress.js'
+import type { ClientStats } from './traffic.js'
+
+export interface Summary {
+  client: ClientStats
+  outbound: OutboundStats
+  instances: readonly Instance[]
+  concurrency: number
+  deadlineMs: number
+  canary: { v1: number; v2: number }
+  /** When the busy phase ran, in seconds since the start of the traffic. */
+  busyWindow: [number, number]
+  /** checkout's Prometheus text (mesh.metrics()) at the end of the run. */
+  metrics: string
+}
+
+function section(title: string, rows: [string, string][]): string[] {
+  const w = Math.max(...rows.map(([k]) => k.length))
+  return ['', title, ...rows.map(([k, v]) => `  ${k.padEnd(w)}  ${v}`)]
+}
+
+const statuses = (byStatus: ReadonlyMap<string | number, number>): string =>
+  [...byStatus].filter(([s]) => !String(s).startsWith('2')).map(([s, n]) => `${String(s) === '0' ? 'error' : s}: ${int(n)}`).join(', ')
+
+export function summaryTable(s: Summary): string {
+  const { client, outbound: out, instances, metrics } = s
+  const secs = client.elapsedMs / 1000
+  const server = histogram(metrics, 'http_server_request_duration_seconds')
+  const serverOk = sum([...server.byStatus].filter(([c]) => c.startsWith('2')).map(([, n]) => n))
+  const routes = [...server.by('method', 'http_route').keys()].join(', ')
+  const clientLat = sorted(client.latencies)
+  const inbound = section('checkout  (Express 5 + app.use(weft(mesh)); inbound: http_server_request_duration_seconds)', [
+    ['requests', `${int(server.count)}  (${int(server.count / Math.max(secs, 0.001))}/s over ${secs.toFixed(1)}s; route ${routes || '-'}; from a plain HTTP client, ${s.concurrency} in flight)`],
+    ['success', `${pct(serverOk, server.count, 2)}  (${int(serverOk)} 2xx${statuses(server.byStatus) ? `; ${statuses(server.byStatus)}` : ''})`],
+    ['latency p50', `≈ ${ms(server.quantileMs(0.5))}  (histogram estimate; the client, sharing checkout's process, measured ${ms(percentile(clientLat, 50))})`],
+    ['latency p99', `≈ ${ms(server.quantileMs(0.99))}  (the client measured ${ms(percentile(clientLat, 99))})`],
+  ])
+
+  const calls = histogram(metrics, 'http_client_request_duration_seconds')
+  const callsOk = sum([...calls.byStatus].filter(([c]) => c.startsWith('2')).map(([, n]) => n))
+  const handlerLat = sorted(out.latencies)
+  const retryReasons = metricByLabel(metrics, 'weft_retries_total', 'reason')
+  const budgetExhausted = sumMetric(metrics, 'weft_retry_budget_exhausted_total')
+  const nameOf = new Map(instances.map((i) => [i.address, i.name]))
+  const ejections = metricByLabel(metrics, 'weft_endpoint_ejections_total', 'endpoint')
+  const split = versionSplit(out.servedBy, instances)
+  const served = sum(split.values())
+  const callers = [...out.callers].map(([c, n]) => `"${c}"${out.callers.size > 1 ? ` ×${int(n)}` : ''}`).join(', ')
+  const left = sorted(out.deadlineLeft)
+  const outbound = section('checkout → payments  (mesh.fetch in the handler; outbound: http_client_request_duration_seconds, weft counters)', [
+    ['requests', `${int(calls.count)}  (retries are inside a call, not extra calls)`],
+    ['success', `${pct(callsOk, calls.count, 2)}  (${int(callsOk)} 2xx${statuses(calls.byStatus) ? `; ${statuses(calls.byStatus)}` : ''}${out.errors.size ? `; ${[...out.errors].map(([c, n]) => `${c} ×${int(n)}`).join(', ')}` : ''})`],
+    ['latency p50', `≈ ${ms(calls.quantileMs(0.5))}  (histogram estimate; the handler measured ${ms(percentile(handlerLat, 50))})`],
+    ['latency p99', `≈ ${ms(calls.quantileMs(0.99))}  (the handler measured ${ms(percentile(handlerLat, 99))})`],
+    ['retries', `${int(sumMetric(metrics, 'weft_retries_total'))}${retryReasons.size ? `  (${[...retryReasons].map(([r, n]) => `${r}: ${int(n)}`).join(', ')})` : ''}${budgetExhausted ? `; ${int(budgetExhausted)} refused by the budget` : ''}`],
+    ['ejections', `${int(sum(ejections.values()))}${ejections.size ? `  (${[...ejections].map(([a, n]) => `${nameOf.get(a) ?? a} ×${int(n)}`).join(', ')})` : ''}`],
+    ['split v1 / v2', `${pct(split.get('v1') ?? 0, served)} / ${pct(split.get('v2') ?? 0, served)}  (route weights ${s.canary.v1} / ${s.canary.v2})`],
+    ['context', `payments saw checkout's trace id on ${pct(out.traceJoined, out.ok)} of charges, weft-caller ${callers || '-'}, deadline left p50 ${int(percentile(left, 50))} ms of the client's ${int(s.deadlineMs)}`],
+  ])
+
+  return [...inbound, ...outbound, ...instanceTable(s)].join('\n')
+}
+
+function instanceTable({ instances, busyWindow, outbound }: Summary): string[] {
+  const answered = (i: Instance, p?: Phase): number => (p === undefined ? sum(i.phases.map((c) => c.answered)) : i.phases[p]?.answered ?? 0)
+  const total = (p?: Phase): number => sum(instances.map((i) => answered(i, p)))
+  const busy = instances.find((i) => i.cpuBusy)
+  const window = `${busyWindow[0].toFixed(1)}–${busyWindow[1].toFixed(1)}s`
+  const head = ['instance', 'version', 'zone', 'pid', 'answered', '503s sent', 'share', `${PHASES[0]}`, `busy ${window}`, PHASES[2], 'weft-load while busy']
+  const rows = instances.map((i) => {
+    const b = i.phases[1]
+    return [
+      `${i.name}${i.cpuBusy ? ' (busy)' : ''}`, i.version, i.zone, String(i.pid),
+      i.phases.length ? int(answered(i)) : '?', i.phases.length ? int(sum(i.phases.map((c) => c.failed))) : '?',
+      pct(answered(i), total()), pct(answered(i, 0), total(0)), pct(answered(i, 1), total(1)), pct(answered(i, 2), total(2)),
+      b && b.answered > 0 ? (b.loadSum / b.answered).toFixed(2) : '-',
+    ]
+  })
+  const widths = head.map((h, c) => Math.max(h.length, ...rows.map((r) => r[c]!.length)))
+  const fmt = (r: string[]): string => '  ' + r.map((cell, c) => (c >= 4 ? cell.padStart(widths[c]!) : cell.padEnd(widths[c]!))).join('  ')
+  const lines = ['', 'payments instances  (Fastify 5 + weftPlugin, each its own process and mesh; share = requests answered, retries included)', fmt(head), fmt(widths.map((n) => '-'.repeat(n))), ...rows.map(fmt)]
+  if (busy) {
+    const v1 = instances.filter((i) => i.version === busy.version)
+    const shareOfVersion = (p: Phase): string => pct(answered(busy, p), sum(v1.map((i) => answered(i, p))))
+    lines.push('', `${busy.name} busy-looped ${BUSY.blockMs} ms of every ${BUSY.everyMs} ms from ${window}: it answered ${shareOfVersion(1)} of ${busy.version}'s requests then (${shareOfVersion(0)} before, ${shareOfVersion(2)} after;`,
+      `  retries of ${busy.version} 503s included: a retry goes to another instance, here the busy one)`)
+  }
+  const sent503 = sum(instances.map((i) => sum(i.phases.map((c) => c.failed))))
+  const seen503 = outbound.byStatus.get(503) ?? 0
+  lines.push(`upstream 503s absorbed by retries: ${int(Math.max(0, sent503 - seen503))} of ${int(sent503)} (checkout's handler saw ${int(seen503)})`)
+  return lines
+}
