@@ -1,0 +1,65 @@
+// The main process's handles on bench/http-server.ts's children: one server app per process (CPU, GC, profiler on request) and the load generator.
+import { fileURLToPath } from 'node:url'
+import { forkTs, nextMessage, type ClosedResult } from './load.js'
+import type { LoadCommand } from './load-gen.js'
+
+export interface AppHost {
+  origin: string
+  /** The server process's CPU time so far (user + system, µs), after a full GC when `gc` is set. */
+  cpuMicros(gc?: boolean): Promise<number>
+  /** Starts the V8 sampling profiler (250 µs) in the server process. */
+  profileStart(): Promise<void>
+  /** Stops it and writes the .cpuprofile to `file`. */
+  profileStop(file: string): Promise<void>
+  stop(): void
+}
+
+/** A closed loop's figures; `shed` of its `requests` were answered 503 by the mesh's shedding (not errors). */
+export type LoadResult = ClosedResult & { shed: number }
+
+export interface LoadGen {
+  /** A closed loop of GET `path` on `origin`, `concurrency` in flight, for `ms`; every answer must be 200 with `body` (or shed). */
+  closed(origin: string, path: string, body: string, ms: number, concurrency: number): Promise<LoadResult>
+  stop(): void
+}
+
+const lib = (file: string) => fileURLToPath(new URL(file, import.meta.url))
+
+/** Forks lib/app-server.ts running `app`, listening on 127.0.0.1. */
+export async function startApp(app: string): Promise<AppHost> {
+  const child = forkTs(lib('./app-server.ts'), ['--app', app], ['--expose-gc'])
+  const port = await nextMessage(child, 30_000, (m) => (m as { port?: number }).port)
+  const ask = async <T>(cmd: object, pick: (m: Record<string, unknown>) => T | undefined): Promise<T> => {
+    const answer = nextMessage(child, 30_000, (m) => {
+      const r = m as Record<string, unknown>
+      return 'error' in r ? r : pick(r) === undefined ? undefined : r
+    })
+    child.send(cmd)
+    const r = await answer
+    if ('error' in r) throw new Error(`app ${app}: ${String(r.error)}`)
+    return pick(r)!
+  }
+  return {
+    origin: `http://127.0.0.1:${port}`,
+    cpuMicros: (gc = false) => ask({ op: 'cpu', gc }, (m) => m.cpu as NodeJS.CpuUsage | undefined).then((c) => c.user + c.system),
+    profileStart: () => ask({ op: 'profile-start' }, (m) => m.profiling as true | undefined).then(() => {}),
+    profileStop: (file) => ask({ op: 'profile-stop', file }, (m) => m.profiled as true | undefined).then(() => {}),
+    stop: () => void child.kill('SIGTERM'),
+  }
+}
+
+/** Forks lib/load-gen.ts (with --expose-gc: a full GC before each measured run). */
+export async function startLoadGen(): Promise<LoadGen> {
+  const child = forkTs(lib('./load-gen.ts'), [], ['--expose-gc'])
+  await nextMessage(child, 30_000, (m) => ((m as { ready?: boolean }).ready ? true : undefined))
+  return {
+    closed: async (origin, path, body, ms, concurrency) => {
+      const answer = nextMessage(child, ms + 60_000, (m) => m as { closed: LoadResult } | { error: string })
+      child.send({ origin, path, body, ms, concurrency } satisfies LoadCommand)
+      const r = await answer
+      if ('error' in r) throw new Error(`load generator: ${r.error}`)
+      return r.closed
+    },
+    stop: () => void child.kill('SIGTERM'),
+  }
+}
