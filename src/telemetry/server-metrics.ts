@@ -24,7 +24,15 @@ export class ServerMetrics {
     return caller
   }
 
+  // The last label set: consecutive requests mostly repeat it (see TargetMetrics.observe).
+  private last: { method: string; status: number; route: string; source: string; code: string; child: HistogramChild } | undefined
+
   observe(method: string, status: number, route: string, source: string, errorCode: string, seconds: number): void {
+    const l = this.last
+    if (l !== undefined && l.status === status && l.route === route && l.method === method && l.source === source && l.code === errorCode) {
+      l.child.observe(seconds)
+      return
+    }
     const key = `${method} ${status} ${route} ${source} ${errorCode}`
     let child = this.children.get(key)
     if (!child) {
@@ -39,6 +47,7 @@ export class ServerMetrics {
       })
       this.children.set(key, child)
     }
+    this.last = { method, status, route, source, code: errorCode, child }
     child.observe(seconds)
   }
 }
