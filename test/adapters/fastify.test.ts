@@ -3,66 +3,23 @@
 // front of the routes of the context it is registered in.
 import assert from 'node:assert/strict'
 import http from 'node:http'
-import { after, test } from 'node:test'
+import { test } from 'node:test'
 import Fastify, { type FastifyInstance } from 'fastify'
 import { weftPlugin } from '../../adapters/fastify/index.js'
-import { currentContext, type InboundOptions, type Mesh } from '../../src/index.js'
-import { metricValue, quietMesh, service } from '../helpers/mesh.js'
-import { startUpstream, type Upstream } from '../helpers/upstream.js'
-
-const DURATION_COUNT = 'http_server_request_duration_seconds_count'
-const TRACE_ID = '4bf92f3577b34da6a3ce929d0e0e4736'
-const SPAN_ID = '00f067aa0ba902b7'
-
-// Everything a test starts is stopped here, newest first, so the process exits.
-const cleanups: (() => Promise<unknown>)[] = []
-after(async () => {
-  for (const stop of cleanups.reverse()) await stop()
-})
-
-/**
- * A quiet mesh serving as 'checkout'. Event-loop shedding is off (a busy test machine blocks the loop
- * for 200 ms now and then, which would shed requests these tests expect served) unless `inbound` is
- * 'defaults', which passes no inbound options at all.
- */
-async function meshWith(config: unknown[] = [], inbound: InboundOptions | 'defaults' = {}): Promise<Mesh> {
-  const mesh = await quietMesh(config, inbound === 'defaults' ? {} : { inbound: { shedding: false, ...inbound } })
-  cleanups.push(() => mesh.close())
-  return mesh
-}
-
-async function upstream(name: string): Promise<Upstream> {
-  const up = await startUpstream(name)
-  cleanups.push(() => up.close())
-  return up
-}
+import { currentContext, type Mesh } from '../../src/index.js'
+import { metricValue, service } from '../helpers/mesh.js'
+import { assertLoadHeader, cleanup, DURATION_COUNT, gate, meshWith, SPAN_ID, TRACE_ID, upstream } from '../helpers/inbound-kit.js'
 
 /** A Fastify app closed at the end of the file. */
 function fastify(): FastifyInstance {
   const app = Fastify()
-  cleanups.push(() => app.close())
+  cleanup(() => app.close())
   return app
 }
 
 /** Listens on 127.0.0.1:0 and returns the base URL. */
 async function serve(app: FastifyInstance): Promise<string> {
   return app.listen({ port: 0, host: '127.0.0.1' })
-}
-
-/** A handler that parks until the test releases it; `reached` settles once it is inside. */
-function gate(): { reached: Promise<void>; enter: () => void; released: Promise<void>; release: () => void } {
-  let enter!: () => void
-  let release!: () => void
-  const reached = new Promise<void>((r) => (enter = r))
-  const released = new Promise<void>((r) => (release = r))
-  return { reached, enter, released, release }
-}
-
-function assertLoadHeader(res: { headers: Headers }, what: string): void {
-  const v = res.headers.get('weft-load')
-  assert.ok(v !== null, `${what}: weft-load header present`)
-  assert.match(v, /^\d\.\d{2}$/, `${what}: weft-load has two decimals`)
-  assert.ok(Number(v) >= 0 && Number(v) <= 1, `${what}: weft-load in 0..1`)
 }
 
 /**

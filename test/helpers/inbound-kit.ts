@@ -1,0 +1,55 @@
+// Shared pieces of the framework adapter tests: a quiet serving mesh, upstreams, a gate that parks a
+// handler, the weft-load check, and one cleanup list stopped after the file's tests.
+import assert from 'node:assert/strict'
+import { after } from 'node:test'
+import type { InboundOptions, Mesh } from '../../src/index.js'
+import { quietMesh } from './mesh.js'
+import { startUpstream, type Upstream } from './upstream.js'
+
+export const DURATION_COUNT = 'http_server_request_duration_seconds_count'
+export const TRACE_ID = '4bf92f3577b34da6a3ce929d0e0e4736'
+export const SPAN_ID = '00f067aa0ba902b7'
+
+// Everything a test starts is stopped here, newest first, so the process exits.
+const cleanups: (() => Promise<unknown>)[] = []
+after(async () => {
+  for (const stop of cleanups.reverse()) await stop()
+})
+
+/** Stops `stop` after the file's tests. */
+export function cleanup(stop: () => Promise<unknown>): void {
+  cleanups.push(stop)
+}
+
+/**
+ * A quiet mesh serving as 'checkout'. Event-loop shedding is off (a busy test machine blocks the loop
+ * for 200 ms now and then, which would shed requests these tests expect served) unless `inbound` is
+ * 'defaults', which passes no inbound options at all.
+ */
+export async function meshWith(config: unknown[] = [], inbound: InboundOptions | 'defaults' = {}): Promise<Mesh> {
+  const mesh = await quietMesh(config, inbound === 'defaults' ? {} : { inbound: { shedding: false, ...inbound } })
+  cleanup(() => mesh.close())
+  return mesh
+}
+
+export async function upstream(name: string): Promise<Upstream> {
+  const up = await startUpstream(name)
+  cleanup(() => up.close())
+  return up
+}
+
+/** A handler that parks until the test releases it; `reached` settles once it is inside. */
+export function gate(): { reached: Promise<void>; enter: () => void; released: Promise<void>; release: () => void } {
+  let enter!: () => void
+  let release!: () => void
+  const reached = new Promise<void>((r) => (enter = r))
+  const released = new Promise<void>((r) => (release = r))
+  return { reached, enter, released, release }
+}
+
+export function assertLoadHeader(res: { headers: Headers }, what: string): void {
+  const v = res.headers.get('weft-load')
+  assert.ok(v !== null, `${what}: weft-load header present`)
+  assert.match(v, /^\d\.\d{2}$/, `${what}: weft-load has two decimals`)
+  assert.ok(Number(v) >= 0 && Number(v) <= 1, `${what}: weft-load in 0..1`)
+}
