@@ -6,7 +6,7 @@ import http from 'node:http'
 import { test } from 'node:test'
 import Fastify, { type FastifyInstance } from 'fastify'
 import { weftPlugin } from '../../adapters/fastify/index.js'
-import { currentContext, type Mesh } from '../../src/index.js'
+import { currentContext } from '../../src/index.js'
 import { metricValue, service } from '../helpers/mesh.js'
 import { assertLoadHeader, cleanup, DURATION_COUNT, gate, meshWith, SPAN_ID, TRACE_ID, upstream } from '../helpers/inbound-kit.js'
 
