@@ -22,6 +22,13 @@ export const SHEDDING_DEFAULTS = { maxEventLoopDelayMs: 200, sampleIntervalMs: 1
  */
 const PROBE_MS = 20
 
+/**
+ * A late probe counts only when the loop was also busy over the sample (utilization ≥ this). A
+ * loop blocked by its own work is busy; a process that was merely off the CPU while idle (a noisy
+ * host) is late but not busy, and shedding its traffic would help nobody.
+ */
+const BUSY_ELU = 0.5
+
 /** How long a shed caller should wait before trying this instance again (retry-after, seconds). */
 export const RETRY_AFTER_S = 1
 
@@ -77,7 +84,7 @@ export class LoadMonitor {
     if (elu > this.maxElu) {
       this.overloaded = true
       this.reason = `event-loop utilization ${elu.toFixed(2)} > ${this.maxElu}`
-    } else if (delayMs > this.maxDelayMs) {
+    } else if (delayMs > this.maxDelayMs && elu >= BUSY_ELU) {
       this.overloaded = true
       this.reason = `event loop blocked ${Math.round(delayMs)}ms > ${this.maxDelayMs}ms`
     } else {

@@ -106,3 +106,18 @@ test('past inbound.maxConcurrent a request is shed, and a caller\'s mesh retries
     await idleMesh.close()
   }
 })
+
+test('a loop that was late but idle (the process was off the CPU, not busy) does not shed', async () => {
+  const mesh = await createMesh({ service: 'reports', logger: quiet, inbound: { shedding: { maxEventLoopDelayMs: 50, sampleIntervalMs: 60_000 } } })
+  try {
+    const monitor = mesh.inbound.monitor
+    monitor.sample()
+    // Stands in for a stalled, idle process: the probe runs late while the loop did no work.
+    ;(monitor as unknown as { probeDue: number }).probeDue = performance.now() - 150
+    await new Promise((r) => setTimeout(r, 40))
+    monitor.sample()
+    assert.equal(monitor.overloaded, false, monitor.reason)
+  } finally {
+    await mesh.close()
+  }
+})
