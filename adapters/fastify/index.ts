@@ -1,7 +1,7 @@
 // weft/fastify: `fastify.register(weftPlugin, { mesh })`. A thin adapter: each request goes through
 // the mesh's inbound core in an onRequest hook (so a shed or expired request costs no body parsing
-// and no handler), the request context is re-entered before the handler (body parsing runs outside
-// it), and the route template is Fastify's own (`request.routeOptions.url`). Built with
+// and no handler), the rest of the request runs in its context, and the route template is
+// Fastify's own (`request.routeOptions.url`). Built with
 // fastify-plugin, so registered at the root it covers every route, and registered inside a plugin
 // it covers that plugin's routes only.
 import fp from 'fastify-plugin'
@@ -79,11 +79,9 @@ function weft(fastify: FastifyInstance, opts: WeftPluginOptions, pluginDone: (er
     core.run(core.begin(request.method, request.url, request.headers, fastifyFrontEnd, { request, reply, next } satisfies FastifyIo), onRejected)
   })
 
-  // Body parsing ran outside the context; the handler and what it awaits run inside it again.
-  fastify.addHook('preValidation', (request, _reply, next) => {
-    if (request.weft) requestContext.run(request.weft, next)
-    else next()
-  })
+  // No second hook to re-enter the context after body parsing: Fastify 5 runs the parser's
+  // callbacks in the request's async context (the POST-with-a-late-body test checks it), and a
+  // preValidation hook cost a hook call and an AsyncLocalStorage.run per request.
 
   pluginDone()
 }
