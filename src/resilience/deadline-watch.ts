@@ -19,7 +19,15 @@ export interface Watched {
 const TICK_MS = 10
 
 function fire(call: Watched): void {
-  if (!call.deadlineSettled) call.expire()
+  if (call.deadlineSettled) return
+  // Node's timers count from the loop's cached clock, which can be a few ms behind
+  // performance.now(): a timer may run before the deadline it was set for. Never expire early.
+  const left = call.deadline - performance.now()
+  if (left > 0) {
+    setTimeout(fire, Math.ceil(left), call).unref()
+    return
+  }
+  call.expire()
 }
 
 export class DeadlineWatch {

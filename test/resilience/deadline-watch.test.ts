@@ -32,9 +32,9 @@ test('a call whose deadline passes is expired, never before its deadline, throug
   watch.watch(near, performance.now())
   assert.equal(watch.size, 1, 'only the far call waits on the list')
   await until(() => far.firedAt !== undefined && near.firedAt !== undefined)
-  // Node timers may run up to a millisecond early (the loop clock is whole ms).
-  assert.ok(far.firedAt! >= far.deadline - 1.5, `far fired ${(far.deadline - far.firedAt!).toFixed(2)}ms early`)
-  assert.ok(near.firedAt! >= near.deadline - 1.5, `near fired ${(near.deadline - near.firedAt!).toFixed(2)}ms early`)
+  // Node's timers may run early against performance.now(); the watch re-arms instead of expiring.
+  assert.ok(far.firedAt! >= far.deadline, `far fired ${(far.deadline - far.firedAt!).toFixed(2)}ms early`)
+  assert.ok(near.firedAt! >= near.deadline, `near fired ${(near.deadline - near.firedAt!).toFixed(2)}ms early`)
   assert.equal(watch.size, 0)
 })
 
