@@ -75,7 +75,7 @@ function routeTemplate(req: ExpressRequest): string {
 const expressFrontEnd: FrontEnd = {
   proceed(call: InboundCall, done: Done<InboundCall>): void {
     const { req, res, next } = call.io as ExpressIo
-    res.once('close', () => {
+    res.on('close', () => {
       call.statusCode = res.statusCode
       call.route = routeTemplate(req)
       done(null, call)

@@ -37,7 +37,7 @@ const fastifyFrontEnd: FrontEnd = {
     const { request, reply, next } = call.io as FastifyIo
     // 'close' fires after the response ends and when the client goes away: either way the call
     // is over (the drain count and the metrics need both).
-    reply.raw.once('close', () => {
+    reply.raw.on('close', () => {
       call.statusCode = reply.raw.statusCode
       call.route = request.routeOptions.url ?? ''
       done(null, call)

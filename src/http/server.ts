@@ -66,7 +66,9 @@ class NodeFrontEnd implements FrontEnd {
 
   proceed(call: InboundCall, done: Done<InboundCall>): void {
     const { req, res } = call.io as NodeIo
-    res.once('close', () => {
+    // A response emits 'close' once (after it ends, or when the client goes away); on() skips
+    // once()'s wrapper and removal, measurable per request.
+    res.on('close', () => {
       call.statusCode = res.statusCode
       call.route = this.routeOf ? this.routeOf(req) : ''
       done(null, call)

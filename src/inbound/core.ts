@@ -170,7 +170,11 @@ export class InboundCore {
 
   /** Answers /healthz, /readyz and /metrics when they are served on the app's server. */
   health(method: string, url: string): HealthAnswer | undefined | Promise<HealthAnswer> {
-    if (!this.healthOnApp || (method !== 'GET' && method !== 'HEAD')) return undefined
+    if (!this.healthOnApp) return undefined
+    // Per request: one character tells most paths apart from /healthz, /readyz and /metrics.
+    const c = url.charCodeAt(1)
+    if (c !== 104 /* h */ && c !== 114 /* r */ && c !== 109 /* m */) return undefined
+    if (method !== 'GET' && method !== 'HEAD') return undefined
     return this.answerHealth(url, this.metricsOnApp)
   }
 
