@@ -9,6 +9,8 @@ export interface RequestView {
   pathname: string
   /** Raw query string without "?" ('' when none). */
   search: string
+  /** The query parsed on first use by a query match, then shared by every other one. */
+  query?: URLSearchParams
   headers: HeaderRecord
 }
 
@@ -32,9 +34,9 @@ function headerString(h: HeaderRecord, name: string): string | undefined {
   return Array.isArray(v) ? v.join(',') : v
 }
 
-function queryValue(search: string, name: string): string | undefined {
-  if (search === '') return undefined
-  return new URLSearchParams(search).get(name) ?? undefined
+function queryValue(r: RequestView, name: string): string | undefined {
+  if (r.search === '') return undefined
+  return (r.query ??= new URLSearchParams(r.search)).get(name) ?? undefined
 }
 
 export function compileMatch(m: MatchSpec): RulePredicate {
@@ -53,7 +55,7 @@ export function compileMatch(m: MatchSpec): RulePredicate {
   }
   for (const [name, sm] of Object.entries(m.query ?? {})) {
     const f = compileString(sm)
-    checks.push((r) => f(queryValue(r.search, name)))
+    checks.push((r) => f(queryValue(r, name)))
   }
   if (checks.length === 0) return () => true
   if (checks.length === 1) return checks[0]!

@@ -106,3 +106,16 @@ test('fault delay: the injected delay counts against the rule timeout', async ()
     await up.close()
   }
 })
+
+test('query matches parse the query once per request, shared by every rule that looks at it', async () => {
+  const { compileRule } = await import('../../src/routing/match.js')
+  const first = compileRule([{ query: { tier: { exact: 'gold' } } }])
+  const second = compileRule([{ query: { region: { prefix: 'eu' } }, path: { prefix: '/api' } }])
+  const view = { method: 'GET', pathname: '/api/x', search: 'tier=silver&region=eu-west', headers: {} } as Parameters<typeof first>[0]
+  assert.equal(first(view), false)
+  const parsed = view.query
+  assert.ok(parsed instanceof URLSearchParams, 'the first query match parsed the query')
+  assert.equal(second(view), true)
+  assert.equal(view.query, parsed, 'the second match reused it')
+  assert.equal(compileRule([{ query: { tier: { exact: 'gold' } } }])({ method: 'GET', pathname: '/', search: '', headers: {} }), false)
+})
