@@ -21,7 +21,7 @@ import { createServer, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { trace } from '@opentelemetry/api'
 import { InboundCore } from './inbound/core.js'
-import { closeServer, listenWithMesh, writeHealth, type ListenOptions } from './http/server.js'
+import { closeServer, listenWithMesh, sendHealth, type ListenOptions } from './http/server.js'
 import { invalidArg } from './errors/index.js'
 
 /** URLs that need no normalization: scheme, plain host[:port], then a path without spaces or fragment. */
@@ -139,10 +139,7 @@ export class Mesh extends EventEmitter {
 
   private async startAdmin(port: number, host: string | undefined, withMetrics: boolean): Promise<void> {
     const admin = createServer((req, res) => {
-      const a = this.inbound.answerHealth(req.url ?? '/', withMetrics)
-      if (a === undefined) return writeHealth(res, { status: 404, contentType: 'text/plain', body: 'not found\n' })
-      if (a instanceof Promise) void a.then((x) => writeHealth(res, x))
-      else writeHealth(res, a)
+      sendHealth(res, this.inbound.answerHealth(req.url ?? '/', withMetrics) ?? { status: 404, contentType: 'text/plain', body: 'not found\n' })
     })
     await new Promise<void>((resolve, reject) => {
       admin.once('error', reject)

@@ -37,12 +37,17 @@ export function writeError(res: ServerResponse, a: ErrorAnswer): void {
   res.end(a.body)
 }
 
+/** Writes a health answer, waiting for it when it is a promise (/metrics). */
+export function sendHealth(res: ServerResponse, a: HealthAnswer | Promise<HealthAnswer>): void {
+  if (a instanceof Promise) a.then((x) => writeHealth(res, x), (err: Error) => writeHealth(res, { status: 500, contentType: 'text/plain', body: `${err.message}\n` }))
+  else writeHealth(res, a)
+}
+
 /** Answers a health path if `url` is one; true when it did. */
 export function answerHealth(core: InboundCore, req: IncomingMessage, res: ServerResponse): boolean {
   const h = core.health(req.method ?? 'GET', req.url ?? '/')
   if (h === undefined) return false
-  if (h instanceof Promise) h.then((a) => writeHealth(res, a), (err: Error) => writeHealth(res, { status: 500, contentType: 'text/plain', body: `${err.message}\n` }))
-  else writeHealth(res, h)
+  sendHealth(res, h)
   return true
 }
 

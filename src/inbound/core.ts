@@ -16,7 +16,6 @@ import { CALLER_HEADER, extendChain, InboundContext, lastCaller } from './contex
 import { LoadMonitor, RETRY_AFTER_S, type SheddingSettings } from './load-monitor.js'
 import { defaultServerStack, runApplication, type ServerStack } from './server-stack.js'
 
-
 export interface InboundOptions {
   /** Most requests in the handler at once; more are shed with 503. Default: no limit. */
   maxConcurrent?: number

@@ -3,7 +3,7 @@
 // no-op and costs next to nothing; the traceparent is still sent so the next hop can join.
 import { SpanKind, SpanStatusCode, context, trace, type Tracer } from '@opentelemetry/api'
 import type { ClientLayer, DoneListener } from '../stack/call.js'
-import { newSpanId, traceparentFor, traceIdOf } from './tracing.js'
+import { traceparentFor, traceIdOf } from './tracing.js'
 
 /** Ends the call's span with its outcome. */
 const endSpan: DoneListener = {
@@ -39,7 +39,7 @@ export function traceLayer(tracer: Tracer = trace.getTracer('weft')): ClientLaye
         if (sent === undefined || !traceIdOf(String(sent))) {
           // Inside a meshed handler with no SDK recording, the inbound request's trace id goes on
           // with a new span id, so every hop shares one trace.
-          call.headers.traceparent = recording || parent === undefined ? traceparentFor(span) : `00-${parent.traceId}-${newSpanId()}-${(parent.traceFlags & 1) === 1 ? '01' : '00'}`
+          call.headers.traceparent = recording || parent === undefined ? traceparentFor(span) : traceparentFor(undefined, parent.traceId, parent.traceFlags)
         }
         call.span = span
         call.onDone(endSpan)

@@ -34,12 +34,12 @@ export function newSpanId(): string {
 }
 
 /** traceparent for a span, or a fresh one (parented to `parentTraceId` when given). */
-export function traceparentFor(span: Span | undefined, parentTraceId?: string): string {
+export function traceparentFor(span: Span | undefined, parentTraceId?: string, parentFlags = 1): string {
   const sc = span?.spanContext()
   if (sc && sc.traceId !== INVALID_TRACE) {
     return `00-${sc.traceId}-${sc.spanId}-${(sc.traceFlags & 1) === 1 ? '01' : '00'}`
   }
-  if (parentTraceId) return `00-${parentTraceId}-${newSpanId()}-01`
+  if (parentTraceId) return `00-${parentTraceId}-${newSpanId()}-${(parentFlags & 1) === 1 ? '01' : '00'}`
   // One hex conversion for both ids (24 random bytes) instead of two.
   const hex = randomHex(24)
   if (hex.startsWith(INVALID_TRACE) || hex.endsWith('0000000000000000')) return traceparentFor(undefined)

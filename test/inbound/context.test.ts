@@ -91,3 +91,17 @@ test('a caller chain is bounded and a malformed caller name never becomes a labe
     await c.mesh.close()
   }
 })
+
+test('an unsampled caller trace (flags 00) stays unsampled on the next hop', async () => {
+  const ports: Record<string, number> = {}
+  const c = await hop('c', undefined, ports)
+  const b = await hop('b', 'c', ports)
+  try {
+    const res = await request(`http://127.0.0.1:${ports.b}/x`, { headers: { traceparent: '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-00' } })
+    assert.equal(await res.body.text(), 'b>leaf')
+    assert.match(String(c.seen.at(-1)!.traceparent), /^00-0af7651916cd43dd8448eb211c80319c-[0-9a-f]{16}-00$/)
+  } finally {
+    await b.mesh.close()
+    await c.mesh.close()
+  }
+})
