@@ -16,6 +16,8 @@ export interface CompiledRule {
   readonly predicate: RulePredicate
   readonly target: RouteTarget
   readonly handler: ClientHandler
+  /** The rule's stack for gRPC calls, built on first use (once per snapshot). */
+  grpcHandler(): ClientHandler
 }
 
 export interface CompiledService {
@@ -54,6 +56,8 @@ export interface CompileDeps {
   terminal: ClientHandler
   metrics: MeshMetrics
   targetMetrics: Map<string, TargetMetrics>
+  /** The gRPC terminal handler; asked for only when a gRPC call uses a rule. */
+  grpcTerminal?: () => ClientHandler
 }
 
 const DEFAULT_RULE = (name: string): RuleSettings => ({ name, index: 0, matches: [], backends: [{ subset: {}, weight: 1 }] })
@@ -89,8 +93,22 @@ export function compileSnapshot(policy: MeshPolicy, version: number, deps: Compi
         pickGroup: makeBackendPicker(backends),
         configVersion: version,
         metrics,
+        protocol: 'http',
       }
-      return { label, routeName, predicate: compileRule(rule.matches), target, handler: deps.stack.build(deps.terminal, target) }
+      let grpc: ClientHandler | undefined
+      return {
+        label,
+        routeName,
+        predicate: compileRule(rule.matches),
+        target,
+        handler: deps.stack.build(deps.terminal, target),
+        grpcHandler() {
+          if (grpc) return grpc
+          if (!deps.grpcTerminal) throw new Error('weft: no gRPC transport')
+          const rpcMetrics = deps.metrics.forRpcTarget(settings.name)
+          return (grpc = deps.stack.build(deps.grpcTerminal(), { ...target, protocol: 'grpc', rpcMetrics }))
+        },
+      }
     }
     const rules = policy.routes
       .filter((r) => r.service === settings.name)

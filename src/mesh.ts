@@ -23,6 +23,8 @@ import { trace } from '@opentelemetry/api'
 import { InboundCore } from './inbound/core.js'
 import { closeServer, listenWithMesh, sendHealth, type ListenOptions } from './http/server.js'
 import { invalidArg } from './errors/index.js'
+// Imports no grpc-js at load time: MeshGrpc requires @grpc/grpc-js when mesh.grpc is first used.
+import { MeshGrpc } from './grpc/mesh-grpc.js'
 
 /** URLs that need no normalization: scheme, plain host[:port], then a path without spaces or fragment. */
 const SIMPLE_URL = /^https?:\/\/[a-z0-9.-]+(?::\d{1,5})?(?:\/[\x21-\x22\x24-\x7e]*)?$/
@@ -54,6 +56,7 @@ export class Mesh extends EventEmitter {
   private adminServer: Server | undefined
   private onSignal: (() => void) | undefined
   private closing: Promise<void> | undefined
+  private grpcApi: MeshGrpc | undefined
 
   constructor(private readonly options: MeshOptions) {
     super()
@@ -123,6 +126,14 @@ export class Mesh extends EventEmitter {
   }
 
   /**
+   * gRPC on the mesh: `grpc.client(Ctor, 'ledger')`, `grpc.server()`, `grpc.listen(server, { port })`.
+   * Loads @grpc/grpc-js (an optional peer dependency) on first use.
+   */
+  get grpc(): MeshGrpc {
+    return (this.grpcApi ??= new MeshGrpc({ snapshot: () => this.current, isClosed: () => this.isClosed, inbound: () => this.inbound }))
+  }
+
+  /**
    * Serves a node:http(s) server through the mesh: its request listeners run behind the inbound
    * stack (deadline, shedding, telemetry, identity, authz) and inside the request context. Resolves
    * once the server listens; the mesh is ready before that.
@@ -188,6 +199,7 @@ export class Mesh extends EventEmitter {
       terminal: this.transport,
       metrics: this.meshMetrics,
       targetMetrics: this.targetMetrics,
+      grpcTerminal: () => this.grpc.transport,
     })
     await ready
     this.current = snapshot
@@ -238,7 +250,7 @@ export class Mesh extends EventEmitter {
     // Inbound first: handlers still running may call out through the pools closed below.
     if (this.inboundCore) {
       const drained = this.inboundCore.drain()
-      await Promise.all([drained, ...[...this.servers].map((s) => closeServer(s, drained))])
+      await Promise.all([drained, ...[...this.servers].map((s) => closeServer(s, drained)), this.grpcApi?.closeServers(drained)])
       this.inboundCore.close()
     }
     this.isClosed = true
@@ -247,7 +259,11 @@ export class Mesh extends EventEmitter {
     this.watcher?.stop()
     const pools: Promise<void>[] = []
     for (const rt of this.runtimes.values()) {
-      for (const e of rt.endpoints.list()) if (e.pool) pools.push(e.pool.close().catch(() => {}))
+      for (const e of rt.endpoints.list()) {
+        if (e.pool) pools.push(e.pool.close().catch(() => {}))
+        e.grpcChannel?.close()
+        e.grpcChannel = undefined
+      }
       rt.close()
     }
     this.runtimes.clear()
@@ -260,6 +276,8 @@ function closePool(e: Endpoint): void {
   const pool = e.pool
   e.pool = undefined
   if (pool) void pool.close().catch(() => {})
+  e.grpcChannel?.close()
+  e.grpcChannel = undefined
 }
 
 function policyError(errors: ConfigIssue[]): WeftError {

@@ -22,9 +22,18 @@ function mapCovers(a: Record<string, StringMatch> | undefined, b: Record<string,
   return true
 }
 
+/** A match's path condition; a gRPC match is one on "/service/method" (method-only stays opaque). */
+function pathOf(m: MatchSpec): StringMatch | undefined {
+  const g = m.grpc
+  if (!g) return m.path
+  if (g.service !== undefined && g.method !== undefined) return { exact: `/${g.service}/${g.method}` }
+  if (g.service !== undefined) return { prefix: `/${g.service}/` }
+  return { regex: `grpc method ${g.method}` }
+}
+
 /** True when every request matched by `b` is also matched by `a`. */
 export function matchCovers(a: MatchSpec, b: MatchSpec): boolean {
-  if (!stringCovers(a.path, b.path)) return false
+  if (!stringCovers(pathOf(a), pathOf(b))) return false
   if (a.methods && (!b.methods || !b.methods.every((m) => a.methods!.includes(m)))) return false
   return mapCovers(a.headers, b.headers) && mapCovers(a.query, b.query)
 }

@@ -43,6 +43,8 @@ export interface RetrySettings {
   retryOnTimeout: boolean
   /** HTTP statuses that are retried. */
   retryOnStatus: ReadonlySet<number>
+  /** gRPC status codes that are retried (before the response is committed); default UNAVAILABLE. */
+  retryOnGrpc: ReadonlySet<number>
   retryOn: string[]
   budget: { ratio: number; minPerSecond: number; ttlMs: number }
   backoff: { baseMs: number; maxMs: number }
@@ -86,6 +88,8 @@ export interface MatchSpec {
   methods?: string[]
   headers?: Record<string, StringMatch>
   query?: Record<string, StringMatch>
+  /** gRPC service ("pkg.Service") and/or method ("Get"), exact; compiled into a path match. */
+  grpc?: { service?: string; method?: string }
 }
 
 export interface FaultSpec {

@@ -49,9 +49,20 @@ export function validateRoute(c: Checker, name: string, namespace: string, specI
 }
 
 function validateMatch(c: Checker, value: unknown, p: PathSeg[]): MatchSpec | undefined {
-  const m = c.object(value, p, ['path', 'method', 'methods', 'headers', 'query'])
+  const m = c.object(value, p, ['path', 'method', 'methods', 'headers', 'query', 'grpc'])
   if (!m) return undefined
   const out: MatchSpec = {}
+  if (m.grpc !== undefined) {
+    const g = c.object(m.grpc, [...p, 'grpc'], ['service', 'method'])
+    if (g) {
+      const service = c.string(g.service, [...p, 'grpc', 'service'])
+      const method = c.string(g.method, [...p, 'grpc', 'method'])
+      if (service === undefined && method === undefined) c.error([...p, 'grpc'], 'needs service, method or both')
+      else if (m.path !== undefined) c.error([...p, 'grpc'], 'a match has either path or grpc, not both (grpc is a path match on /service/method)')
+      else if (service?.includes('/') || method?.includes('/')) c.error([...p, 'grpc'], 'service and method are names ("pkg.Ledger", "Get"), without "/"')
+      else out.grpc = { service, method }
+    }
+  }
   if (m.path !== undefined) out.path = validateStringMatch(c, typeof m.path === 'string' ? { exact: m.path } : m.path, [...p, 'path'], true)
   const methods = m.methods !== undefined ? c.array(m.methods, [...p, 'methods']) : m.method !== undefined ? [m.method] : undefined
   if (methods) {

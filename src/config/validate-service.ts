@@ -7,6 +7,8 @@ import type { DnsSpec, EndpointSpec, LbPolicy, PathSeg, RetrySettings, ServiceSe
 
 const LB_POLICIES: readonly LbPolicy[] = ['p2c-ewma', 'round-robin', 'least-request', 'ring-hash']
 const RETRY_ON_WORDS = ['connect-failure', 'reset', 'timeout', 'gateway-error', '5xx']
+/** gRPC statuses a retryOn list may name (Envoy's x-envoy-retry-grpc-on words). */
+const GRPC_RETRY_ON: Record<string, number> = { cancelled: 1, 'deadline-exceeded': 4, 'resource-exhausted': 8, internal: 13, unavailable: 14 }
 
 export function validateService(c: Checker, name: string, namespace: string, specIn: unknown): ServiceSettings | undefined {
   const p = ['spec']
@@ -111,6 +113,7 @@ export function validateRetries(c: Checker, value: unknown, p: PathSeg[], base: 
     else if (word === '5xx') for (let s = 500; s < 600; s++) statuses.add(s)
     else if (/^\d{3}$/.test(word)) statuses.add(Number(word))
   }
+  const grpcCodes = new Set(retryOn.filter((w) => w in GRPC_RETRY_ON).map((w) => GRPC_RETRY_ON[w]!))
   const out: RetrySettings = {
     attempts: c.number(r.attempts, [...p, 'attempts'], { min: 0, max: 10, integer: true }) ?? base?.attempts ?? d.attempts,
     perTryTimeoutMs: c.duration(r.perTryTimeout, [...p, 'perTryTimeout'], { min: 1 }) ?? base?.perTryTimeoutMs,
@@ -119,6 +122,8 @@ export function validateRetries(c: Checker, value: unknown, p: PathSeg[], base: 
     retryOnReset: retryOn.includes('reset') || retryOn.includes('5xx'),
     retryOnTimeout: retryOn.includes('timeout') || retryOn.includes('5xx') || retryOn.includes('gateway-error'),
     retryOnStatus: statuses,
+    // A list that names no gRPC status keeps gRPC's usual retry condition, UNAVAILABLE.
+    retryOnGrpc: grpcCodes.size ? grpcCodes : new Set([GRPC_RETRY_ON.unavailable!]),
     budget: {
       ratio: c.number(budget?.ratio, [...p, 'budget', 'ratio'], { min: 0, max: 1 }) ?? base?.budget.ratio ?? d.budget.ratio,
       minPerSecond: c.number(budget?.minPerSecond, [...p, 'budget', 'minPerSecond'], { min: 0 }) ?? base?.budget.minPerSecond ?? d.budget.minPerSecond,
@@ -139,8 +144,8 @@ function parseRetryOn(c: Checker, value: unknown, p: PathSeg[]): string[] {
   const out: string[] = []
   list.forEach((item, i) => {
     const word = String(item)
-    if (RETRY_ON_WORDS.includes(word) || (/^\d{3}$/.test(word) && Number(word) >= 400 && Number(word) < 600)) out.push(word)
-    else c.error([...p, i], `unknown retry condition "${word}" (use ${RETRY_ON_WORDS.join(', ')} or a 4xx/5xx status)`)
+    if (RETRY_ON_WORDS.includes(word) || word in GRPC_RETRY_ON || (/^\d{3}$/.test(word) && Number(word) >= 400 && Number(word) < 600)) out.push(word)
+    else c.error([...p, i], `unknown retry condition "${word}" (use ${RETRY_ON_WORDS.join(', ')}, a 4xx/5xx status, or for gRPC ${Object.keys(GRPC_RETRY_ON).join(', ')})`)
   })
   return out
 }

@@ -8,6 +8,8 @@ const DEFAULT_RTT_MS = 30
 export class Endpoint {
   /** The connection pool to this endpoint; created by the transport on first use. */
   pool: Dispatcher | undefined
+  /** The gRPC channel to this endpoint (a grpc-js Channel); created by the gRPC transport on first use. */
+  grpcChannel: { close(): void } | undefined
   /** Requests sent and not yet answered (headers). */
   pending = 0
   private ewmaMs = DEFAULT_RTT_MS

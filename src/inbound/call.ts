@@ -8,6 +8,7 @@ import type { ServerMetrics } from '../telemetry/server-metrics.js'
 import type { TraceParent } from '../telemetry/tracing.js'
 import type { InboundContext } from './context.js'
 import type { LoadMonitor } from './load-monitor.js'
+import type { RpcObserver } from '../telemetry/rpc-metrics.js'
 
 /** What a framework adapter provides: how to run the application for a call. */
 export interface FrontEnd {
@@ -26,6 +27,8 @@ export class InboundCall {
   statusCode = 0
   /** The framework's route template ("/users/:id"), never the raw path; '' when none matched. */
   route = ''
+  /** gRPC calls: the final status code, set by the gRPC front end when the call ended. */
+  grpcCode = -1
 
   constructor(
     readonly method: string,
@@ -55,6 +58,10 @@ export interface InboundTarget {
   readonly maxConcurrent: number
   /** Shared counter of requests past the shed layer (survives config versions). */
   readonly admitted: { count: number }
+  /** The wire this stack serves; the telemetry layer measures gRPC calls as rpc_server_*. */
+  readonly protocol: 'http' | 'grpc'
+  /** rpc_server_duration_seconds by caller (gRPC stacks). */
+  readonly rpcFrom?: (source: string) => RpcObserver
 }
 
 export type ServerLayer = Layer<InboundCall, InboundCall, InboundTarget>

@@ -69,6 +69,7 @@ export class InboundCore {
   draining = false
   private readonly admitted = { count: 0 }
   private handler: ServerHandler
+  private grpcHandler: ServerHandler | undefined
   private configVersion = 0
   private drained: (() => void) | undefined
   private readonly healthOnApp: boolean
@@ -92,9 +93,11 @@ export class InboundCore {
     this.configVersion = configVersion
     this.stack = stack
     this.handler = this.build()
+    this.grpcHandler = undefined
   }
 
-  private build(): ServerHandler {
+  private build(protocol: 'http' | 'grpc' = 'http'): ServerHandler {
+    const m = this.deps.metrics
     const target: InboundTarget = {
       service: this.deps.service,
       namespace: this.deps.namespace,
@@ -104,6 +107,8 @@ export class InboundCore {
       tracer: this.deps.tracer,
       maxConcurrent: this.deps.options.maxConcurrent ?? Infinity,
       admitted: this.admitted,
+      protocol,
+      rpcFrom: protocol === 'grpc' ? (source) => m.rpcServerFrom(source) : undefined,
     }
     return this.stack.build(runApplication, target)
   }
@@ -112,13 +117,25 @@ export class InboundCore {
   begin(method: string, url: string, headers: IncomingHttpHeaders, frontEnd: FrontEnd, io: unknown): InboundCall {
     const q = url.indexOf('?')
     const path = q < 0 ? url : url.slice(0, q)
-    const now = performance.now()
     const d = first(headers[DEADLINE_HEADER])
     let deadline = Infinity
     if (d !== undefined) {
       const ms = Number(d)
-      if (Number.isFinite(ms)) deadline = now + Math.max(0, ms)
+      if (Number.isFinite(ms)) deadline = performance.now() + Math.max(0, ms)
     }
+    return this.makeCall(method, path, headers, deadline, frontEnd, io)
+  }
+
+  /**
+   * Makes the call for one gRPC request: `path` is "/pkg.Service/Method", `deadline` the call's
+   * deadline on the Date.now() clock (grpc-timeout; Infinity when none).
+   */
+  beginGrpc(path: string, headers: IncomingHttpHeaders, deadline: number, frontEnd: FrontEnd, io: unknown): InboundCall {
+    const d = deadline === Infinity ? Infinity : performance.now() + (deadline - Date.now())
+    return this.makeCall('POST', path, headers, d, frontEnd, io)
+  }
+
+  private makeCall(method: string, path: string, headers: IncomingHttpHeaders, deadline: number, frontEnd: FrontEnd, io: unknown): InboundCall {
     const parent = parseTraceparent(first(headers.traceparent))
     const chainIn = first(headers[CALLER_HEADER])
     const rid = first(headers['x-request-id'])
@@ -138,13 +155,18 @@ export class InboundCore {
    * Runs the call through the server stack. `onRejected` is told when a layer refused the request
    * (the front end writes errorResponse(err) then); the application never ran for it.
    */
-  run(call: InboundCall, onRejected: (err: Error, call: InboundCall) => void): void {
+  run(call: InboundCall, onRejected: (err: Error, call: InboundCall) => void, handler = this.handler): void {
     this.calls.add(call)
-    this.handler(call, (err) => {
+    handler(call, (err) => {
       if (err) onRejected(err, call)
       this.calls.delete(call)
       if (this.calls.size === 0 && this.drained) this.drained()
     })
+  }
+
+  /** run() through the gRPC server stack (built on first use per config version). */
+  runGrpc(call: InboundCall, onRejected: (err: Error, call: InboundCall) => void): void {
+    this.run(call, onRejected, (this.grpcHandler ??= this.build('grpc')))
   }
 
   /** Requests begun and not yet finished. */

@@ -11,7 +11,7 @@ export const serverDeadlineLayer: ServerLayer = {
     return (call, done) => {
       const left = call.context.deadline - call.startedAt
       if (left <= 0) {
-        return done(new WeftError('WEFT_ERR_DEADLINE_EXCEEDED', `${call.method} ${target.service}: the caller's deadline had passed when the request arrived (weft-deadline-ms ${Math.round(left)}); the handler was not run`, {
+        return done(new WeftError('WEFT_ERR_DEADLINE_EXCEEDED', `${target.protocol === 'grpc' ? call.path : call.method} ${target.service}: the caller's deadline had passed when the request arrived (${target.protocol === 'grpc' ? 'grpc-timeout' : 'weft-deadline-ms'}, ${Math.round(left)}ms left); the handler was not run`, {
           details: { service: target.service, source: call.source, propagatedDeadline: true, configVersion: target.configVersion },
         }))
       }

@@ -3,7 +3,9 @@
 // so shed and rejected requests are measured too.
 import { ROOT_CONTEXT, SpanKind, SpanStatusCode, trace, type Context } from '@opentelemetry/api'
 import { isWeftError } from '../errors/index.js'
-import type { InboundCall, ServerLayer } from './call.js'
+import type { InboundCall, InboundTarget, ServerHandler, ServerLayer } from './call.js'
+import { httpStatusOfGrpc } from '../errors/grpc-status.js'
+import { splitRpcPath } from '../telemetry/rpc-metrics.js'
 
 const SERVER_SPAN = { kind: SpanKind.SERVER } as const
 
@@ -13,10 +15,41 @@ function parentContext(call: InboundCall): Context {
   return trace.setSpanContext(ROOT_CONTEXT, { traceId: p.traceId, spanId: p.spanId, traceFlags: p.flags, isRemote: true })
 }
 
+/** gRPC: rpc_server_duration_seconds by final status, and an RPC-named span. */
+const grpcTelemetry = (next: ServerHandler, target: InboundTarget): ServerHandler => {
+  const { tracer } = target
+  const rpcFrom = target.rpcFrom!
+  return (call, done) => {
+    const ctx = call.context
+    const parent = parentContext(call)
+    const span = tracer.startSpan(call.path.slice(1), SERVER_SPAN, parent)
+    ctx.span = span
+    if (span.isRecording()) {
+      ctx.traceId = span.spanContext().traceId
+      ctx.otelContext = trace.setSpan(parent, span)
+      const [service, method] = splitRpcPath(call.path)
+      span.setAttributes({ 'rpc.system': 'grpc', 'rpc.service': service, 'rpc.method': method, 'weft.source_service': call.source, 'weft.service': target.service })
+    }
+    next(call, (err, res) => {
+      const seconds = (performance.now() - call.startedAt) / 1000
+      const code = err ? (isWeftError(err) ? err.grpcStatus : 2) : res!.grpcCode
+      rpcFrom(call.source).observe(call.path, code, err ? (isWeftError(err) ? err.code : 'UNKNOWN') : '', seconds)
+      if (span.isRecording()) {
+        span.setAttribute('rpc.grpc.status_code', code)
+        if (err) span.setStatus({ code: SpanStatusCode.ERROR, message: (err as { code?: string }).code ?? err.message })
+        else if (httpStatusOfGrpc(code) >= 500) span.setStatus({ code: SpanStatusCode.ERROR })
+      }
+      span.end()
+      done(err, res)
+    })
+  }
+}
+
 export const serverTelemetryLayer: ServerLayer = {
   role: 'telemetry',
   why: 'outermost: every request is measured and traced, including the ones the mesh rejects',
   wrap(next, target) {
+    if (target.protocol === 'grpc') return grpcTelemetry(next, target)
     const { tracer, metrics } = target
     return (call, done) => {
       const ctx = call.context

@@ -10,6 +10,7 @@ import { callDetails, type ClientDone, type ClientLayer, type OutboundCall, type
 import { fullJitterDelay } from './backoff.js'
 import { rawHeaderValue } from '../util/headers.js'
 import { ERROR_CODE_HEADER } from '../telemetry/call-layer.js'
+import { grpcStatusName } from '../errors/grpc-status.js'
 
 const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE', 'TRACE'])
 
@@ -22,8 +23,32 @@ export function retryReasonForError(err: unknown, r: RetrySettings): string | un
   return undefined
 }
 
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms))
+/**
+ * Why a failed attempt may be retried (a reason label), or why not (`{ stop }`). HTTP: the
+ * retryOn statuses and errors, idempotent requests only (a shed or unconnected request ran
+ * nowhere, so any method). gRPC: the retryOn gRPC codes on an answer that committed nothing; the
+ * method's safety is the service owner's statement, as in gRPC's own retry policy.
+ */
+type Classify = (call: OutboundCall, res: UpstreamResponse | undefined, err: Error | null, idempotent: boolean) => string | { stop: string } | undefined
+
+function classifyHttp(r: RetrySettings): Classify {
+  return (call, res, err, idempotent) => {
+    // A Weft server that shed the request ran none of it: safe to retry whatever the method.
+    const shed = res !== undefined && res.statusCode === 503 && rawHeaderValue(res.rawHeaders, ERROR_CODE_HEADER) === 'WEFT_ERR_SERVER_OVERLOADED'
+    const reason = shed ? 'server-shed' : res ? (r.retryOnStatus.has(res.statusCode) ? String(res.statusCode) : undefined) : retryReasonForError(err, r)
+    if (reason === undefined) return undefined
+    if (!idempotent && reason !== 'connect-failure' && reason !== 'server-shed') return { stop: `${call.method} without an Idempotency-Key is not retried after its request was sent` }
+    return reason
+  }
+}
+
+function classifyGrpc(r: RetrySettings): Classify {
+  return (_call, res, err) => {
+    if (!res) return retryReasonForError(err, r)
+    const code = res.grpcCode
+    if (code === undefined || code < 0) return undefined // a response message committed the call
+    return r.retryOnGrpc.has(code) ? grpcStatusName(code).toLowerCase().replace(/_/g, '-') : undefined
+  }
 }
 
 export const retryLayer: ClientLayer = {
@@ -34,6 +59,8 @@ export const retryLayer: ClientLayer = {
     if (r.attempts === 0) return next
     const budget = target.runtime.budget(r)
     const m = target.metrics
+    const grpc = target.protocol === 'grpc'
+    const classify = grpc ? classifyGrpc(r) : classifyHttp(r)
     /** The slow path: decides about a failed attempt and runs the next one. */
     const decide = (call: OutboundCall, res: UpstreamResponse | undefined, err: Error | null, idempotent: boolean, done: ClientDone): void => {
       if (call.aborted) {
@@ -45,13 +72,11 @@ export const retryLayer: ClientLayer = {
         if (isWeftError(err)) err.details = { ...err.details, ...callDetails(call), retriesStopped: why }
         done(err)
       }
-      // A Weft server that shed the request ran none of it: safe to retry whatever the method.
-      const shed = res !== undefined && res.statusCode === 503 && rawHeaderValue(res.rawHeaders, ERROR_CODE_HEADER) === 'WEFT_ERR_SERVER_OVERLOADED'
-      const reason = shed ? 'server-shed' : res ? (r.retryOnStatus.has(res.statusCode) ? String(res.statusCode) : undefined) : retryReasonForError(err, r)
+      const reason = classify(call, res, err, idempotent)
       if (reason === undefined) return stop('not retryable')
+      if (typeof reason === 'object') return stop(reason.stop)
       if (call.attempt >= r.attempts) return stop(`all ${r.attempts} retries used`)
-      if (!idempotent && reason !== 'connect-failure' && reason !== 'server-shed') return stop(`${call.method} without an Idempotency-Key is not retried after its request was sent`)
-      if (call.body && !call.body.replayable) return stop('the request body went past the replay buffer')
+      if (call.body && !call.body.replayable) return stop(grpc ? 'the request messages went past the replay buffer' : 'the request body went past the replay buffer')
       if (!budget.tryWithdraw()) {
         m.budgetExhausted()
         if (res) return done(null, res)
@@ -74,6 +99,15 @@ export const retryLayer: ClientLayer = {
       else again()
     }
 
+    if (grpc) {
+      return (call, done) => {
+        budget.deposit(call.startedAt)
+        next(call, (err, res) => {
+          if (res && !call.aborted && (res.grpcCode === undefined || res.grpcCode <= 0)) return done(null, res)
+          decide(call, res, err, true, done)
+        })
+      }
+    }
     return (call, done) => {
       budget.deposit(call.startedAt)
       if (r.idempotencyKey === 'auto' && !IDEMPOTENT.has(call.method) && call.headers['idempotency-key'] === undefined) {

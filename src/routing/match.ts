@@ -39,6 +39,20 @@ function queryValue(r: RequestView, name: string): string | undefined {
   return (r.query ??= new URLSearchParams(r.search)).get(name) ?? undefined
 }
 
+/** A gRPC match is a check on the call's path, "/<package.Service>/<Method>". */
+function grpcPathCheck(g: { service?: string; method?: string }): RulePredicate {
+  if (g.service !== undefined && g.method !== undefined) {
+    const path = `/${g.service}/${g.method}`
+    return (r) => r.pathname === path
+  }
+  if (g.service !== undefined) {
+    const prefix = `/${g.service}/`
+    return (r) => r.pathname.startsWith(prefix) && r.pathname.indexOf('/', prefix.length) < 0
+  }
+  const suffix = `/${g.method}`
+  return (r) => r.pathname.endsWith(suffix) && r.pathname.lastIndexOf('/', r.pathname.length - suffix.length - 1) === 0
+}
+
 export function compileMatch(m: MatchSpec): RulePredicate {
   const checks: RulePredicate[] = []
   if (m.methods) {
@@ -49,6 +63,7 @@ export function compileMatch(m: MatchSpec): RulePredicate {
     const f = compileString(m.path)
     checks.push((r) => f(r.pathname))
   }
+  if (m.grpc) checks.push(grpcPathCheck(m.grpc))
   for (const [name, sm] of Object.entries(m.headers ?? {})) {
     const f = compileString(sm)
     checks.push((r) => f(headerString(r.headers, name)))

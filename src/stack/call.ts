@@ -25,6 +25,12 @@ export interface UpstreamResponse {
   readonly resume: () => void
   /** Drops the body (a retry replaces this response). */
   discard(): void
+  /**
+   * gRPC only: the status of an answer that committed nothing (no response message came before
+   * the final status), which a retry may replace; -1 once a message committed the response.
+   * Undefined for HTTP responses.
+   */
+  readonly grpcCode?: number
 }
 
 export interface CallBody {

@@ -4,6 +4,7 @@ import type { RetrySettings, RuleSettings, ServiceSettings } from '../config/typ
 import type { EndpointGroup } from '../discovery/endpoint-set.js'
 import type { ServiceRuntime } from './service-runtime.js'
 import type { TargetMetrics } from '../telemetry/metrics.js'
+import type { RpcTargetMetrics } from '../telemetry/rpc-metrics.js'
 
 export interface BackendTarget {
   group: EndpointGroup
@@ -26,4 +27,11 @@ export interface RouteTarget {
   readonly pickGroup: () => EndpointGroup
   readonly configVersion: number
   readonly metrics: TargetMetrics
+  /**
+   * The wire the stack is built for. A rule gets one stack per protocol it is called with; layers
+   * that differ (telemetry, retry conditions) choose at wrap time, never per request.
+   */
+  readonly protocol: 'http' | 'grpc'
+  /** rpc_client_duration_seconds for the target (gRPC stacks only). */
+  readonly rpcMetrics?: RpcTargetMetrics
 }

@@ -3,9 +3,10 @@
 // Children are cached per target so the hot path does one Map lookup, not a label hash.
 import { Counter, Gauge, Registry } from 'prom-client'
 import { FastHistogram } from './fast-histogram.js'
+import { RpcHistograms, RpcObserver, type RpcTargetMetrics } from './rpc-metrics.js'
 
 /** OTel's HTTP duration buckets, plus finer ones below 5 ms for an in-process mesh. */
-const DURATION_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5, 10]
+export const DURATION_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5, 10]
 export const KNOWN_METHODS = new Set(['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'PATCH', 'OPTIONS', 'TRACE', 'CONNECT'])
 
 export class MeshMetrics {
@@ -66,6 +67,29 @@ export class MeshMetrics {
 
   forTarget(destination: string, route: string): TargetMetrics {
     return new TargetMetrics(this, destination, route)
+  }
+
+  private rpcHistograms: RpcHistograms | undefined
+  private readonly rpcTargets = new Map<string, RpcTargetMetrics>()
+  private readonly rpcServers = new Map<string, RpcObserver>()
+
+  /** The rpc_* histograms, registered on first gRPC use. */
+  get rpc(): RpcHistograms {
+    return (this.rpcHistograms ??= new RpcHistograms(this))
+  }
+
+  /** rpc_client_duration_seconds for calls from this mesh to `destination`. */
+  forRpcTarget(destination: string): RpcTargetMetrics {
+    let m = this.rpcTargets.get(destination)
+    if (!m) this.rpcTargets.set(destination, (m = new RpcObserver(this.rpc.client, this.source, destination)))
+    return m
+  }
+
+  /** rpc_server_duration_seconds for calls to this mesh from `source` (a bounded label). */
+  rpcServerFrom(source: string): RpcObserver {
+    let m = this.rpcServers.get(source)
+    if (!m) this.rpcServers.set(source, (m = new RpcObserver(this.rpc.server, source, this.source)))
+    return m
   }
 }
 

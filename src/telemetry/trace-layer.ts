@@ -4,13 +4,16 @@
 import { SpanKind, SpanStatusCode, context, trace, type Tracer } from '@opentelemetry/api'
 import type { ClientLayer, DoneListener } from '../stack/call.js'
 import { traceparentFor, traceIdOf } from './tracing.js'
+import { finalGrpcCode } from './call-layer.js'
+import { splitRpcPath } from './rpc-metrics.js'
 
 /** Ends the call's span with its outcome. */
 const endSpan: DoneListener = {
   callDone(call, res, err) {
     const span = call.span!
     if (span.isRecording()) {
-      if (res) span.setAttribute('http.response.status_code', res.statusCode)
+      if (res && call.target.protocol === 'grpc') span.setAttribute('rpc.grpc.status_code', finalGrpcCode(res))
+      else if (res) span.setAttribute('http.response.status_code', res.statusCode)
       if (err) {
         span.recordException(err)
         span.setStatus({ code: SpanStatusCode.ERROR, message: (err as { code?: string }).code ?? err.message })
@@ -27,12 +30,17 @@ export function traceLayer(tracer: Tracer = trace.getTracer('weft')): ClientLaye
     role: 'trace',
     why: 'wraps everything below so the span covers every attempt; sets traceparent once per call',
     wrap(next, target) {
+      const grpc = target.protocol === 'grpc'
       const name = `${target.service.name} ${target.routeLabel}`
       return (call, done) => {
         const parent = call.parent
-        const span = tracer.startSpan(name, CLIENT_SPAN, parent?.otelContext ?? context.active())
+        // gRPC spans are named "<package.Service>/<Method>" (OpenTelemetry RPC conventions).
+        const span = tracer.startSpan(grpc ? call.path.slice(1) : name, CLIENT_SPAN, parent?.otelContext ?? context.active())
         const recording = span.isRecording()
-        if (recording) {
+        if (recording && grpc) {
+          const [service, method] = splitRpcPath(call.path)
+          span.setAttributes({ 'rpc.system': 'grpc', 'rpc.service': service, 'rpc.method': method, 'weft.destination_service': target.service.name, 'weft.route': target.routeLabel })
+        } else if (recording) {
           span.setAttributes({ 'http.request.method': call.method, 'weft.destination_service': target.service.name, 'weft.route': target.routeLabel })
         }
         const sent = call.headers.traceparent

@@ -1,0 +1,252 @@
+// One gRPC call as the grpc-js client sees it: the Call that MeshChannel.createCall returns. It
+// routes the call (service and method are the path), runs the rule's compiled client stack, and is
+// the call's request source: it keeps the messages sent (serialized, up to the replay buffer) so a
+// retry can send them again, and feeds the attempt in flight one write at a time (a grpc-js call
+// takes one outstanding write). The committed attempt's response goes to the grpc-js listener.
+import type { Deadline, Metadata, StatusObject } from '@grpc/grpc-js'
+import type { Call, InterceptingListener, MessageContext } from '@grpc/grpc-js/build/src/call-interface.js'
+import { DEFAULTS } from '../config/defaults.js'
+import type { Snapshot } from '../compile.js'
+import { isWeftError, WeftError } from '../errors/index.js'
+import { grpcStatusOfHttp } from '../errors/grpc-status.js'
+import { CALLER_HEADER, requestContext } from '../inbound/context.js'
+import { OutboundCall, type CallBody, type UpstreamResponse } from '../stack/call.js'
+import { ERROR_CODE_HEADER } from '../telemetry/call-layer.js'
+import type { HeaderRecord } from '../util/headers.js'
+import { rawHeaderValue } from '../util/headers.js'
+import type { GrpcModule } from './load.js'
+import { GrpcAttempt, type GrpcRequestSource, type GrpcSink } from './transport.js'
+
+export interface ClientCallDeps {
+  grpc: GrpcModule
+  snapshot(): Snapshot | undefined
+  isClosed(): boolean
+}
+
+interface Item {
+  buf: Buffer
+  flags: number | undefined
+  /** The caller's write callback (its flow control), called once the message is first written. */
+  cb: ((err?: Error | null) => void) | undefined
+}
+
+const NO_OPTS: Readonly<Record<string, unknown>> = Object.freeze({})
+let callNumber = 0
+
+/** String metadata as a header record, for route matches, hashing and the mesh's own headers. */
+function headersOf(md: Metadata): HeaderRecord {
+  const out: HeaderRecord = {}
+  const map = md.getMap()
+  for (const k in map) {
+    const v = map[k]
+    if (typeof v === 'string') out[k] = v
+  }
+  return out
+}
+
+export class MeshClientCall implements Call, CallBody, GrpcRequestSource, GrpcSink {
+  metadata!: Metadata
+  private listener!: InterceptingListener
+  private call: OutboundCall | undefined
+  /** Messages sent while a retry could still replay them; null once past the replay buffer. */
+  private log: Item[] | null = []
+  private logBytes = 0
+  /** Messages not yet written to the current attempt. */
+  private queue: Item[] = []
+  private writing = false
+  private halfClosed = false
+  private halfCloseSent = false
+  private attempt: GrpcAttempt | undefined
+  private attempts = 0
+  private committed: GrpcAttempt | undefined
+  private readPending = false
+  private ended = false
+  private starting = false
+  private readonly number = ++callNumber
+
+  constructor(
+    private readonly deps: ClientCallDeps,
+    private readonly service: string,
+    private readonly path: string,
+    private readonly deadline: Deadline,
+  ) {}
+
+  // --- CallBody: the transport reads the call's messages through attach() ---
+  get replayable(): boolean {
+    return this.log !== null
+  }
+
+  forAttempt(): unknown {
+    return this
+  }
+
+  // --- Call (grpc-js) ---
+  start(metadata: Metadata, listener: InterceptingListener): void {
+    this.metadata = metadata
+    this.listener = listener
+    this.starting = true
+    try {
+      this.run()
+    } finally {
+      this.starting = false
+    }
+  }
+
+  private run(): void {
+    const snap = this.deps.snapshot()
+    const svc = snap?.lookup(this.service)
+    if (this.deps.isClosed()) return this.fail(new WeftError('WEFT_ERR_CLOSED', `mesh is closed; cannot call ${this.service}${this.path}`))
+    if (!snap || !svc) {
+      return this.fail(new WeftError('WEFT_ERR_NO_ENDPOINTS', `${this.service}${this.path}: "${this.service}" is not a service in the mesh config (version ${snap?.version ?? 0}); add a Service resource for it`, {
+        details: { service: this.service, method: this.path, configVersion: snap?.version ?? 0 },
+      }))
+    }
+    const headers = headersOf(this.metadata)
+    const rule = snap.route(svc, { method: 'POST', pathname: this.path, search: '', headers })
+    const call = new OutboundCall('POST', this.path, headers, this, NO_OPTS, rule.target)
+    this.call = call
+    const parent = requestContext.getStore()
+    call.parent = parent
+    headers[CALLER_HEADER] = parent ? parent.chain : rule.target.source
+    // The earlier of the call's own deadline and the one of the request it is made for.
+    const dl = +this.deadline
+    if (Number.isFinite(dl)) call.deadline = call.startedAt + (dl - Date.now())
+    if (parent !== undefined && parent.deadline < call.deadline) call.deadline = parent.deadline
+    rule.grpcHandler()(call, (err, res) => {
+      if (this.starting) process.nextTick(() => this.settle(err, res))
+      else this.settle(err, res)
+    })
+  }
+
+  private settle(err: Error | null, res: UpstreamResponse | undefined): void {
+    const call = this.call!
+    if (err || !res) return this.fail(err ?? new Error('weft: handler finished without a response'))
+    if (res instanceof GrpcAttempt) {
+      call.committed = true
+      this.committed = res
+      this.log = null
+      res.pipeGrpc(this)
+      if (this.readPending) res.requestRead()
+      return
+    }
+    // An answer the mesh made as HTTP (fault injection): its status maps by the gRPC spec.
+    res.discard()
+    call.finish(res, undefined)
+    const code = grpcStatusOfHttp(res.statusCode)
+    const md = new this.deps.grpc.Metadata()
+    const errorCode = rawHeaderValue(res.rawHeaders, ERROR_CODE_HEADER)
+    if (errorCode) md.set(ERROR_CODE_HEADER, errorCode)
+    this.end({ code, details: `weft: ${res.statusCode} ${res.statusText}${errorCode ? ` (${errorCode})` : ''}`, metadata: md })
+  }
+
+  private fail(err: Error): void {
+    this.call?.finish(undefined, err)
+    const md = new this.deps.grpc.Metadata()
+    if (isWeftError(err)) md.set(ERROR_CODE_HEADER, err.code)
+    const st = { code: isWeftError(err) ? err.grpcStatus : 2, details: err.message, metadata: md }
+    if (this.starting) process.nextTick(() => this.end(st))
+    else this.end(st)
+  }
+
+  private end(st: StatusObject): void {
+    if (this.ended) return
+    this.ended = true
+    for (const item of this.queue) item.cb?.()
+    this.queue = []
+    this.listener.onReceiveStatus(st)
+  }
+
+  // --- GrpcSink: the committed attempt's response ---
+  onMetadata(md: Metadata): void {
+    if (!this.ended) this.listener.onReceiveMetadata(md)
+  }
+
+  onMessage(buf: Buffer): void {
+    this.readPending = false
+    if (!this.ended) this.listener.onReceiveMessage(buf)
+  }
+
+  onStatus(st: StatusObject): void {
+    this.call!.finish(this.committed, undefined)
+    this.end(st)
+  }
+
+  // --- GrpcRequestSource: attempts take the messages from here ---
+  attach(attempt: GrpcAttempt): void {
+    this.attempt = attempt
+    this.writing = false
+    this.halfCloseSent = false
+    // A retry sends everything again, one write at a time.
+    if (this.attempts++ > 0 && this.log) this.queue = [...this.log]
+    this.pump()
+  }
+
+  sendMessageWithContext(context: MessageContext, message: Buffer): void {
+    const item: Item = { buf: message, flags: context.flags, cb: context.callback }
+    if (this.ended) return void item.cb?.()
+    if (this.log) {
+      this.logBytes += message.length
+      if (this.logBytes > DEFAULTS.replayBufferBytes) this.log = null
+      else this.log.push(item)
+    }
+    this.queue.push(item)
+    this.pump()
+  }
+
+  private pump(): void {
+    const a = this.attempt
+    if (!a || this.writing || a.closed) return
+    const item = this.queue.shift()
+    if (!item) {
+      if (this.halfClosed && !this.halfCloseSent) {
+        this.halfCloseSent = true
+        a.wire.halfClose()
+      }
+      return
+    }
+    this.writing = true
+    a.wire.sendMessageWithContext({
+      flags: item.flags,
+      callback: (err) => {
+        if (this.attempt !== a) return // a write of an attempt a retry replaced
+        this.writing = false
+        const cb = item.cb
+        item.cb = undefined
+        cb?.(err)
+        this.pump()
+      },
+    }, item.buf)
+  }
+
+  halfClose(): void {
+    this.halfClosed = true
+    this.pump()
+  }
+
+  startRead(): void {
+    if (this.committed) this.committed.requestRead()
+    else this.readPending = true
+  }
+
+  cancelWithStatus(status: number, details: string): void {
+    if (this.ended) return
+    if (this.committed) return this.committed.cancel(status, details)
+    if (this.call) this.call.cancel(new WeftError('WEFT_ERR_CANCELLED', `${this.service}${this.path}: ${details}`, { details: { service: this.service, method: this.path } }))
+    else this.end({ code: status, details, metadata: new this.deps.grpc.Metadata() })
+  }
+
+  getPeer(): string {
+    return this.attempt?.wire.getPeer() ?? ''
+  }
+
+  getCallNumber(): number {
+    return this.number
+  }
+
+  /** Per-call credentials are not carried yet (identity comes with mTLS). */
+  setCredentials(): void {}
+
+  getAuthContext(): null {
+    return null
+  }
+}

@@ -1,0 +1,106 @@
+// mesh.grpc: grpc-js clients and servers on the mesh. Made on first use, which is when
+// @grpc/grpc-js is loaded (an optional peer dependency).
+import type { Channel, ChannelCredentials, ClientOptions, Server, ServerOptions } from '@grpc/grpc-js'
+import type { Snapshot } from '../compile.js'
+import { DNS_NAME } from '../config/names.js'
+import type { Endpoint } from '../discovery/endpoint.js'
+import { invalidArg, WeftError } from '../errors/index.js'
+import type { InboundCore } from '../inbound/core.js'
+import type { ClientHandler } from '../stack/call.js'
+import { loadGrpc, type GrpcModule } from './load.js'
+import { MeshChannel } from './mesh-channel.js'
+import { meshServerInterceptor } from './server.js'
+import { makeGrpcTransport } from './transport.js'
+
+export interface GrpcListenOptions {
+  port: number
+  /** Interface to bind; default 0.0.0.0. */
+  host?: string
+}
+
+export interface MeshGrpcDeps {
+  snapshot(): Snapshot | undefined
+  isClosed(): boolean
+  inbound(): InboundCore
+}
+
+/** Endpoint channels: grpc-js must not retry or balance on its own; the mesh does both. */
+const ENDPOINT_CHANNEL_OPTIONS = { 'grpc.enable_retries': 0 }
+
+type ClientConstructor<T> = new (address: string, credentials: ChannelCredentials, options?: ClientOptions) => T
+
+export class MeshGrpc {
+  readonly grpc: GrpcModule
+  /** The terminal handler of gRPC client stacks. */
+  readonly transport: ClientHandler
+  private readonly meshed = new WeakSet<Server>()
+  private readonly servers = new Set<Server>()
+
+  constructor(private readonly deps: MeshGrpcDeps) {
+    this.grpc = loadGrpc()
+    this.transport = makeGrpcTransport((e) => this.channelFor(e))
+  }
+
+  /** The endpoint's channel, made on first use and asked to connect at once (kept warm). */
+  private channelFor(e: Endpoint): Channel {
+    let ch = e.grpcChannel as Channel | undefined
+    if (!ch) {
+      ch = new this.grpc.Channel(e.address, this.grpc.credentials.createInsecure(), ENDPOINT_CHANNEL_OPTIONS)
+      ch.getConnectivityState(true)
+      e.grpcChannel = ch
+    }
+    return ch
+  }
+
+  /**
+   * A grpc-js client of `service` whose calls go through the mesh: `Ctor` is a generated or
+   * loadPackageDefinition client constructor. Every call is routed, balanced and retried by the
+   * mesh; `client.close()` leaves the mesh's connections open.
+   * @example const ledger = mesh.grpc.client(LedgerClient, 'ledger')
+   */
+  client<T>(Ctor: ClientConstructor<T>, service: string, options?: ClientOptions): T {
+    if (typeof Ctor !== 'function') invalidArg('grpc.client(Ctor)', 'must be a grpc-js client constructor (from loadPackageDefinition or generated code)')
+    if (typeof service !== 'string' || !DNS_NAME.test(service)) invalidArg('grpc.client(service)', `must be a service name (got ${JSON.stringify(service)})`)
+    if (options !== undefined && (typeof options !== 'object' || options === null)) invalidArg('grpc.client(options)', 'must be an object of grpc-js client options')
+    if (options?.channelOverride || options?.channelFactoryOverride) invalidArg('grpc.client(options)', 'channelOverride is the mesh\'s own; leave it out')
+    const channel = new MeshChannel({ grpc: this.grpc, snapshot: this.deps.snapshot, isClosed: this.deps.isClosed }, service)
+    return new Ctor(`weft:${service}`, this.grpc.credentials.createInsecure(), { ...options, channelOverride: channel })
+  }
+
+  /** A grpc.Server whose handlers run behind the inbound stack (the mesh's interceptor goes first). */
+  server(options: ServerOptions = {}): Server {
+    if (typeof options !== 'object' || options === null) invalidArg('grpc.server(options)', 'must be an object of grpc-js server options')
+    const interceptor = meshServerInterceptor(this.grpc, this.deps.inbound)
+    const server = new this.grpc.Server({ ...options, interceptors: [interceptor, ...(options.interceptors ?? [])] })
+    this.meshed.add(server)
+    return server
+  }
+
+  /** Binds a server from mesh.grpc.server() and starts serving; resolves with the bound port. */
+  async listen(server: Server, opts: GrpcListenOptions): Promise<{ port: number; address: string }> {
+    if (this.deps.isClosed()) throw new WeftError('WEFT_ERR_CLOSED', 'mesh is closed; cannot listen')
+    if (!this.meshed.has(server)) invalidArg('server', 'must come from mesh.grpc.server() (the mesh interceptor is installed when the server is made)')
+    if (typeof opts !== 'object' || opts === null || !Number.isInteger(opts.port) || opts.port < 0 || opts.port > 65535) invalidArg('port', `must be an integer 0..65535 (got ${JSON.stringify(opts?.port)})`)
+    if (opts.host !== undefined && typeof opts.host !== 'string') invalidArg('host', 'must be a string')
+    const host = opts.host ?? '0.0.0.0'
+    const target = host.includes(':') ? `[${host}]:${opts.port}` : `${host}:${opts.port}`
+    const port = await new Promise<number>((resolve, reject) => {
+      server.bindAsync(target, this.grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p)))
+    })
+    this.servers.add(server)
+    return { port, address: `${host}:${port}` }
+  }
+
+  /**
+   * Drain: servers stop taking new calls (GOAWAY) and in-flight calls finish, until `drained`
+   * settles (the inbound drain and its timeout); then whatever is left is cancelled.
+   */
+  async closeServers(drained: Promise<unknown>): Promise<void> {
+    await Promise.all([...this.servers].map(async (s) => {
+      const shut = new Promise<void>((resolve) => s.tryShutdown(() => resolve()))
+      await Promise.race([shut, drained])
+      s.forceShutdown()
+    }))
+    this.servers.clear()
+  }
+}

@@ -1,0 +1,241 @@
+// The gRPC terminal handler: one attempt of a call on the chosen endpoint's grpc-js channel. It
+// answers the stack (done) when the attempt commits: on its first response message, or on its
+// final status when no message came (a status-only answer, which the retry layer may replace).
+// Response metadata is held until then, so a retried attempt leaves no trace with the caller.
+import type { Metadata, StatusObject } from '@grpc/grpc-js'
+import type { Call, InterceptingListener } from '@grpc/grpc-js/build/src/call-interface.js'
+import type { Endpoint } from '../discovery/endpoint.js'
+import { httpStatusOfGrpc } from '../errors/grpc-status.js'
+import type { Abortable, BodySink, ClientDone, ClientHandler, OutboundCall, UpstreamResponse } from '../stack/call.js'
+import { LOAD_HEADER } from '../balance/endpoint-stats-layer.js'
+import { ERROR_CODE_HEADER } from '../telemetry/call-layer.js'
+import { CALLER_HEADER } from '../inbound/context.js'
+
+/** Where a committed attempt's response goes (the caller's gRPC call). */
+export interface GrpcSink {
+  onMetadata(md: Metadata): void
+  onMessage(buf: Buffer): void
+  onStatus(st: StatusObject): void
+}
+
+/** The caller's side of a call as the transport sees it: metadata, and the messages to send. */
+export interface GrpcRequestSource {
+  readonly metadata: Metadata
+  /** Makes `attempt` the one that receives the call's messages (replaying earlier ones). */
+  attach(attempt: GrpcAttempt): void
+}
+
+/** Request metadata the mesh itself sets on every attempt (from the call's headers). */
+const MESH_METADATA = ['traceparent', 'tracestate', CALLER_HEADER] as const
+const NO_HEADERS: string[] = []
+const CANCELLED = 1
+const DEADLINE_EXCEEDED = 4
+
+/** The two response headers layers read (load report, error code) as a flat name/value list. */
+function meshHeaders(...mds: (Metadata | undefined)[]): string[] {
+  let out: string[] | undefined
+  for (const md of mds) {
+    if (!md) continue
+    for (const name of [LOAD_HEADER, ERROR_CODE_HEADER]) {
+      const v = md.get(name)[0]
+      if (v !== undefined) (out ??= []).push(name, String(v))
+    }
+  }
+  return out ?? NO_HEADERS
+}
+
+export class GrpcAttempt implements UpstreamResponse, Abortable, InterceptingListener {
+  statusCode = 0
+  readonly statusText = ''
+  /** weft-load / weft-error-code only; strings, which rawHeaderValue reads like Buffers. */
+  rawHeaders = NO_HEADERS as unknown as Buffer[]
+  /**
+   * Undefined until the attempt settles; -1 when a message committed it (until the final status
+   * comes, then that status); the status code of a status-only answer.
+   */
+  grpcCode: number | undefined = undefined
+  private byMessage = false
+  /** The final status, once it came. */
+  status: StatusObject | undefined = undefined
+  private held: Metadata | undefined = undefined
+  private sink: GrpcSink | undefined = undefined
+  private prefetched: Buffer | undefined = undefined
+  private statusPending = false
+  private reading = false
+  private wantRead = false
+  private settled = false
+  private over = false
+  private reason: Error | undefined = undefined
+  readonly resume = (): void => {}
+
+  constructor(
+    private readonly call: OutboundCall,
+    readonly endpoint: Endpoint,
+    private readonly done: ClientDone,
+    readonly wire: Call,
+  ) {
+    call.abortAttempt = this
+  }
+
+  /** True when the attempt no longer takes the call's messages (it ended, or a retry replaced it). */
+  get closed(): boolean {
+    return this.over || (this.settled && !this.byMessage)
+  }
+
+  // --- the wire call's listener ---
+  onReceiveMetadata(md: Metadata): void {
+    if (this.sink) this.sink.onMetadata(md)
+    else this.held = md
+  }
+
+  onReceiveMessage(buf: Buffer): void {
+    this.reading = false
+    if (!this.settled) {
+      this.settled = true
+      this.byMessage = true
+      this.grpcCode = -1
+      this.statusCode = 200
+      this.rawHeaders = meshHeaders(this.held) as unknown as Buffer[]
+      this.prefetched = buf
+      this.release()
+      this.done(null, this)
+      return
+    }
+    if (this.sink && this.wantRead) {
+      this.wantRead = false
+      this.sink.onMessage(buf)
+    } else this.prefetched = buf
+  }
+
+  onReceiveStatus(st: StatusObject): void {
+    this.status = st
+    if (!this.settled) {
+      this.settled = true
+      this.release()
+      if (this.reason) return this.done(this.reason)
+      // grpc-js enforces the same deadline on the wire; say which limit it was, as the mesh would.
+      if (st.code === DEADLINE_EXCEEDED && this.call.deadlineReason && performance.now() >= this.call.deadline - 1) return this.done(this.call.deadlineReason(this.call))
+      this.grpcCode = st.code
+      this.statusCode = httpStatusOfGrpc(st.code)
+      this.rawHeaders = meshHeaders(this.held, st.metadata) as unknown as Buffer[]
+      this.done(null, this)
+      return
+    }
+    this.grpcCode = st.code
+    this.rawHeaders = meshHeaders(this.held, st.metadata) as unknown as Buffer[]
+    if (this.sink && this.prefetched === undefined) this.deliverStatus()
+    else this.statusPending = true
+  }
+
+  // --- UpstreamResponse ---
+  /** Hands the response to the caller's gRPC call. */
+  pipeGrpc(sink: GrpcSink): void {
+    this.sink = sink
+    const held = this.held
+    this.held = undefined
+    if (held) sink.onMetadata(held)
+    if (!this.byMessage) {
+      // A status-only answer: nothing but the status to deliver.
+      this.over = true
+      sink.onStatus(this.status!)
+    }
+  }
+
+  /** The caller asks for the next response message. */
+  requestRead(): void {
+    const sink = this.sink
+    if (!sink || this.over) return
+    const buf = this.prefetched
+    if (buf !== undefined) {
+      this.prefetched = undefined
+      sink.onMessage(buf)
+      if (this.statusPending) this.deliverStatus()
+      return
+    }
+    if (this.statusPending) return this.deliverStatus()
+    this.wantRead = true
+    if (!this.reading) {
+      this.reading = true
+      this.wire.startRead()
+    }
+  }
+
+  private deliverStatus(): void {
+    if (this.over) return
+    this.over = true
+    this.statusPending = false
+    this.sink!.onStatus(this.status!)
+  }
+
+  /** HTTP-shaped consumers: messages as data, the status as the end. */
+  pipe(sink: BodySink): void {
+    this.pipeGrpc({
+      onMetadata() {},
+      onMessage: (buf) => {
+        sink.onData(buf)
+        this.requestRead()
+      },
+      onStatus: (st) => (st.code === 0 ? sink.onComplete(null) : sink.onError(Object.assign(new Error(st.details), { code: st.code }))),
+    })
+    this.requestRead()
+  }
+
+  discard(): void {
+    if (this.over) return
+    this.over = true
+    this.sink = undefined
+    this.wire.cancelWithStatus(CANCELLED, 'weft: attempt replaced by a retry')
+  }
+
+  /** The caller cancelled a committed call. */
+  cancel(code: number, details: string): void {
+    if (!this.over) this.wire.cancelWithStatus(code, details)
+  }
+
+  abort(err: Error): void {
+    if (this.over || this.reason) return
+    this.reason = err
+    if (this.settled) {
+      this.wire.cancelWithStatus(CANCELLED, err.message)
+      return
+    }
+    this.settled = true
+    this.over = true
+    this.release()
+    this.wire.cancelWithStatus(CANCELLED, err.message)
+    this.done(err)
+  }
+
+  /** A later cancel of the call no longer reaches this attempt through call.abortAttempt. */
+  private release(): void {
+    if (this.call.abortAttempt === this) this.call.abortAttempt = null
+  }
+
+  /** First read: the attempt reads one message ahead to learn whether it committed. */
+  begin(): void {
+    this.reading = true
+    this.wire.startRead()
+  }
+}
+
+/** The terminal handler over per-endpoint channels (`channelFor` makes and keeps them). */
+export function makeGrpcTransport(channelFor: (e: Endpoint) => import('@grpc/grpc-js').Channel): ClientHandler {
+  return (call, done) => {
+    if (call.aborted) return done(call.aborted)
+    const source = call.body as unknown as GrpcRequestSource
+    const endpoint = call.endpoint!
+    // grpc-js takes deadlines on the Date.now() clock; the mesh keeps them on performance.now().
+    const deadline = call.deadline === Infinity ? Infinity : Date.now() + (call.deadline - performance.now())
+    const wire = channelFor(endpoint).createCall(call.path, deadline, undefined, null, null)
+    const attempt = new GrpcAttempt(call, endpoint, done, wire)
+    const md = source.metadata.clone()
+    const h = call.headers
+    for (const name of MESH_METADATA) {
+      const v = h[name]
+      if (v !== undefined) md.set(name, Array.isArray(v) ? v.join(',') : v)
+    }
+    wire.start(md, attempt)
+    attempt.begin()
+    source.attach(attempt)
+  }
+}
