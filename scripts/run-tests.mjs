@@ -29,5 +29,14 @@ if (filters.length === 0) {
   }
 }
 
+// The package tests import the built dist/: build it from the current src first.
+if (files.some((f) => f.includes(join('test', 'package')))) {
+  const build = spawnSync(process.execPath, ['node_modules/tsup/dist/cli-default.js', '--silent'], { stdio: 'inherit' })
+  if (build.status !== 0) {
+    console.error('build failed')
+    process.exit(build.status ?? 1)
+  }
+}
+
 const run = spawnSync(process.execPath, ['--import', 'tsx', '--test', '--test-reporter=spec', '--test-timeout=120000', ...files], { stdio: 'inherit' })
 process.exit(run.status ?? 1)
