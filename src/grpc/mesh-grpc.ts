@@ -27,6 +27,9 @@ export interface MeshGrpcDeps {
 /** Endpoint channels: grpc-js must not retry or balance on its own; the mesh does both. */
 const ENDPOINT_CHANNEL_OPTIONS = { 'grpc.enable_retries': 0 }
 
+/** After the drain: how long the last statuses get to reach the wire before connections are cut. */
+const STATUS_FLUSH_MS = 1000
+
 type ClientConstructor<T> = new (address: string, credentials: ChannelCredentials, options?: ClientOptions) => T
 
 export class MeshGrpc {
@@ -95,10 +98,13 @@ export class MeshGrpc {
    * Drain: servers stop taking new calls (GOAWAY) and in-flight calls finish, until `drained`
    * settles (the inbound drain and its timeout); then whatever is left is cancelled.
    */
-  async closeServers(drained: Promise<unknown>): Promise<void> {
+  async closeServers(drained: Promise<boolean>): Promise<void> {
     await Promise.all([...this.servers].map(async (s) => {
       const shut = new Promise<void>((resolve) => s.tryShutdown(() => resolve()))
-      await Promise.race([shut, drained])
+      // The inbound drain settles when the last call's status is handed to grpc-js, a moment
+      // before it is written: wait for the graceful shutdown a little longer, unless the drain
+      // timed out.
+      if (await drained) await Promise.race([shut, new Promise((resolve) => setTimeout(resolve, STATUS_FLUSH_MS).unref())])
       s.forceShutdown()
     }))
     this.servers.clear()

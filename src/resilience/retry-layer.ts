@@ -44,7 +44,9 @@ function classifyHttp(r: RetrySettings): Classify {
 
 function classifyGrpc(r: RetrySettings): Classify {
   return (_call, res, err) => {
-    if (!res) return retryReasonForError(err, r)
+    // The only local failure of a gRPC attempt is its per-try timeout: retried when retryOn names
+    // deadline-exceeded (connect failures and resets arrive as UNAVAILABLE statuses).
+    if (!res) return isWeftError(err, 'WEFT_ERR_UPSTREAM_TIMEOUT') && r.retryOnGrpc.has(4) ? 'per-try-timeout' : undefined
     const code = res.grpcCode
     if (code === undefined || code < 0) return undefined // a response message committed the call
     return r.retryOnGrpc.has(code) ? grpcStatusName(code).toLowerCase().replace(/_/g, '-') : undefined
