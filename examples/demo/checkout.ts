@@ -23,6 +23,8 @@ export interface OutboundStats {
   /** Responses whose payments handler saw checkout's trace id, and the weft-caller values it saw. */
   traceJoined: number
   callers: Map<string, number>
+  /** Responses whose ledger post ran under checkout's trace id (two hops on, no header forwarded). */
+  ledgerTraceJoined: number
   /** Deadline left (ms) when payments handled the charge. */
   deadlineLeft: number[]
 }
@@ -39,12 +41,13 @@ interface ChargeReply {
   traceId?: string
   caller?: string
   deadlineLeftMs?: number | null
+  ledgerTraceId?: string
 }
 
 const bump = <K>(m: Map<K, number>, k: K): void => void m.set(k, (m.get(k) ?? 0) + 1)
 
 export async function startCheckout(config: object[], logger: Logger): Promise<Checkout> {
-  const stats: OutboundStats = { calls: 0, ok: 0, byStatus: new Map(), errors: new Map(), servedBy: new Map(), latencies: [], traceJoined: 0, callers: new Map(), deadlineLeft: [] }
+  const stats: OutboundStats = { calls: 0, ok: 0, byStatus: new Map(), errors: new Map(), servedBy: new Map(), latencies: [], traceJoined: 0, callers: new Map(), ledgerTraceJoined: 0, deadlineLeft: [] }
   const mesh = await createMesh({ service: 'checkout', config, logger })
   const app = express()
   app.use(weft(mesh))
@@ -71,7 +74,9 @@ export async function startCheckout(config: object[], logger: Logger): Promise<C
         return
       }
       stats.ok++
-      if (body.traceId === currentContext()?.traceId) stats.traceJoined++
+      const traceId = currentContext()?.traceId
+      if (body.traceId === traceId) stats.traceJoined++
+      if (body.ledgerTraceId === traceId) stats.ledgerTraceJoined++
       if (body.caller) bump(stats.callers, body.caller)
       if (typeof body.deadlineLeftMs === 'number') stats.deadlineLeft.push(body.deadlineLeftMs)
       res.json({ cart, paid: true, servedBy: body.servedBy })

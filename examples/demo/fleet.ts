@@ -1,15 +1,18 @@
 // The demo's side of the payments instances: forks one process per instance (payments.ts, run with
-// tsx), waits for each to report its port, tells them when the busy phase starts and ends, and at
-// the end collects their counts and makes sure every one of them has exited.
+// tsx) with the ledger's addresses, waits for each to report its port, tells them when the busy
+// phase starts and ends, and at the end collects their counts and ledger-call metrics and makes
+// sure every one of them has exited.
 import { fork, type ChildProcess } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
-import type { FromChild, InstanceSpec, Phase, PhaseCounts, ToChild } from './instances.js'
+import type { FromChild, InstanceSpec, LedgerEndpoint, Phase, PhaseCounts, ToChild } from './instances.js'
 
 export interface Instance extends InstanceSpec {
   address: string
   pid: number
   /** Filled in by stop(): what the instance answered in each phase. */
   phases: PhaseCounts[]
+  /** Filled in by stop(): the instance's metrics lines about its calls to the ledger. */
+  ledgerMetrics: string
 }
 
 export interface Fleet {
@@ -24,7 +27,7 @@ export interface Fleet {
 const CHILD = fileURLToPath(new URL('./payments.ts', import.meta.url))
 const STOP_TIMEOUT_MS = 3000
 
-export async function startFleet(specs: readonly InstanceSpec[], readyTimeoutMs = 15_000): Promise<Fleet> {
+export async function startFleet(specs: readonly InstanceSpec[], ledger: readonly LedgerEndpoint[], readyTimeoutMs = 15_000): Promise<Fleet> {
   const children: ChildProcess[] = []
   const kill = (): void => {
     for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL')
@@ -32,10 +35,10 @@ export async function startFleet(specs: readonly InstanceSpec[], readyTimeoutMs 
   let instances: Instance[]
   try {
     instances = await Promise.all(specs.map(async (spec) => {
-      const child = fork(CHILD, [JSON.stringify(spec)], { execArgv: ['--import', 'tsx'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
+      const child = fork(CHILD, [JSON.stringify(spec), JSON.stringify(ledger)], { execArgv: ['--import', 'tsx'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
       children.push(child)
       const port = await ready(child, spec.name, readyTimeoutMs)
-      return { ...spec, address: `127.0.0.1:${port}`, pid: child.pid ?? 0, phases: [] }
+      return { ...spec, address: `127.0.0.1:${port}`, pid: child.pid ?? 0, phases: [], ledgerMetrics: '' }
     }))
   } catch (err) {
     kill()
@@ -49,13 +52,15 @@ export async function startFleet(specs: readonly InstanceSpec[], readyTimeoutMs 
     await Promise.all(children.map(async (child, i) => {
       if (child.exitCode !== null || child.signalCode !== null) return
       const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()))
-      const stats = new Promise<PhaseCounts[] | undefined>((resolve) => {
-        child.on('message', (m: FromChild) => m.type === 'stats' && resolve(m.phases))
+      const stats = new Promise<Extract<FromChild, { type: 'stats' }> | undefined>((resolve) => {
+        child.on('message', (m: FromChild) => m.type === 'stats' && resolve(m))
         void exited.then(() => resolve(undefined))
       })
       if (child.connected) child.send({ type: 'stop' } satisfies ToChild)
       const timer = setTimeout(() => child.kill('SIGKILL'), STOP_TIMEOUT_MS)
-      instances[i]!.phases = (await stats) ?? []
+      const got = await stats
+      instances[i]!.phases = got?.phases ?? []
+      instances[i]!.ledgerMetrics = got?.ledgerMetrics ?? ''
       await exited
       clearTimeout(timer)
     }))

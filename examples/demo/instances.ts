@@ -1,5 +1,6 @@
-// What the demo's payments instances are, and the IPC messages between the demo and each instance
-// process (shared by fleet.ts, the parent side, and payments.ts, the child side).
+// What the demo's payments instances are, where the ledger they post to is, and the IPC messages
+// between the demo and each instance process (shared by fleet.ts, the parent side, and payments.ts,
+// the child side).
 
 export interface InstanceSpec {
   name: string
@@ -17,6 +18,12 @@ export const PAYMENTS: readonly InstanceSpec[] = [
   { name: 'v2', version: 'v2', zone: 'zone-a', failRate: 0, cpuBusy: false },
 ]
 
+/** A ledger instance as payments' mesh config names it (ledger.ts serves them). */
+export interface LedgerEndpoint {
+  name: string
+  address: string
+}
+
 /** The busy instance blocks its event loop for BUSY.blockMs out of every BUSY.everyMs. */
 export const BUSY = { blockMs: 35, everyMs: 50 } as const
 
@@ -29,11 +36,14 @@ export const BUSY_WINDOW = { from: 0.2, to: 0.8 } as const
 /** What one instance answered during one phase, and the weft-load it reported meanwhile. */
 export interface PhaseCounts {
   answered: number
-  /** Answered with 503 (failRate). */
+  /** Answered with 503: failRate, or the ledger post failed. */
   failed: number
+  /** Of those, 503s because the ledger post failed. */
+  ledgerFailed: number
   /** Sum of the weft-load header values on those responses (mean = loadSum / answered). */
   loadSum: number
 }
 
 export type ToChild = { type: 'phase'; phase: Phase } | { type: 'stop' }
-export type FromChild = { type: 'ready'; port: number } | { type: 'stats'; phases: PhaseCounts[] }
+/** At stop: the counts per phase, and the lines of the instance's metrics about its ledger calls. */
+export type FromChild = { type: 'ready'; port: number } | { type: 'stats'; phases: PhaseCounts[]; ledgerMetrics: string }

@@ -2,19 +2,21 @@
 import { CANARY, OUTLIER } from './config.js'
 import type { Instance } from './fleet.js'
 import { BUSY } from './instances.js'
+import type { LedgerInstance } from './ledger.js'
 
 export interface IntroInput {
   checkout: string
   instances: readonly Instance[]
+  ledgers: readonly LedgerInstance[]
   busyWindow: readonly [number, number]
   concurrency: number
   deadlineMs: number
   seconds: number
 }
 
-export function intro({ checkout, instances, busyWindow, concurrency, deadlineMs, seconds }: IntroInput): string {
+export function intro({ checkout, instances, ledgers, busyWindow, concurrency, deadlineMs, seconds }: IntroInput): string {
   const lines = [
-    'Weft demo: client → checkout → payments, every hop through an in-process mesh',
+    'Weft demo: client → checkout → payments → ledger (gRPC), every hop through an in-process mesh',
     '',
     `  checkout      ${checkout.replace('http://', '').padEnd(16)} Express 5, app.use(weft(mesh)); POST /checkout/:cart calls mesh.fetch('http://payments/charge')`,
   ]
@@ -25,10 +27,15 @@ export function intro({ checkout, instances, busyWindow, concurrency, deadlineMs
     ].filter(Boolean)
     lines.push(`  payments ${i.name.padEnd(4)} ${i.address.padEnd(16)} Fastify 5 + weftPlugin, pid ${i.pid}, version=${i.version} zone=${i.zone}${notes.length ? `  (${notes.join('; ')})` : ''}`)
   }
+  for (const l of ledgers) {
+    lines.push(`  ${l.name.padEnd(13)} ${l.address.padEnd(16)} gRPC Ledger.Post on mesh.grpc.server(), one "ledger" mesh for both, in the demo's process${l.failRate ? `  (fails ${l.failRate * 100}% with UNAVAILABLE)` : ''}`)
+  }
   lines.push(
     '',
     `  route payments-canary: v1 ${CANARY.v1} / v2 ${CANARY.v2}; P2C peak-EWMA balancing weighs the weft-load each instance reports;`,
     `  retries, budget and breaker at their defaults; ${OUTLIER.consecutive5xx} consecutive 5xx eject an endpoint for ${OUTLIER.baseEjectionTime} (up to ${OUTLIER.maxEjectionTime})`,
+    `  each payments /charge posts to the ledger with mesh.grpc.client(LedgerClient, 'ledger') before answering (503 if that fails);`,
+    `  its mesh balances the ledger's instances (P2C peak-EWMA) and retries UNAVAILABLE on the other one`,
     `  a plain HTTP client sends ${concurrency} concurrent POST /checkout/:cart for ${seconds}s, each with weft-deadline-ms: ${deadlineMs}`,
     '',
   )

@@ -1,12 +1,14 @@
 // `npm run demo`: a plain HTTP client → checkout (Express + weft) → payments (3 Fastify + weft
-// processes behind a 90/10 canary, one of them CPU-busy for the middle of the run) for ~10 s, then
-// a summary of both hops.
+// processes behind a 90/10 canary, one of them CPU-busy for the middle of the run) → ledger (gRPC,
+// two instances behind one mesh in this process, one of them failing 10 % with UNAVAILABLE) for
+// ~10 s, then a summary of the three hops.
 import type { Logger } from '../../src/index.js'
 import { startCheckout, type Checkout } from './checkout.js'
 import { CANARY, checkoutConfig } from './config.js'
 import { startFleet, type Fleet } from './fleet.js'
 import { intro } from './intro.js'
 import { BUSY, BUSY_WINDOW, PAYMENTS, type Phase } from './instances.js'
+import { startLedger, type Ledger } from './ledger.js'
 import { sumMetric } from './metrics.js'
 import { Progress, progressLine, type Live } from './progress.js'
 import { summaryTable } from './summary.js'
@@ -62,17 +64,19 @@ const onSigint = (): void => {
 process.once('SIGINT', onSigint)
 
 let checkout: Checkout | undefined
+let ledger: Ledger | undefined
 const timers: NodeJS.Timeout[] = []
 try {
-  fleet = await startFleet(PAYMENTS)
+  ledger = await startLedger(logger)
+  fleet = await startFleet(PAYMENTS, ledger.instances.map(({ name, address }) => ({ name, address })))
   const { instances } = fleet
-  nameOf = new Map(instances.map((i) => [i.address, i.name]))
+  nameOf = new Map([...instances, ...ledger.instances].map((i) => [i.address, i.name]))
   checkout = await startCheckout(checkoutConfig(instances), logger)
   const { mesh, stats: outbound } = checkout
   const busy = instances.find((i) => i.cpuBusy)
   const busyWindow: [number, number] = [seconds * BUSY_WINDOW.from, seconds * BUSY_WINDOW.to]
 
-  console.log(intro({ checkout: checkout.origin, instances, busyWindow, concurrency: CONCURRENCY, deadlineMs: DEADLINE_MS, seconds }))
+  console.log(intro({ checkout: checkout.origin, instances, ledgers: ledger.instances, busyWindow, concurrency: CONCURRENCY, deadlineMs: DEADLINE_MS, seconds }))
 
   const client = newClientStats()
   const live: Live = { retries: 0, ejections: 0, phase: 0, servedAtPhaseStart: new Map() }
@@ -107,11 +111,14 @@ try {
   const metrics = await mesh.metrics()
   await checkout.close()
   await fleet.stop()
-  console.log(summaryTable({ client, outbound, instances, concurrency: CONCURRENCY, deadlineMs: DEADLINE_MS, canary: CANARY, busyWindow, metrics }))
+  const ledgerMetrics = await ledger.mesh.metrics()
+  await ledger.close()
+  console.log(summaryTable({ client, outbound, instances, concurrency: CONCURRENCY, deadlineMs: DEADLINE_MS, canary: CANARY, busyWindow, metrics, ledgers: ledger.instances, ledgerMetrics }))
 } finally {
   for (const t of timers) clearTimeout(t)
   progress.done()
   await checkout?.close()
   await fleet?.stop()
+  await ledger?.close()
   process.removeListener('SIGINT', onSigint)
 }

@@ -1,12 +1,15 @@
 // One payments instance, run as its own process by fleet.ts: a Fastify 5 app with its own mesh
-// (service "payments") and the weft plugin, on 127.0.0.1:0. It reports its port over IPC, counts
-// what it answers per phase, busy-loops its event loop in the busy phase if it is the busy one,
-// and exits as soon as the parent goes away.
+// (service "payments", which knows the gRPC service "ledger") and the weft plugin, on 127.0.0.1:0.
+// Each charge is posted to the ledger with a mesh.grpc.client before it is answered. It reports its
+// port over IPC, counts what it answers per phase, busy-loops its event loop in the busy phase if
+// it is the busy one, and exits as soon as the parent goes away.
 import Fastify from 'fastify'
 import type { AddressInfo } from 'node:net'
 import { weftPlugin } from '../../adapters/fastify/index.js'
 import { createMesh } from '../../src/index.js'
-import { BUSY, PHASES, type FromChild, type InstanceSpec, type Phase, type PhaseCounts, type ToChild } from './instances.js'
+import { OUTLIER } from './config.js'
+import { BUSY, PHASES, type FromChild, type InstanceSpec, type LedgerEndpoint, type Phase, type PhaseCounts, type ToChild } from './instances.js'
+import { LedgerClient, post, type LedgerApi, type Receipt } from './ledger.js'
 
 if (!process.send) {
   console.error('examples/demo/payments.ts is started by the demo (npm run demo), not on its own')
@@ -20,7 +23,8 @@ process.on('SIGINT', () => {})
 const send = (m: FromChild, then?: () => void): void => void process.send?.(m, undefined, {}, () => then?.())
 
 const spec = JSON.parse(process.argv[2] ?? '{}') as InstanceSpec
-const counts: PhaseCounts[] = PHASES.map(() => ({ answered: 0, failed: 0, loadSum: 0 }))
+const ledgers = JSON.parse(process.argv[3] ?? '[]') as LedgerEndpoint[]
+const counts: PhaseCounts[] = PHASES.map(() => ({ answered: 0, failed: 0, ledgerFailed: 0, loadSum: 0 }))
 let phase: Phase = 0
 let busy: NodeJS.Timeout | undefined
 
@@ -42,11 +46,28 @@ function setPhase(p: Phase): void {
 const mesh = await createMesh({
   service: 'payments',
   logger: { info: () => {}, warn: (m) => console.error(`payments ${spec.name}: ${m}`), error: (m) => console.error(`payments ${spec.name}: ${m}`) },
+  config: [
+    {
+      apiVersion: 'weft/v1',
+      kind: 'Service',
+      metadata: { name: 'ledger' },
+      spec: {
+        protocol: 'grpc',
+        endpoints: ledgers.map((l) => ({ address: l.address, labels: { instance: l.name } })),
+        // Defaults otherwise: P2C peak-EWMA, and retries: 2 on UNAVAILABLE, before any answer
+        // arrived, within a 20 % budget.
+        outlierDetection: OUTLIER,
+      },
+    },
+  ],
 })
+// A plain grpc-js client; the mesh routes, balances and retries each call.
+const ledger = mesh.grpc.client(LedgerClient, 'ledger') as unknown as LedgerApi
 const app = Fastify()
 await app.register(weftPlugin, { mesh })
 
-// The charge itself: 1–4 ms of "work"; the failing instance answers failRate of them with 503.
+// The charge itself: 1–4 ms of "work" (the failing instance answers failRate of them with 503),
+// then the entry posted to the ledger.
 app.post('/charge', async (request, reply) => {
   const c = counts[phase]!
   c.answered++
@@ -58,6 +79,17 @@ app.post('/charge', async (request, reply) => {
     c.failed++
     return reply.code(503).send({ error: 'payments unavailable' })
   }
+  // The charge goes in the ledger before it is confirmed. No metadata and no deadline here: the
+  // mesh sends this request's trace, caller chain and remaining deadline with the gRPC call.
+  const { cart, amount, currency } = (request.body ?? {}) as { cart?: string; amount?: number; currency?: string }
+  let receipt: Receipt
+  try {
+    receipt = await post(ledger, { cart: String(cart), amount: Number(amount) || 0, currency: String(currency), payments: spec.name })
+  } catch (err) {
+    c.failed++
+    c.ledgerFailed++
+    return reply.code(503).send({ error: `ledger: ${(err as Error).message}` })
+  }
   // What arrived with the call, though checkout's handler forwarded no header: its trace, the
   // caller chain and the deadline the client gave checkout, less the time spent so far.
   const ctx = request.weft
@@ -68,6 +100,9 @@ app.post('/charge', async (request, reply) => {
     traceId: ctx?.traceId,
     caller: request.headers['weft-caller'],
     deadlineLeftMs: ctx && Number.isFinite(ctx.deadline) ? Math.round(ctx.remainingMs()) : null,
+    ledger: receipt.ledger,
+    // The trace id the ledger's handler ran under, for checkout to compare with its own.
+    ledgerTraceId: receipt.traceId,
   }
 })
 
@@ -80,7 +115,12 @@ send({ type: 'ready', port: (app.server.address() as AddressInfo).port })
 
 async function stop(): Promise<void> {
   setPhase(2)
+  // This process's side of the ledger hop, for the summary: its gRPC client histogram and retries
+  // (checkout has stopped by now, so no charge is in flight).
+  const text = await mesh.metrics()
+  const ledgerMetrics = text.split('\n').filter((l) => /^(rpc_client_duration_seconds|weft_retries_total|weft_retry_budget_exhausted_total|weft_endpoint_ejections_total)\S*\{[^}]*destination_service="ledger"/.test(l)).join('\n')
+  ledger.close()
   await mesh.close()
   await app.close()
-  send({ type: 'stats', phases: counts }, () => process.disconnect())
+  send({ type: 'stats', phases: counts, ledgerMetrics }, () => process.disconnect())
 }

@@ -1,9 +1,12 @@
-// The summary printed at the end: checkout's inbound figures, its calls to payments, then the
-// payments instances with the share each answered before, during and after the busy window.
+// The summary printed at the end: checkout's inbound figures, its calls to payments, payments' gRPC
+// calls to the ledger, then the payments instances with the share each answered before, during and
+// after the busy window.
+import { status as grpcStatus } from '@grpc/grpc-js'
 import type { OutboundStats } from './checkout.js'
 import type { Instance } from './fleet.js'
 import { int, ms, pct, sum } from './format.js'
 import { BUSY, PHASES, type Phase } from './instances.js'
+import type { LedgerInstance } from './ledger.js'
 import { histogram, metricByLabel, percentile, sorted, sumMetric } from './metrics.js'
 import { versionSplit } from './progress.js'
 import type { ClientStats } from './traffic.js'
@@ -19,6 +22,9 @@ export interface Summary {
   busyWindow: [number, number]
   /** checkout's Prometheus text (mesh.metrics()) at the end of the run. */
   metrics: string
+  ledgers: readonly LedgerInstance[]
+  /** The ledger mesh's Prometheus text at the end of the run. */
+  ledgerMetrics: string
 }
 
 function section(title: string, rows: [string, string][]): string[] {
@@ -65,7 +71,43 @@ export function summaryTable(s: Summary): string {
     ['context', `payments saw checkout's trace id on ${pct(out.traceJoined, out.ok)} of charges, weft-caller ${callers || '-'}, deadline left p50 ${int(percentile(left, 50))} ms of the client's ${int(s.deadlineMs)}`],
   ])
 
-  return [...inbound, ...outbound, ...instanceTable(s)].join('\n')
+  return [...inbound, ...outbound, ...ledgerHop(s), ...instanceTable(s)].join('\n')
+}
+
+/** Non-OK gRPC statuses by name ("UNAVAILABLE: 3"). */
+const grpcStatuses = (byCode: ReadonlyMap<string, number>): string =>
+  [...byCode].filter(([c]) => c !== '0').map(([c, n]) => `${grpcStatus[Number(c)] ?? c}: ${int(n)}`).join(', ')
+
+/** payments → ledger: the payments processes' client view (their metrics lines), then the ledger's own. */
+function ledgerHop({ instances, ledgers, ledgerMetrics, outbound: out, deadlineMs }: Summary): string[] {
+  const paymentsText = instances.map((i) => i.ledgerMetrics).join('\n')
+  const calls = histogram(paymentsText, 'rpc_client_duration_seconds')
+  const byCode = calls.by('rpc_grpc_status_code')
+  const callsOk = byCode.get('0') ?? 0
+  const served = histogram(ledgerMetrics, 'rpc_server_duration_seconds')
+  const retryReasons = metricByLabel(paymentsText, 'weft_retries_total', 'reason')
+  const budgetExhausted = sumMetric(paymentsText, 'weft_retry_budget_exhausted_total')
+  const nameOf = new Map(ledgers.map((l) => [l.address, l.name]))
+  const ejections = metricByLabel(paymentsText, 'weft_endpoint_ejections_total', 'endpoint')
+  const attempts = sum(ledgers.map((l) => l.calls))
+  const callers = new Map<string, number>()
+  for (const l of ledgers) for (const [c, n] of l.callers) callers.set(c, (callers.get(c) ?? 0) + n)
+  const callerList = [...callers].map(([c, n]) => `"${c}"${callers.size > 1 ? ` ×${int(n)}` : ''}`).join(', ')
+  const left = sorted(ledgers.flatMap((l) => l.deadlineLeft))
+  const lines = section(`payments → ledger  (gRPC, mesh.grpc.client in the /charge handler; client: rpc_client_duration_seconds + weft counters of the ${instances.length} payments meshes; server: rpc_server_duration_seconds)`, [
+    ['calls', `${int(calls.count)}  (Ledger.Post; the ledger's servers saw ${int(served.count)}: retries included)`],
+    ['success', `${pct(callsOk, calls.count, 2)}  (${int(callsOk)} OK${grpcStatuses(byCode) ? `; ${grpcStatuses(byCode)}` : ''}; the servers answered ${pct(served.by('rpc_grpc_status_code').get('0') ?? 0, served.count, 2)} OK${grpcStatuses(served.by('rpc_grpc_status_code')) ? `, ${grpcStatuses(served.by('rpc_grpc_status_code'))}` : ''})`],
+    ['latency p50', `≈ ${ms(calls.quantileMs(0.5))}  (histogram estimates, payments' side, retries included; the ledger's servers ≈ ${ms(served.quantileMs(0.5))})`],
+    ['latency p99', `≈ ${ms(calls.quantileMs(0.99))}  (the ledger's servers ≈ ${ms(served.quantileMs(0.99))})`],
+    ['retries', `${int(sumMetric(paymentsText, 'weft_retries_total'))}${retryReasons.size ? `  (${[...retryReasons].map(([r, n]) => `${r}: ${int(n)}`).join(', ')})` : ''}${budgetExhausted ? `; ${int(budgetExhausted)} refused by the budget` : ''}`],
+    ['ejections', `${int(sum(ejections.values()))}${ejections.size ? `  (${[...ejections].map(([a, n]) => `${nameOf.get(a) ?? a} ×${int(n)}`).join(', ')})` : ''}`],
+    ['split', `${ledgers.map((l) => `${l.name} ${pct(l.calls, attempts)}`).join(' / ')}  (posts each instance's handler got, retries included: ${ledgers.map((l) => `${int(l.calls)}${l.unavailable ? `, ${int(l.unavailable)} answered UNAVAILABLE` : ''}`).join(' / ')})`],
+    ['context', `the ledger saw checkout's trace id on ${pct(out.ledgerTraceJoined, out.ok)} of charges, weft-caller ${callerList || '-'}, deadline left p50 ${int(percentile(left, 50))} ms of the client's ${int(deadlineMs)}`],
+  ])
+  const sentUnavailable = sum(ledgers.map((l) => l.unavailable))
+  const seenUnavailable = byCode.get(String(grpcStatus.UNAVAILABLE)) ?? 0
+  lines.push(`ledger UNAVAILABLEs absorbed by retries: ${int(Math.max(0, sentUnavailable - seenUnavailable))} of ${int(sentUnavailable)} (payments' calls ended UNAVAILABLE ${int(seenUnavailable)} times)`)
+  return lines
 }
 
 function instanceTable({ instances, busyWindow, outbound }: Summary): string[] {

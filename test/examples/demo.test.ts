@@ -47,18 +47,21 @@ function row(lines: string[], name: string): string | undefined {
   return m?.[1]
 }
 
-test('npm run demo: a short run exits 0 and prints both hops, the instances and a smaller share for the busy one', async () => {
+test('npm run demo: a short run exits 0 and prints the three hops, the instances and a smaller share for the busy one', async () => {
   // 3 s, not 2: the busy window is the middle 60 % of the run, and it should hold a few hundred calls.
   const r = await run('examples/demo/main.ts', { DEMO_SECONDS: '3' }, 60_000)
   assert.equal(r.code, 0, explain(r))
 
   const inbound = section(r.stdout, 'checkout  (Express')
   const outbound = section(r.stdout, 'checkout → payments')
+  const ledger = section(r.stdout, 'payments → ledger')
   assert.ok(inbound.length > 0, `no checkout (inbound) section\n${explain(r)}`)
   assert.ok(outbound.length > 0, `no checkout → payments (outbound) section\n${explain(r)}`)
+  assert.ok(ledger.length > 0, `no payments → ledger (gRPC) section\n${explain(r)}`)
   for (const [name, lines, rows] of [
     ['inbound', inbound, ['requests', 'success', 'latency p50', 'latency p99']],
     ['outbound', outbound, ['requests', 'success', 'latency p50', 'latency p99', 'retries', 'ejections', 'split v1 / v2', 'context']],
+    ['ledger', ledger, ['calls', 'success', 'latency p50', 'latency p99', 'retries', 'ejections', 'split', 'context']],
   ] as const) {
     for (const k of rows) assert.ok(row([...lines], k), `${name}: no "${k}" row\n${explain(r)}`)
     const success = /^([\d.]+)%/.exec(row([...lines], 'success') ?? '')
@@ -68,6 +71,19 @@ test('npm run demo: a short run exits 0 and prints both hops, the instances and 
   // Checkout's handler forwards no header, yet payments saw its trace and caller chain.
   assert.match(row(outbound, 'context')!, /trace id on 100\.0% of charges, weft-caller "checkout"/, explain(r))
   assert.match(r.stdout, /upstream 503s absorbed by retries: [\d,]+ of [\d,]+/, explain(r))
+
+  // The gRPC hop: payments' handler sets no metadata, yet the ledger saw checkout's trace and the
+  // whole caller chain; ledger-b's UNAVAILABLEs were retried on the other instance, and every call
+  // that needed a retry ended OK (none reached payments' handler as UNAVAILABLE).
+  const n = (s: string | undefined): number => Number((s ?? '').replace(/,/g, ''))
+  assert.match(row(ledger, 'context')!, /trace id on 100\.0% of charges, weft-caller "checkout,payments"/, explain(r))
+  const calls = /^([\d,]+)  \(Ledger\.Post; the ledger's servers saw ([\d,]+)/.exec(row(ledger, 'calls')!)
+  assert.ok(calls && n(calls[1]) > 100 && n(calls[2]) > n(calls[1]), `ledger calls: the servers saw more posts than payments made calls (retries)\n${explain(r)}`)
+  assert.match(row(ledger, 'retries')!, /^[1-9][\d,]*  \(unavailable: [\d,]+/, explain(r))
+  const absorbed = /ledger UNAVAILABLEs absorbed by retries: ([\d,]+) of ([\d,]+) \(payments' calls ended UNAVAILABLE (\d+) times\)/.exec(r.stdout)
+  assert.ok(absorbed && n(absorbed[2]) > 0 && absorbed[1] === absorbed[2] && absorbed[3] === '0', `every UNAVAILABLE the ledger sent was absorbed\n${explain(r)}`)
+  const split = /^ledger-a ([\d.]+)% \/ ledger-b ([\d.]+)%/.exec(row(ledger, 'split')!)
+  assert.ok(split && Number(split[1]) > 20 && Number(split[2]) > 20, `both ledger instances took posts\n${explain(r)}`)
 
   // The per-instance table: split on runs of 2+ spaces ("v1-b (busy)" holds a single one).
   const table = section(r.stdout, 'payments instances')
