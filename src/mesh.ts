@@ -226,12 +226,11 @@ export class Mesh extends EventEmitter {
     // Fast path for plain absolute URLs: undici.request would build a URL object (~5 µs).
     if (typeof url === 'string' && SIMPLE_URL.test(url)) {
       const slash = url.indexOf('/', url.indexOf('://') + 3)
-      return this.dispatcher.request({
-        ...opts,
-        origin: slash < 0 ? url : url.slice(0, slash),
-        path: slash < 0 ? '/' : url.slice(slash),
-        method: opts?.method ?? (opts?.body ? 'PUT' : 'GET'),
-      } as Dispatcher.RequestOptions)
+      const origin = slash < 0 ? url : url.slice(0, slash)
+      const path = slash < 0 ? '/' : url.slice(slash)
+      // No options (the common GET): a literal of three fields instead of spreading undefined.
+      if (opts === undefined) return this.dispatcher.request({ origin, path, method: 'GET' })
+      return this.dispatcher.request({ ...opts, origin, path, method: opts.method ?? (opts.body ? 'PUT' : 'GET') } as Dispatcher.RequestOptions)
     }
     return undiciRequest(url, { ...opts, dispatcher: this.dispatcher } as Parameters<typeof undiciRequest>[1])
   }

@@ -40,10 +40,54 @@ export function traceparentFor(span: Span | undefined, parentTraceId?: string, p
     return `00-${sc.traceId}-${sc.spanId}-${(sc.traceFlags & 1) === 1 ? '01' : '00'}`
   }
   if (parentTraceId) return `00-${parentTraceId}-${newSpanId()}-${(parentFlags & 1) === 1 ? '01' : '00'}`
-  // One hex conversion for both ids (24 random bytes) instead of two.
-  const hex = randomHex(24)
-  if (hex.startsWith(INVALID_TRACE) || hex.endsWith('0000000000000000')) return traceparentFor(undefined)
-  return `00-${hex.slice(0, 32)}-${hex.slice(32)}-01`
+  return freshTraceparent()
+}
+
+// Fresh root traceparents are formatted a batch at a time into one string, and each call returns
+// a slice of it: one small object per call and no copy. Built per call from hex slices and a
+// template, the header was a chain of five strings that undici's header check then flattened.
+const TP_LEN = 55
+const BATCH = 128
+const RAND = Buffer.alloc(24 * BATCH)
+const TEXT = Buffer.alloc(TP_LEN * BATCH)
+const HEX_DIGITS = Buffer.from('0123456789abcdef', 'latin1')
+let tpBatch = ''
+let tpNext = BATCH
+
+function refillTraceparents(): void {
+  randomFillSync(RAND)
+  let o = 0
+  for (let s = 0; s < BATCH; s++) {
+    const r = s * 24
+    // W3C: an all-zero trace id or span id is invalid; such a draw (2^-64) gets one fixed bit.
+    let zeroTrace = true
+    let zeroSpan = true
+    for (let i = 0; i < 16; i++) if (RAND[r + i] !== 0) zeroTrace = false
+    for (let i = 16; i < 24; i++) if (RAND[r + i] !== 0) zeroSpan = false
+    if (zeroTrace) RAND[r] = 1
+    if (zeroSpan) RAND[r + 16] = 1
+    TEXT[o++] = 0x30
+    TEXT[o++] = 0x30
+    TEXT[o++] = 0x2d
+    for (let i = 0; i < 24; i++) {
+      if (i === 16) TEXT[o++] = 0x2d
+      const b = RAND[r + i]!
+      TEXT[o++] = HEX_DIGITS[b >> 4]!
+      TEXT[o++] = HEX_DIGITS[b & 15]!
+    }
+    TEXT[o++] = 0x2d
+    TEXT[o++] = 0x30
+    TEXT[o++] = 0x31
+  }
+  tpBatch = TEXT.toString('latin1', 0, o)
+  tpNext = 0
+}
+
+/** A new sampled root traceparent (random trace and span ids). */
+function freshTraceparent(): string {
+  if (tpNext === BATCH) refillTraceparents()
+  const at = tpNext++ * TP_LEN
+  return tpBatch.slice(at, at + TP_LEN)
 }
 
 const TRACEPARENT = /^([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$/

@@ -3,6 +3,7 @@ import { test } from 'node:test'
 import { BasicTracerProvider, InMemorySpanExporter, SimpleSpanProcessor } from '@opentelemetry/sdk-trace-base'
 import { quietMesh, service } from '../helpers/mesh.js'
 import { startUpstream } from '../helpers/upstream.js'
+import { parseTraceparent, traceparentFor } from '../../src/telemetry/tracing.js'
 
 test('one CLIENT span per logical call, retries as span events, and its context in traceparent', async () => {
   const exporter = new InMemorySpanExporter()
@@ -52,4 +53,17 @@ test('without an SDK a valid traceparent is still sent; a caller-set one is kept
     await mesh.close()
     await up.close()
   }
+})
+
+test('fresh traceparents stay valid and distinct across batch refills', () => {
+  const seen = new Set<string>()
+  for (let i = 0; i < 1000; i++) {
+    const tp = traceparentFor(undefined)
+    const parsed = parseTraceparent(tp)
+    assert.ok(parsed, tp)
+    assert.equal(parsed.flags, 1)
+    assert.match(tp, /^00-[0-9a-f]{32}-[0-9a-f]{16}-01$/)
+    seen.add(parsed.traceId)
+  }
+  assert.equal(seen.size, 1000)
 })
