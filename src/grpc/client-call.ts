@@ -48,12 +48,19 @@ export class MeshClientCall implements Call, CallBody, GrpcRequestSource, GrpcSi
   metadata!: Metadata
   private listener!: InterceptingListener
   private call: OutboundCall | undefined
-  /** Messages sent while a retry could still replay them; null once past the replay buffer. */
-  private log: Item[] | null = []
+  /**
+   * Messages sent while a retry could still replay them (made on the first message); null once
+   * past the replay buffer or committed. Arrays are made lazily: a unary call needs few objects.
+   */
+  private log: Item[] | undefined | null = undefined
   private logBytes = 0
   /** Messages not yet written to the current attempt. */
-  private queue: Item[] = []
-  private writing = false
+  private queue: Item[] | undefined = undefined
+  /** The message being written and the attempt it is written to (one write at a time). */
+  private writing: Item | undefined = undefined
+  private writingTo: GrpcAttempt | undefined = undefined
+  /** Request metadata for attempts: the caller's plus the mesh's own, made once per call. */
+  private attemptMd: Metadata | undefined = undefined
   private halfClosed = false
   private halfCloseSent = false
   private attempt: GrpcAttempt | undefined
@@ -151,8 +158,9 @@ export class MeshClientCall implements Call, CallBody, GrpcRequestSource, GrpcSi
   private end(st: StatusObject): void {
     if (this.ended) return
     this.ended = true
-    for (const item of this.queue) item.cb?.()
-    this.queue = []
+    const queue = this.queue
+    this.queue = undefined
+    if (queue) for (const item of queue) item.cb?.()
     this.listener.onReceiveStatus(st)
   }
 
@@ -174,29 +182,43 @@ export class MeshClientCall implements Call, CallBody, GrpcRequestSource, GrpcSi
   // --- GrpcRequestSource: attempts take the messages from here ---
   attach(attempt: GrpcAttempt): void {
     this.attempt = attempt
-    this.writing = false
+    this.writing = undefined
     this.halfCloseSent = false
     // A retry sends everything again, one write at a time.
     if (this.attempts++ > 0 && this.log) this.queue = [...this.log]
     this.pump()
   }
 
+  /**
+   * The metadata every attempt sends: a copy of the caller's (the caller may reuse its Metadata
+   * object) with the mesh's headers set once per call, not per attempt.
+   */
+  metadataFor(headers: HeaderRecord, names: readonly string[]): Metadata {
+    if (this.attemptMd) return this.attemptMd
+    const md = this.metadata.clone()
+    for (const name of names) {
+      const v = headers[name]
+      if (v !== undefined) md.set(name, Array.isArray(v) ? v.join(',') : v)
+    }
+    return (this.attemptMd = md)
+  }
+
   sendMessageWithContext(context: MessageContext, message: Buffer): void {
     const item: Item = { buf: message, flags: context.flags, cb: context.callback }
     if (this.ended) return void item.cb?.()
-    if (this.log) {
+    if (this.log !== null) {
       this.logBytes += message.length
       if (this.logBytes > DEFAULTS.replayBufferBytes) this.log = null
-      else this.log.push(item)
+      else (this.log ??= []).push(item)
     }
-    this.queue.push(item)
+    ;(this.queue ??= []).push(item)
     this.pump()
   }
 
   private pump(): void {
     const a = this.attempt
     if (!a || this.writing || a.closed) return
-    const item = this.queue.shift()
+    const item = this.queue?.shift()
     if (!item) {
       if (this.halfClosed && !this.halfCloseSent) {
         this.halfCloseSent = true
@@ -204,18 +226,20 @@ export class MeshClientCall implements Call, CallBody, GrpcRequestSource, GrpcSi
       }
       return
     }
-    this.writing = true
-    a.wire.sendMessageWithContext({
-      flags: item.flags,
-      callback: (err) => {
-        if (this.attempt !== a) return // a write of an attempt a retry replaced
-        this.writing = false
-        const cb = item.cb
-        item.cb = undefined
-        cb?.(err)
-        this.pump()
-      },
-    }, item.buf)
+    this.writing = item
+    this.writingTo = a
+    a.wire.sendMessageWithContext({ flags: item.flags, callback: this.written }, item.buf)
+  }
+
+  /** The write callback of every message of this call (one function per call, not per write). */
+  private readonly written = (err?: Error | null): void => {
+    const item = this.writing
+    if (!item || this.writingTo !== this.attempt) return // a write of an attempt a retry replaced
+    this.writing = undefined
+    const cb = item.cb
+    item.cb = undefined
+    cb?.(err)
+    this.pump()
   }
 
   halfClose(): void {

@@ -5,6 +5,7 @@
 import type { Metadata, StatusObject } from '@grpc/grpc-js'
 import type { Call, InterceptingListener } from '@grpc/grpc-js/build/src/call-interface.js'
 import type { Endpoint } from '../discovery/endpoint.js'
+import type { HeaderRecord } from '../util/headers.js'
 import { httpStatusOfGrpc } from '../errors/grpc-status.js'
 import type { Abortable, BodySink, ClientDone, ClientHandler, OutboundCall, UpstreamResponse } from '../stack/call.js'
 import { LOAD_HEADER } from '../balance/endpoint-stats-layer.js'
@@ -20,7 +21,8 @@ export interface GrpcSink {
 
 /** The caller's side of a call as the transport sees it: metadata, and the messages to send. */
 export interface GrpcRequestSource {
-  readonly metadata: Metadata
+  /** The request metadata of every attempt: the caller's plus `names` from the call's headers. */
+  metadataFor(headers: HeaderRecord, names: readonly string[]): Metadata
   /** Makes `attempt` the one that receives the call's messages (replaying earlier ones). */
   attach(attempt: GrpcAttempt): void
 }
@@ -66,7 +68,8 @@ export class GrpcAttempt implements UpstreamResponse, Abortable, InterceptingLis
   private settled = false
   private over = false
   private reason: Error | undefined = undefined
-  readonly resume = (): void => {}
+  /** Flow control is grpc-js's own (reads are asked for one at a time). */
+  resume(): void {}
 
   constructor(
     private readonly call: OutboundCall,
@@ -228,13 +231,7 @@ export function makeGrpcTransport(channelFor: (e: Endpoint) => import('@grpc/grp
     const deadline = call.deadline === Infinity ? Infinity : Date.now() + (call.deadline - performance.now())
     const wire = channelFor(endpoint).createCall(call.path, deadline, undefined, null, null)
     const attempt = new GrpcAttempt(call, endpoint, done, wire)
-    const md = source.metadata.clone()
-    const h = call.headers
-    for (const name of MESH_METADATA) {
-      const v = h[name]
-      if (v !== undefined) md.set(name, Array.isArray(v) ? v.join(',') : v)
-    }
-    wire.start(md, attempt)
+    wire.start(source.metadataFor(call.headers, MESH_METADATA), attempt)
     attempt.begin()
     source.attach(attempt)
   }
