@@ -158,7 +158,7 @@ function report(quick: boolean, plan: { rounds: number; runMs: number; replicas:
     ``,
     `**Closed loop**: ${CONCURRENCY} calls in flight, ${plan.rounds} rounds of ${plan.runMs / 1000} s per arm after a warm-up, arm order reversed every round, ` +
       `each arm's rounds spread over ${plan.replicas} client process(es) taken in turn; medians. ` +
-      `CPU from \`process.cpuUsage()\` in the arm's process (client) and in the upstream's (server). Each measured run starts after a full GC. ` +
+      `CPU from \`process.cpuUsage()\` in the arm's process (client) and in the upstream's (server). No forced GC before a run (right after one, V8's young generation and heap pages start cold, which slowed the next second 2–4× here, the arm that allocates more the most); each process is warmed up first. ` +
       `Time per call is ${CONCURRENCY} ÷ calls/s (Little's law: the mean time a call is in flight, queueing for the CPU included).`,
     ``,
     table(['arm', 'calls/s (median)', 'ratio to raw', 'client CPU µs / call', 'added client CPU / call', 'time per call', 'added time / call', 'server CPU µs / call'],

@@ -183,7 +183,7 @@ function report(quick: boolean, plan: { rounds: number; runMs: number; replicas:
       `Each arm runs in client processes of its own (own heap, JIT and GC; their CPU is their own), driven over IPC from the scenario's main process.`,
     ``,
     `**Closed loop**: ${CONCURRENCY} requests in flight, ${plan.rounds} rounds of ${plan.runMs / 1000} s per arm after a warm-up, arm order reversed every round, each arm's rounds spread over ${plan.replicas} client process(es) taken in turn; medians. ` +
-      `CPU from \`process.cpuUsage()\` in the arm's process (client) and in the upstream's (server). Each measured run starts after a full GC.`,
+      `CPU from \`process.cpuUsage()\` in the arm's process (client) and in the upstream's (server). No forced GC before a run (right after one, V8's young generation and heap pages start cold, which slowed the next second 2–4× here, the arm that allocates more the most); each process is warmed up first.`,
     ``,
     table(['arm', 'req/s (median)', 'ratio to its raw baseline', 'client CPU s / 1k req', 'added client CPU / req', 'server CPU s / 1k req'],
       [row('raw', 'raw'), row('mesh', 'raw'), row('raw-fetch', 'raw-fetch'), row('mesh-fetch', 'raw-fetch')]),

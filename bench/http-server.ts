@@ -70,7 +70,7 @@ async function run(o: ScenarioOptions): Promise<ScenarioResult> {
     for (const a of arms) await probe(a, apps[a])
     const sent = Object.fromEntries(arms.map((a) => [a, 1])) as Record<Arm, number> // requests served: the probe, then every run
     const measure = async (a: Arm, ms: number, profile?: string): Promise<Round> => {
-      const s0 = await apps[a].cpuMicros(true)
+      const s0 = await apps[a].cpuMicros() // no forced GC: see closedLoop in lib/load.ts
       if (profile) await apps[a].profileStart()
       const r = check(await load!.closed(apps[a].origin, PATH, BODY, ms, CONCURRENCY), a)
       const serverCpuMicros = (await apps[a].cpuMicros()) - s0
@@ -143,7 +143,7 @@ function report(quick: boolean, plan: { rounds: number; runMs: number }, rounds:
       `Before measuring, each app is checked to answer the route and to carry the mesh's \`weft-load\` header exactly when behind Weft.`,
     ``,
     `**Closed loop**: ${plan.rounds} rounds of ${plan.runMs / 1000} s per arm after a warm-up, arm order reversed every round (so each pair runs back to back, its order flipping); medians. ` +
-      `Server CPU from \`process.cpuUsage()\` in the server's process across each run, after a full GC there; load-generator CPU likewise in its process. ` +
+      `Server CPU from \`process.cpuUsage()\` in the server's process across each run (no forced GC before a run: it slowed the next second 2–4× here); load-generator CPU likewise in its process. ` +
       `On 2 cores the load generator and the server each get about one core, so throughput is capped by whichever is busier; **server CPU per request** is the truer cost.`,
     ``,
     table(['arm', 'req/s (median)', 'ratio to its bare baseline', 'server CPU µs / req', 'added server CPU / req', 'server CPU use (1 core = 100 %)', 'load-gen CPU µs / req'],

@@ -95,10 +95,16 @@ export interface ClosedResult extends Counts {
   cpuMicros: number
 }
 
-/** `concurrency` workers, each sending the next request as soon as the last one finished, for `ms`. */
+/**
+ * `concurrency` workers, each sending the next request as soon as the last one finished, for `ms`.
+ * No forced GC before a closed-loop run: right after a full GC, V8 starts again from a small young
+ * generation and a heap whose pages must be faulted back in, which made the following second 2-4x
+ * slower here, and slower still for the arm that allocates more (issue 2 notes: raw 33,003 req/s
+ * without the forced GC, 14,482 with it, in one run). Each arm has its own process, so no arm
+ * inherits another's garbage; every process is warmed up before the measured rounds.
+ */
 export async function closedLoop(send: Send, concurrency: number, ms: number): Promise<ClosedResult> {
   const counts: Counts = { requests: 0, errors: 0, firstError: undefined }
-  await cleanHeap()
   const cpu0 = process.cpuUsage()
   const t0 = performance.now()
   const end = t0 + ms
@@ -137,14 +143,6 @@ function gcWatch(): () => { count: number; totalMs: number; maxMs: number } {
   }
 }
 
-/**
- * A full GC before a measured run when node runs with --expose-gc (run.ts passes it), so no run
- * inherits the last one's garbage; then a short pause so its GC entry is reported before we watch.
- */
-async function cleanHeap(): Promise<void> {
-  ;(globalThis as { gc?: () => void }).gc?.()
-  await new Promise((resolve) => setTimeout(resolve, 20))
-}
 
 export interface OpenResult extends Counts {
   /** GC pauses during the run. */
@@ -179,7 +177,6 @@ const clock = () => performance.timeOrigin + performance.now()
  */
 export async function openLoop(send: Send, rate: number, ms: number, hist: Histogram): Promise<OpenResult> {
   const counts: Counts = { requests: 0, errors: 0, firstError: undefined }
-  await cleanHeap()
   const gcStop = gcWatch()
   const interval = 1000 / rate
   const total = Math.round((rate * ms) / 1000)

@@ -48,7 +48,7 @@ export async function startApp(app: string): Promise<AppHost> {
   }
 }
 
-/** Forks lib/load-gen.ts (with --expose-gc: a full GC before each measured run). */
+/** Forks lib/load-gen.ts (--expose-gc stays available to experiments; measured runs force no GC, see closedLoop). */
 export async function startLoadGen(): Promise<LoadGen> {
   const child = forkTs(lib('./load-gen.ts'), [], ['--expose-gc'])
   await nextMessage(child, 30_000, (m) => ((m as { ready?: boolean }).ready ? true : undefined))
