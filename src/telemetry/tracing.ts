@@ -49,26 +49,37 @@ export function traceparentFor(span: Span | undefined, parentTraceId?: string, p
 const TP_LEN = 55
 const BATCH = 128
 const RAND = Buffer.alloc(24 * BATCH)
-const ZERO_TRACE = '0'.repeat(32)
-const ZERO_SPAN = '0'.repeat(16)
+const TEXT = Buffer.alloc(TP_LEN * BATCH)
+const HEX_DIGITS = Buffer.from('0123456789abcdef', 'latin1')
 let tpBatch = ''
 let tpNext = BATCH
 
 function refillTraceparents(): void {
   randomFillSync(RAND)
-  // One native hex conversion for the batch; the parts are joined into one flat string once.
-  const hex = RAND.toString('hex')
-  const parts: string[] = new Array(BATCH)
+  let o = 0
   for (let s = 0; s < BATCH; s++) {
-    const h = s * 48
-    let trace = hex.slice(h, h + 32)
-    let span = hex.slice(h + 32, h + 48)
-    // W3C: an all-zero trace id or span id is invalid; such a draw (2^-64) gets one fixed digit.
-    if (trace === ZERO_TRACE) trace = `${ZERO_TRACE.slice(1)}1`
-    if (span === ZERO_SPAN) span = `${ZERO_SPAN.slice(1)}1`
-    parts[s] = `00-${trace}-${span}-01`
+    const r = s * 24
+    // W3C: an all-zero trace id or span id is invalid; such a draw (2^-64) gets one fixed bit.
+    let zeroTrace = true
+    let zeroSpan = true
+    for (let i = 0; i < 16; i++) if (RAND[r + i] !== 0) zeroTrace = false
+    for (let i = 16; i < 24; i++) if (RAND[r + i] !== 0) zeroSpan = false
+    if (zeroTrace) RAND[r] = 1
+    if (zeroSpan) RAND[r + 16] = 1
+    TEXT[o++] = 0x30
+    TEXT[o++] = 0x30
+    TEXT[o++] = 0x2d
+    for (let i = 0; i < 24; i++) {
+      if (i === 16) TEXT[o++] = 0x2d
+      const b = RAND[r + i]!
+      TEXT[o++] = HEX_DIGITS[b >> 4]!
+      TEXT[o++] = HEX_DIGITS[b & 15]!
+    }
+    TEXT[o++] = 0x2d
+    TEXT[o++] = 0x30
+    TEXT[o++] = 0x31
   }
-  tpBatch = parts.join('')
+  tpBatch = TEXT.toString('latin1', 0, o)
   tpNext = 0
 }
 
