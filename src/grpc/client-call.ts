@@ -15,6 +15,7 @@ import { ERROR_CODE_HEADER } from '../telemetry/call-layer.js'
 import type { HeaderRecord } from '../util/headers.js'
 import { rawHeaderValue } from '../util/headers.js'
 import type { GrpcModule } from './load.js'
+import { headersOf } from './metadata.js'
 import { GrpcAttempt, type GrpcRequestSource, type GrpcSink } from './transport.js'
 
 export interface ClientCallDeps {
@@ -32,17 +33,6 @@ interface Item {
 
 const NO_OPTS: Readonly<Record<string, unknown>> = Object.freeze({})
 let callNumber = 0
-
-/** String metadata as a header record, for route matches, hashing and the mesh's own headers. */
-function headersOf(md: Metadata): HeaderRecord {
-  const out: HeaderRecord = {}
-  const map = md.getMap()
-  for (const k in map) {
-    const v = map[k]
-    if (typeof v === 'string') out[k] = v
-  }
-  return out
-}
 
 export class MeshClientCall implements Call, CallBody, GrpcRequestSource, GrpcSink {
   metadata!: Metadata

@@ -17,6 +17,7 @@ import { RETRY_AFTER_S } from '../inbound/load-monitor.js'
 import type { Done } from '../stack/layer.js'
 import { ERROR_CODE_HEADER } from '../telemetry/call-layer.js'
 import type { GrpcModule } from './load.js'
+import { headersOf } from './metadata.js'
 
 const CANCELLED = 1
 const DEADLINE_EXCEEDED = 4
@@ -38,17 +39,6 @@ class GrpcFrontEnd implements FrontEnd {
 }
 
 const frontEnd = new GrpcFrontEnd()
-
-/** String metadata as a header record (what the inbound layers read). */
-function headersOf(md: Metadata): IncomingHttpHeaders {
-  const out: IncomingHttpHeaders = {}
-  const map = md.getMap()
-  for (const k in map) {
-    const v = map[k]
-    if (typeof v === 'string') out[k] = v
-  }
-  return out
-}
 
 export function meshServerInterceptor(grpc: GrpcModule, coreOf: () => InboundCore): ServerInterceptor {
   /** The status of a call the server stack refused, from the error table. */

@@ -3,33 +3,14 @@
 // deadline-exceeded; mesh.close() drains a meshed gRPC server (in-flight calls finish, new ones are
 // refused).
 import assert from 'node:assert/strict'
-import { after, test } from 'node:test'
+import { test } from 'node:test'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { createMesh, type Mesh } from '../../src/index.js'
+import { createMesh } from '../../src/index.js'
 import { metricValue } from '../helpers/mesh.js'
-import { get, grpc, ledgerImpl, LedgerClient, ledgerService, startLedger, startMeshedLedger, type Ledger, type Running } from '../helpers/grpc-kit.js'
+import { get, grpc, ledgerImpl, LedgerClient, ledgerService, startLedger, startMeshedLedger, type Ledger, type Running , grpcFixture } from '../helpers/grpc-kit.js'
 
+const { ledger, clientOf } = grpcFixture()
 const quiet = { info() {}, warn() {}, error() {} }
-const stops: (() => unknown)[] = []
-after(async () => {
-  for (const s of stops.reverse()) await s()
-})
-
-async function ledger(impl: grpc.UntypedServiceImplementation): Promise<Running> {
-  const l = await startLedger(impl)
-  stops.push(() => l.server.forceShutdown())
-  return l
-}
-
-async function clientOf(endpoints: Running[], spec: Record<string, unknown> = {}): Promise<{ mesh: Mesh; client: Ledger }> {
-  const mesh = await createMesh({ service: 'payments', logger: quiet, config: [ledgerService('ledger', endpoints.map((e) => ({ address: e.address })), spec)] })
-  const client = mesh.grpc.client(LedgerClient, 'ledger') as unknown as Ledger
-  stops.push(async () => {
-    client.close()
-    await mesh.close()
-  })
-  return { mesh, client }
-}
 
 test('an endpoint answering UNAVAILABLE is ejected by outlier detection, then gets no first attempts', async () => {
   let badCalls = 0

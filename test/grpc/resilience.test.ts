@@ -3,32 +3,11 @@
 // response message committed the call or the sent messages passed the 64 KiB replay buffer, and
 // application statuses passed through untouched.
 import assert from 'node:assert/strict'
-import { after, test } from 'node:test'
-import { createMesh, type Mesh } from '../../src/index.js'
+import { test } from 'node:test'
 import { metricValue } from '../helpers/mesh.js'
-import { chat, collect, get, grpc, ledgerImpl, LedgerClient, ledgerService, record, startLedger, type Entry, type Ledger, type Running } from '../helpers/grpc-kit.js'
+import { chat, collect, get, grpc, ledgerImpl, LedgerClient, ledgerService, record, startLedger, type Entry, type Ledger, type Running , grpcFixture } from '../helpers/grpc-kit.js'
 
-const quiet = { info() {}, warn() {}, error() {} }
-const stops: (() => unknown)[] = []
-after(async () => {
-  for (const s of stops.reverse()) await s()
-})
-
-async function ledger(impl: grpc.UntypedServiceImplementation): Promise<Running> {
-  const l = await startLedger(impl)
-  stops.push(() => l.server.forceShutdown())
-  return l
-}
-
-async function clientOf(endpoints: Running[], spec: Record<string, unknown> = {}): Promise<{ mesh: Mesh; client: Ledger }> {
-  const mesh = await createMesh({ service: 'payments', logger: quiet, config: [ledgerService('ledger', endpoints.map((e) => ({ address: e.address })), spec)] })
-  const client = mesh.grpc.client(LedgerClient, 'ledger') as unknown as Ledger
-  stops.push(async () => {
-    client.close()
-    await mesh.close()
-  })
-  return { mesh, client }
-}
+const { ledger, clientOf } = grpcFixture()
 
 const unavailable = { code: grpc.status.UNAVAILABLE, details: 'flaky' }
 

@@ -3,7 +3,8 @@
 import { fileURLToPath } from 'node:url'
 import * as grpc from '@grpc/grpc-js'
 import * as protoLoader from '@grpc/proto-loader'
-import type { Mesh } from '../../src/index.js'
+import { after } from 'node:test'
+import { createMesh, type Mesh } from '../../src/index.js'
 
 const PROTO = fileURLToPath(new URL('../fixtures/ledger.proto', import.meta.url))
 const def = protoLoader.loadSync(PROTO, { keepCase: true, longs: Number, defaults: true })
@@ -106,4 +107,37 @@ export function chat(client: Ledger, ids: string[]): Promise<Entry[]> {
   for (const id of ids) d.write({ id, from: 'client', amount: 0 })
   d.end()
   return p
+}
+
+/**
+ * One test file's gRPC fixture: plain ledgers and meshed clients, all stopped after the file's
+ * tests (newest first, so clients close before the servers they call).
+ */
+export function grpcFixture(): {
+  stop(fn: () => unknown): void
+  ledger(impl: grpc.UntypedServiceImplementation): Promise<Running>
+  clientOf(endpoints: Running[], spec?: Record<string, unknown>): Promise<{ mesh: Mesh; client: Ledger }>
+} {
+  const stops: (() => unknown)[] = []
+  after(async () => {
+    for (const s of stops.reverse()) await s()
+  })
+  const quiet = { info() {}, warn() {}, error() {} }
+  return {
+    stop: (fn) => void stops.push(fn),
+    async ledger(impl) {
+      const l = await startLedger(impl)
+      stops.push(() => l.server.forceShutdown())
+      return l
+    },
+    async clientOf(endpoints, spec = {}) {
+      const mesh = await createMesh({ service: 'payments', logger: quiet, config: [ledgerService('ledger', endpoints.map((e) => ({ address: e.address })), spec)] })
+      const client = mesh.grpc.client(LedgerClient, 'ledger') as unknown as Ledger
+      stops.push(async () => {
+        client.close()
+        await mesh.close()
+      })
+      return { mesh, client }
+    },
+  }
 }
