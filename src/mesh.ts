@@ -204,6 +204,7 @@ export class Mesh extends EventEmitter {
     await ready
     this.current = snapshot
     this.inboundCore?.rebuild(version)
+    this.grpcApi?.warm(snapshot)
     for (const [name, rt] of this.runtimes) {
       if (!policy.services.has(name)) {
         rt.close()

@@ -37,6 +37,8 @@ export class MeshGrpc {
   /** The terminal handler of gRPC client stacks. */
   readonly transport: ClientHandler
   private readonly meshed = new WeakSet<Server>()
+  /** Services some gRPC client of this mesh calls: their endpoints' channels are kept warm. */
+  private readonly called = new Set<string>()
   private readonly servers = new Set<Server>()
 
   constructor(private readonly deps: MeshGrpcDeps) {
@@ -67,7 +69,22 @@ export class MeshGrpc {
     if (options !== undefined && (typeof options !== 'object' || options === null)) invalidArg('grpc.client(options)', 'must be an object of grpc-js client options')
     if (options?.channelOverride || options?.channelFactoryOverride) invalidArg('grpc.client(options)', 'channelOverride is the mesh\'s own; leave it out')
     const channel = new MeshChannel({ grpc: this.grpc, snapshot: this.deps.snapshot, isClosed: this.deps.isClosed }, service)
+    this.called.add(service)
+    const snap = this.deps.snapshot()
+    if (snap) this.warm(snap)
     return new Ctor(`weft:${service}`, this.grpc.credentials.createInsecure(), { ...options, channelOverride: channel })
+  }
+
+  /**
+   * Connects a channel to every endpoint of the services gRPC clients call (on a new client and on
+   * every new config version), so no call waits for a connection: a first call that did once
+   * measured ~25 ms here, which peak-EWMA then remembered for its whole decay window.
+   */
+  warm(snap: Snapshot): void {
+    for (const service of this.called) {
+      const svc = snap.lookup(service)
+      if (svc) for (const e of svc.runtime.endpoints.list()) this.channelFor(e)
+    }
   }
 
   /** A grpc.Server whose handlers run behind the inbound stack (the mesh's interceptor goes first). */

@@ -60,3 +60,26 @@ test('mesh.close() drains a meshed gRPC server: the call in flight finishes, the
   const err = (await get(client, { id: 'after' }, { deadline: Date.now() + 2000 }).catch((e) => e)) as grpc.ServiceError
   assert.equal(err.code, grpc.status.UNAVAILABLE, 'after close the server takes no calls')
 })
+
+test('P2C peak-EWMA steers gRPC calls away from a slow endpoint, as for HTTP', async () => {
+  const hits: Record<string, number> = { fast: 0, slow: 0 }
+  const endpoint = (name: string, delayMs: number): grpc.UntypedServiceImplementation => ({ ...ledgerImpl(name), Get(call: grpc.ServerUnaryCall<any, any>, cb: grpc.sendUnaryData<unknown>) {
+    hits[name]!++
+    setTimeout(() => cb(null, { id: call.request.id, from: name, amount: 0 }), delayMs)
+  } })
+  // Peak-EWMA takes a slow answer at once but lets a fast one in over its decay window (10 s), so
+  // in a short run the slow endpoint must be slower than the 30 ms every endpoint starts from.
+  const { client } = await clientOf([await ledger(endpoint('fast', 0)), await ledger(endpoint('slow', 150))])
+  for (let i = 0; i < 50; i++) await Promise.all(Array.from({ length: 4 }, (_, j) => get(client, { id: `${i}-${j}` })))
+  const share = hits.slow! / (hits.fast! + hits.slow!)
+  assert.ok(share < 0.1, `the endpoint 150 ms slower got ${(share * 100).toFixed(1)} % of 200 calls (a fair share is 50 %)`)
+})
+
+test('a new gRPC client connects to every endpoint of its service before its first call (warm channels)', async () => {
+  const eps = [await ledger(ledgerImpl('a')), await ledger(ledgerImpl('b')), await ledger(ledgerImpl('c'))]
+  const { mesh } = await clientOf(eps)
+  const endpoints = mesh.snapshot!.lookup('ledger')!.runtime.endpoints.list()
+  const states = (): number[] => endpoints.map((e) => (e.grpcChannel as grpc.Channel | undefined)?.getConnectivityState(false) ?? -1)
+  for (let i = 0; i < 100 && !states().every((s) => s === grpc.connectivityState.READY); i++) await sleep(20)
+  assert.deepEqual(states(), [2, 2, 2], 'all three channels READY with no call made')
+})
