@@ -48,7 +48,10 @@ const bump = <K>(m: Map<K, number>, k: K): void => void m.set(k, (m.get(k) ?? 0)
 
 export async function startCheckout(config: object[], logger: Logger): Promise<Checkout> {
   const stats: OutboundStats = { calls: 0, ok: 0, byStatus: new Map(), errors: new Map(), servedBy: new Map(), latencies: [], traceJoined: 0, callers: new Map(), ledgerTraceJoined: 0, deadlineLeft: [] }
-  const mesh = await createMesh({ service: 'checkout', config, logger })
+  // No event-loop shedding for checkout: it shares the demo's process with the load generator and
+  // the ledger, so this loop's load is not checkout's own, and the plain HTTP client in front of it
+  // does not retry a shed request. The payments processes keep the default shedding.
+  const mesh = await createMesh({ service: 'checkout', config, logger, inbound: { shedding: false } })
   const app = express()
   app.use(weft(mesh))
   app.use(express.json())

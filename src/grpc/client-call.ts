@@ -5,6 +5,7 @@
 // takes one outstanding write). The committed attempt's response goes to the grpc-js listener.
 import type { Deadline, Metadata, StatusObject } from '@grpc/grpc-js'
 import type { Call, InterceptingListener, MessageContext } from '@grpc/grpc-js/build/src/call-interface.js'
+import type { ServerSurfaceCall } from '@grpc/grpc-js/build/src/server-call.js'
 import { DEFAULTS } from '../config/defaults.js'
 import type { Snapshot } from '../compile.js'
 import { isWeftError, WeftError } from '../errors/index.js'
@@ -32,6 +33,11 @@ interface Item {
 }
 
 const NO_OPTS: Readonly<Record<string, unknown>> = Object.freeze({})
+// grpc-js Propagate flags (constants.ts): DEADLINE 1, CANCELLATION 8, DEFAULTS 0xffff.
+const PROPAGATE_DEADLINE = 1
+const PROPAGATE_CANCELLATION = 8
+const PROPAGATE_DEFAULTS = 0xffff
+const CANCELLED = 1
 let callNumber = 0
 
 export class MeshClientCall implements Call, CallBody, GrpcRequestSource, GrpcSink {
@@ -66,6 +72,9 @@ export class MeshClientCall implements Call, CallBody, GrpcRequestSource, GrpcSi
     private readonly service: string,
     private readonly path: string,
     private readonly deadline: Deadline,
+    /** grpc-js's `parent` call option: its cancellation and deadline propagate (Propagate flags). */
+    private readonly parentCall: ServerSurfaceCall | null = null,
+    private readonly propagateFlags: number = PROPAGATE_DEFAULTS,
   ) {}
 
   // --- CallBody: the transport reads the call's messages through attach() ---
@@ -81,6 +90,11 @@ export class MeshClientCall implements Call, CallBody, GrpcRequestSource, GrpcSi
   start(metadata: Metadata, listener: InterceptingListener): void {
     this.metadata = metadata
     this.listener = listener
+    if (this.early) {
+      // Cancelled before it started (an async interceptor above us was still starting): no call runs.
+      const st = this.early
+      return void process.nextTick(() => listener.onReceiveStatus(st))
+    }
     this.starting = true
     try {
       this.run()
@@ -88,6 +102,9 @@ export class MeshClientCall implements Call, CallBody, GrpcRequestSource, GrpcSi
       this.starting = false
     }
   }
+
+  /** A status given before start(): what start() answers with. */
+  private early: StatusObject | undefined = undefined
 
   private run(): void {
     const snap = this.deps.snapshot()
@@ -109,6 +126,17 @@ export class MeshClientCall implements Call, CallBody, GrpcRequestSource, GrpcSi
     const dl = +this.deadline
     if (Number.isFinite(dl)) call.deadline = call.startedAt + (dl - Date.now())
     if (parent !== undefined && parent.deadline < call.deadline) call.deadline = parent.deadline
+    const pc = this.parentCall
+    if (pc) {
+      if (this.propagateFlags & PROPAGATE_DEADLINE) {
+        const pd = +pc.getDeadline()
+        if (Number.isFinite(pd) && call.startedAt + (pd - Date.now()) < call.deadline) call.deadline = call.startedAt + (pd - Date.now())
+      }
+      if (this.propagateFlags & PROPAGATE_CANCELLATION) {
+        this.onParentCancel = () => this.cancelWithStatus(CANCELLED, 'Cancelled by parent call')
+        pc.once('cancelled', this.onParentCancel)
+      }
+    }
     rule.grpcHandler()(call, (err, res) => {
       if (this.starting) process.nextTick(() => this.settle(err, res))
       else this.settle(err, res)
@@ -145,9 +173,12 @@ export class MeshClientCall implements Call, CallBody, GrpcRequestSource, GrpcSi
     else this.end(st)
   }
 
+  private onParentCancel: (() => void) | undefined = undefined
+
   private end(st: StatusObject): void {
     if (this.ended) return
     this.ended = true
+    if (this.onParentCancel) this.parentCall!.removeListener('cancelled', this.onParentCancel)
     const queue = this.queue
     this.queue = undefined
     if (queue) for (const item of queue) item.cb?.()
@@ -172,6 +203,7 @@ export class MeshClientCall implements Call, CallBody, GrpcRequestSource, GrpcSi
   // --- GrpcRequestSource: attempts take the messages from here ---
   attach(attempt: GrpcAttempt): void {
     this.attempt = attempt
+    this.written = this.writeCallbackFor(attempt)
     this.writing = undefined
     this.halfCloseSent = false
     // A retry sends everything again, one write at a time.
@@ -198,7 +230,10 @@ export class MeshClientCall implements Call, CallBody, GrpcRequestSource, GrpcSi
     if (this.ended) return void item.cb?.()
     if (this.log !== null) {
       this.logBytes += message.length
-      if (this.logBytes > DEFAULTS.replayBufferBytes) this.log = null
+      // Past the buffer, the call can no longer be replayed: but only while an attempt is open.
+      // Between attempts (a back-off) the message must reach the next one with everything before
+      // it; the caller's withheld write callback bounds that to one message.
+      if (this.logBytes > DEFAULTS.replayBufferBytes && this.attempt !== undefined && !this.attempt.closed) this.log = null
       else (this.log ??= []).push(item)
     }
     ;(this.queue ??= []).push(item)
@@ -218,18 +253,23 @@ export class MeshClientCall implements Call, CallBody, GrpcRequestSource, GrpcSi
     }
     this.writing = item
     this.writingTo = a
-    a.wire.sendMessageWithContext({ flags: item.flags, callback: this.written }, item.buf)
+    a.wire.sendMessageWithContext({ flags: item.flags, callback: this.written! }, item.buf)
   }
 
-  /** The write callback of every message of this call (one function per call, not per write). */
-  private readonly written = (err?: Error | null): void => {
-    const item = this.writing
-    if (!item || this.writingTo !== this.attempt) return // a write of an attempt a retry replaced
-    this.writing = undefined
-    const cb = item.cb
-    item.cb = undefined
-    cb?.(err)
-    this.pump()
+  /** The write callback of the current attempt (one per attempt, not per write). */
+  private written: ((err?: Error | null) => void) | undefined = undefined
+
+  private writeCallbackFor(a: GrpcAttempt): (err?: Error | null) => void {
+    return (err) => {
+      const item = this.writing
+      // A late callback of an attempt a retry replaced must not count for the current one.
+      if (!item || a !== this.writingTo || a !== this.attempt) return
+      this.writing = undefined
+      const cb = item.cb
+      item.cb = undefined
+      cb?.(err)
+      this.pump()
+    }
   }
 
   halfClose(): void {
@@ -243,10 +283,20 @@ export class MeshClientCall implements Call, CallBody, GrpcRequestSource, GrpcSi
   }
 
   cancelWithStatus(status: number, details: string): void {
-    if (this.ended) return
+    if (this.ended || this.early) return
     if (this.committed) return this.committed.cancel(status, details)
-    if (this.call) this.call.cancel(new WeftError('WEFT_ERR_CANCELLED', `${this.service}${this.path}: ${details}`, { details: { service: this.service, method: this.path } }))
-    else this.end({ code: status, details, metadata: new this.deps.grpc.Metadata() })
+    if (!this.listener) {
+      this.early = { code: status, details, metadata: new this.deps.grpc.Metadata() }
+      return
+    }
+    if (!this.call) return this.end({ code: status, details, metadata: new this.deps.grpc.Metadata() })
+    // The status reaches the caller on a later tick, never inside its own cancel() (as in grpc-js).
+    this.starting = true
+    try {
+      this.call.cancel(new WeftError('WEFT_ERR_CANCELLED', `${this.service}${this.path}: ${details}`, { details: { service: this.service, method: this.path } }))
+    } finally {
+      this.starting = false
+    }
   }
 
   getPeer(): string {

@@ -5,6 +5,7 @@
 // cannot be skipped that way, which is why the mesh is a channel and not an interceptor.
 import type { ChannelInterface, Deadline } from '@grpc/grpc-js'
 import type { Call } from '@grpc/grpc-js/build/src/call-interface.js'
+import type { ServerSurfaceCall } from '@grpc/grpc-js/build/src/server-call.js'
 import { MeshClientCall, type ClientCallDeps } from './client-call.js'
 
 export class MeshChannel implements ChannelInterface {
@@ -34,7 +35,7 @@ export class MeshChannel implements ChannelInterface {
     return { kind: 'channel', id: 0, name: this.getTarget() } as ReturnType<ChannelInterface['getChannelzRef']>
   }
 
-  createCall(method: string, deadline: Deadline): Call {
-    return new MeshClientCall(this.deps, this.service, method, deadline)
+  createCall(method: string, deadline: Deadline, _host: string | null | undefined, parentCall: ServerSurfaceCall | null, propagateFlags: number | null | undefined): Call {
+    return new MeshClientCall(this.deps, this.service, method, deadline, parentCall, propagateFlags ?? undefined)
   }
 }

@@ -21,6 +21,7 @@ import { headersOf } from './metadata.js'
 
 const CANCELLED = 1
 const DEADLINE_EXCEEDED = 4
+const TIMER_SLACK_MS = 5
 
 interface GrpcIo {
   md: Metadata | undefined
@@ -93,7 +94,9 @@ export function meshServerInterceptor(grpc: GrpcModule, coreOf: () => InboundCor
           onCancel() {
             // A client cancel, or the server's own deadline timer (which answers DEADLINE_EXCEEDED
             // without passing through interceptors, then reports a cancel).
-            end(Date.now() >= deadline ? DEADLINE_EXCEEDED : CANCELLED)
+            // grpc-js's deadline timer runs on the loop's cached clock and can fire a few ms
+            // before Date.now() reaches the deadline: allow for it.
+            end(Date.now() >= deadline - TIMER_SLACK_MS ? DEADLINE_EXCEEDED : CANCELLED)
           },
         })
       },

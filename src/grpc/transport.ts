@@ -32,6 +32,7 @@ const MESH_METADATA = ['traceparent', 'tracestate', CALLER_HEADER] as const
 const NO_HEADERS: string[] = []
 const CANCELLED = 1
 const DEADLINE_EXCEEDED = 4
+const TIMER_SLACK_MS = 5
 
 /** The two response headers layers read (load report, error code) as a flat name/value list. */
 function meshHeaders(...mds: (Metadata | undefined)[]): string[] {
@@ -116,8 +117,9 @@ export class GrpcAttempt implements UpstreamResponse, Abortable, InterceptingLis
       this.settled = true
       this.release()
       if (this.reason) return this.done(this.reason)
-      // grpc-js enforces the same deadline on the wire; say which limit it was, as the mesh would.
-      if (st.code === DEADLINE_EXCEEDED && this.call.deadlineReason && performance.now() >= this.call.deadline - 1) return this.done(this.call.deadlineReason(this.call))
+      // grpc-js enforces the same deadline on the wire, with a timer on the loop's cached clock
+      // that can fire a few ms early: say which limit it was, as the mesh would.
+      if (st.code === DEADLINE_EXCEEDED && this.call.deadlineReason && performance.now() >= this.call.deadline - TIMER_SLACK_MS) return this.done(this.call.deadlineReason(this.call))
       this.grpcCode = st.code
       this.statusCode = httpStatusOfGrpc(st.code)
       this.rawHeaders = meshHeaders(this.held, st.metadata) as unknown as Buffer[]
@@ -126,6 +128,10 @@ export class GrpcAttempt implements UpstreamResponse, Abortable, InterceptingLis
     }
     this.grpcCode = st.code
     this.rawHeaders = meshHeaders(this.held, st.metadata) as unknown as Buffer[]
+    // An OK status waits behind the message read ahead; any other (a cancel, a deadline, a server
+    // error) ends the call at once and drops that message, as grpc-js does. Held back, a cancel of
+    // a caller that never reads again would never end the call.
+    if (st.code !== 0) this.prefetched = undefined
     if (this.sink && this.prefetched === undefined) this.deliverStatus()
     else this.statusPending = true
   }
@@ -141,7 +147,7 @@ export class GrpcAttempt implements UpstreamResponse, Abortable, InterceptingLis
       // A status-only answer: nothing but the status to deliver.
       this.over = true
       sink.onStatus(this.status!)
-    }
+    } else if (this.statusPending && this.prefetched === undefined) this.deliverStatus()
   }
 
   /** The caller asks for the next response message. */

@@ -17,7 +17,7 @@ const endSpan: DoneListener = {
       if (err) {
         span.recordException(err)
         span.setStatus({ code: SpanStatusCode.ERROR, message: (err as { code?: string }).code ?? err.message })
-      } else if (res && res.statusCode >= 500) span.setStatus({ code: SpanStatusCode.ERROR })
+      } else if (res && (call.target.protocol === 'grpc' ? finalGrpcCode(res) !== 0 : res.statusCode >= 500)) span.setStatus({ code: SpanStatusCode.ERROR })
     }
     span.end()
   },
