@@ -83,3 +83,17 @@ test('a new gRPC client connects to every endpoint of its service before its fir
   for (let i = 0; i < 100 && !states().every((s) => s === grpc.connectivityState.READY); i++) await sleep(20)
   assert.deepEqual(states(), [2, 2, 2], 'all three channels READY with no call made')
 })
+
+test('the circuit breaker opens on a gRPC service that keeps failing, then calls fail fast with WEFT_ERR_CIRCUIT_OPEN', async () => {
+  let calls = 0
+  const down = await ledger({ ...ledgerImpl('down'), Get(_c: unknown, cb: grpc.sendUnaryData<unknown>) {
+    calls++
+    cb({ code: grpc.status.UNAVAILABLE, details: 'down' })
+  } })
+  const { client } = await clientOf([down], { retries: { attempts: 0 }, circuitBreaker: { consecutiveFailures: 3, halfOpenAfter: '30s' }, outlierDetection: { consecutive5xx: 1000 } })
+  for (let i = 0; i < 3; i++) await assert.rejects(get(client, { id: String(i) }), { code: grpc.status.UNAVAILABLE, details: 'down' })
+  const err = (await get(client, { id: 'fast' }).catch((e) => e)) as grpc.ServiceError
+  assert.equal(err.code, grpc.status.UNAVAILABLE)
+  assert.equal(err.metadata.get('weft-error-code')[0], 'WEFT_ERR_CIRCUIT_OPEN')
+  assert.equal(calls, 3, 'the fourth call never reached the server')
+})
