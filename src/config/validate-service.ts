@@ -1,4 +1,5 @@
 // Validates a Service resource's spec into fully-defaulted ServiceSettings.
+import { GRPC_STATUS_WORDS } from '../errors/grpc-status.js'
 import { isIP } from 'node:net'
 import { splitHostPort } from '../util/host-port.js'
 import type { Checker, Obj } from './checker.js'
@@ -8,7 +9,7 @@ import type { DnsSpec, EndpointSpec, LbPolicy, PathSeg, RetrySettings, ServiceSe
 const LB_POLICIES: readonly LbPolicy[] = ['p2c-ewma', 'round-robin', 'least-request', 'ring-hash']
 const RETRY_ON_WORDS = ['connect-failure', 'reset', 'timeout', 'gateway-error', '5xx']
 /** gRPC statuses a retryOn list may name (Envoy's x-envoy-retry-grpc-on words). */
-const GRPC_RETRY_ON: Record<string, number> = { cancelled: 1, 'deadline-exceeded': 4, 'resource-exhausted': 8, internal: 13, unavailable: 14 }
+const GRPC_RETRY_ON: Record<string, number> = Object.fromEntries([1, 4, 8, 13, 14].map((code) => [GRPC_STATUS_WORDS[code]!, code]))
 
 export function validateService(c: Checker, name: string, namespace: string, specIn: unknown): ServiceSettings | undefined {
   const p = ['spec']

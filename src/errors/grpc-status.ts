@@ -51,3 +51,6 @@ export const GRPC_STATUS_NAMES = [
 export function grpcStatusName(code: number): string {
   return GRPC_STATUS_NAMES[code] ?? String(code)
 }
+
+/** The lower-case, dashed status names used in retryOn and as retry reason labels ("unavailable"). */
+export const GRPC_STATUS_WORDS: readonly string[] = GRPC_STATUS_NAMES.map((n) => n.toLowerCase().replace(/_/g, '-'))

@@ -15,13 +15,13 @@ import { requestContext } from '../inbound/context.js'
 import type { InboundCore } from '../inbound/core.js'
 import { RETRY_AFTER_S } from '../inbound/load-monitor.js'
 import type { Done } from '../stack/layer.js'
+import { TIMER_SLACK_MS } from '../resilience/deadline-watch.js'
 import { ERROR_CODE_HEADER } from '../telemetry/call-layer.js'
 import type { GrpcModule } from './load.js'
 import { headersOf } from './metadata.js'
 
 const CANCELLED = 1
 const DEADLINE_EXCEEDED = 4
-const TIMER_SLACK_MS = 5
 
 interface GrpcIo {
   md: Metadata | undefined

@@ -5,9 +5,10 @@
 import type { Metadata, StatusObject } from '@grpc/grpc-js'
 import type { Call, InterceptingListener } from '@grpc/grpc-js/build/src/call-interface.js'
 import type { Endpoint } from '../discovery/endpoint.js'
+import { TIMER_SLACK_MS } from '../resilience/deadline-watch.js'
 import type { HeaderRecord } from '../util/headers.js'
 import { httpStatusOfGrpc } from '../errors/grpc-status.js'
-import type { Abortable, BodySink, ClientDone, ClientHandler, OutboundCall, UpstreamResponse } from '../stack/call.js'
+import type { Abortable, ClientDone, ClientHandler, OutboundCall, UpstreamResponse } from '../stack/call.js'
 import { LOAD_HEADER } from '../balance/endpoint-stats-layer.js'
 import { ERROR_CODE_HEADER } from '../telemetry/call-layer.js'
 import { CALLER_HEADER } from '../inbound/context.js'
@@ -32,7 +33,6 @@ const MESH_METADATA = ['traceparent', 'tracestate', CALLER_HEADER] as const
 const NO_HEADERS: string[] = []
 const CANCELLED = 1
 const DEADLINE_EXCEEDED = 4
-const TIMER_SLACK_MS = 5
 
 /** The two response headers layers read (load report, error code) as a flat name/value list. */
 function meshHeaders(...mds: (Metadata | undefined)[]): string[] {
@@ -176,17 +176,9 @@ export class GrpcAttempt implements UpstreamResponse, Abortable, InterceptingLis
     this.sink!.onStatus(this.status!)
   }
 
-  /** HTTP-shaped consumers: messages as data, the status as the end. */
-  pipe(sink: BodySink): void {
-    this.pipeGrpc({
-      onMetadata() {},
-      onMessage: (buf) => {
-        sink.onData(buf)
-        this.requestRead()
-      },
-      onStatus: (st) => (st.code === 0 ? sink.onComplete(null) : sink.onError(Object.assign(new Error(st.details), { code: st.code }))),
-    })
-    this.requestRead()
+  /** Only the gRPC front end (MeshClientCall) consumes a gRPC attempt, through pipeGrpc. */
+  pipe(): void {
+    throw new Error('weft: a gRPC attempt is handed over with pipeGrpc, not pipe')
   }
 
   discard(): void {

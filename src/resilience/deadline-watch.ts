@@ -6,6 +6,12 @@
 // same as a timer per call (expiry fires on time), at a push and one visit per call.
 // (Netty's HashedWheelTimer and Finagle's timer make the same trade: cheap schedule, lazy expiry.)
 
+/**
+ * How early a Node timer (or one in grpc-js) may run against performance.now()/Date.now(): timers
+ * count from the loop's cached clock. Code telling "the deadline fired" from "something else" allows this.
+ */
+export const TIMER_SLACK_MS = 5
+
 /** What the watch needs from a call. */
 export interface Watched {
   /** Absolute deadline on the performance.now() clock. */

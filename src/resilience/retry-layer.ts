@@ -10,7 +10,7 @@ import { callDetails, type ClientDone, type ClientLayer, type OutboundCall, type
 import { fullJitterDelay } from './backoff.js'
 import { rawHeaderValue } from '../util/headers.js'
 import { ERROR_CODE_HEADER } from '../telemetry/call-layer.js'
-import { grpcStatusName } from '../errors/grpc-status.js'
+import { GRPC_STATUS_WORDS } from '../errors/grpc-status.js'
 
 const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE', 'TRACE'])
 
@@ -49,7 +49,7 @@ function classifyGrpc(r: RetrySettings): Classify {
     if (!res) return isWeftError(err, 'WEFT_ERR_UPSTREAM_TIMEOUT') && r.retryOnGrpc.has(4) ? 'per-try-timeout' : undefined
     const code = res.grpcCode
     if (code === undefined || code < 0) return undefined // a response message committed the call
-    return r.retryOnGrpc.has(code) ? grpcStatusName(code).toLowerCase().replace(/_/g, '-') : undefined
+    return r.retryOnGrpc.has(code) ? GRPC_STATUS_WORDS[code] ?? String(code) : undefined
   }
 }
 

@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict'
 import { after } from 'node:test'
 import type { InboundOptions, Mesh } from '../../src/index.js'
-import { quietMesh } from './mesh.js'
+import { metricValue, quietMesh } from './mesh.js'
 import { startUpstream, type Upstream } from './upstream.js'
 
 export const DURATION_COUNT = 'http_server_request_duration_seconds_count'
@@ -52,4 +52,13 @@ export function assertLoadHeader(res: { headers: Headers }, what: string): void 
   assert.ok(v !== null, `${what}: weft-load header present`)
   assert.match(v, /^\d\.\d{2}$/, `${what}: weft-load has two decimals`)
   assert.ok(Number(v) >= 0 && Number(v) <= 1, `${what}: weft-load in 0..1`)
+}
+
+/** A request the server shed before any handler: 503, retry-after, the JSON error and its metric. */
+export async function assertShed(res: Response, mesh: Mesh, what: string): Promise<void> {
+  assert.equal(res.status, 503, `${what}: 503`)
+  assert.equal(res.headers.get('weft-error-code'), 'WEFT_ERR_SERVER_OVERLOADED', `${what}: weft-error-code`)
+  assert.equal(res.headers.get('retry-after'), '1', `${what}: retry-after`)
+  assert.equal(((await res.json()) as { error: { code: string } }).error.code, 'WEFT_ERR_SERVER_OVERLOADED', `${what}: JSON error code`)
+  assert.equal(metricValue(await mesh.metrics(), DURATION_COUNT, { status_code: '503', error_code: 'WEFT_ERR_SERVER_OVERLOADED' }), 1, `${what}: counted once`)
 }
