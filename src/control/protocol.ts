@@ -1,0 +1,70 @@
+// The control protocol's messages, shared by the instance side (src/control) and the daemon
+// (src/daemon). HTTP + JSON; the watch stream is newline-delimited JSON. See
+// docs/design/control-plan.md for the calls and their semantics.
+
+/** One serving address of a registered instance, as pushed to watchers. */
+export interface RegisteredEndpoint {
+  /** "host:port" */
+  address: string
+  protocol: 'http' | 'grpc'
+  /** The registration's labels plus zone/region from its locality. */
+  labels: Record<string, string>
+  /** Id of the instance serving it. */
+  instance: string
+}
+
+/** Registry endpoints by service name. */
+export type EndpointMap = Record<string, RegisteredEndpoint[]>
+
+/** The whole view: sent first on a watch and after every policy change. */
+export interface SnapshotMessage {
+  type: 'snapshot'
+  version: number
+  /** Policy resources as applied (apiVersion/kind/metadata/spec objects). */
+  resources: object[]
+  endpoints: EndpointMap
+}
+
+/** Only the registry changed: the full endpoint list of each changed service (empty when gone). */
+export interface EndpointsMessage {
+  type: 'endpoints'
+  version: number
+  /** The version this delta applies on top of. */
+  base: number
+  endpoints: EndpointMap
+}
+
+export interface PingMessage {
+  type: 'ping'
+  version: number
+}
+
+export type WatchMessage = SnapshotMessage | EndpointsMessage | PingMessage
+
+export interface RegisterRequest {
+  id?: string
+  service: string
+  namespace?: string
+  address?: string
+  port?: number
+  protocol?: 'http' | 'grpc'
+  labels?: Record<string, string>
+  locality?: { region?: string; zone?: string }
+}
+
+export interface RegisterResponse {
+  id: string
+  token: string
+  leaseTtlMs: number
+}
+
+export interface AckRequest {
+  version: number
+  /** Present for a NACK: why the version could not be applied. */
+  error?: string
+}
+
+/** The body of every error answer. */
+export interface ErrorBody {
+  error: { code: string; message: string; details?: unknown }
+}

@@ -1,0 +1,99 @@
+// The daemon's store contract: policy (versioned, with history), the instance registry (with
+// leases) and tokens. Two implementations: the embedded store (files in a data dir, registry in
+// memory) and the etcd store (adapters/etcd). The daemon's logic only sees this interface.
+
+/** A policy resource as stored: its identity and the resource object as applied. */
+export interface StoredResource {
+  kind: string
+  namespace: string
+  name: string
+  /** The resource object (apiVersion, kind, metadata, spec), JSON-safe. */
+  value: object
+}
+
+export interface PolicyState {
+  version: number
+  resources: StoredResource[]
+}
+
+export interface HistoryEntry {
+  version: number
+  /** ISO time of the change. */
+  at: string
+  action: 'apply' | 'delete' | 'rollback'
+  /** One line: what changed ("created Route/payments-canary; updated Service/payments"). */
+  summary: string
+}
+
+/** A registration as the store keeps it. */
+export interface InstanceRecord {
+  id: string
+  service: string
+  namespace: string
+  address?: string
+  port?: number
+  protocol: 'http' | 'grpc'
+  labels: Record<string, string>
+  locality?: { region?: string; zone?: string }
+  /** SHA-256 (hex) of the instance token. */
+  tokenHash: string
+  /** SHA-256 (hex) of the join token that registered it. */
+  joinHash: string
+  registeredAt: string
+}
+
+export interface JoinToken {
+  /** SHA-256 (hex) of the token. */
+  hash: string
+  /** Services it may register; ["*"] for any. */
+  services: string[]
+  namespace?: string
+  createdAt: string
+}
+
+/** A change the store reports; `revision` orders all changes of one store. */
+export type StoreEvent =
+  | { type: 'policy'; revision: number; state: PolicyState }
+  | { type: 'instances'; revision: number; put: InstanceRecord[]; deleted: string[] }
+
+export class ConflictError extends Error {
+  constructor(readonly expected: number, readonly actual: number) {
+    super(`policy changed meanwhile (expected version ${expected}, store has ${actual})`)
+  }
+}
+
+export interface Store {
+  /** Loads state; for etcd, connects and starts watching. */
+  open(): Promise<void>
+  /** The current revision: the version an instance is told. */
+  revision(): number
+
+  readPolicy(): Promise<PolicyState>
+  /**
+   * Writes the whole policy as a new version if the stored version is still `expectedVersion`
+   * (else throws ConflictError); records the history entry. Resolves with the new version.
+   */
+  writePolicy(resources: StoredResource[], entry: Pick<HistoryEntry, 'action' | 'summary'>, expectedVersion: number): Promise<number>
+  /** Newest first, at most `limit`. */
+  history(limit?: number): Promise<HistoryEntry[]>
+  /** The resources as they were at `version`, if that version is still kept. */
+  policyAt(version: number): Promise<StoredResource[] | undefined>
+
+  /** Adds or replaces an instance and holds it alive (its watch stream is open on this daemon). */
+  attachInstance(rec: InstanceRecord): Promise<void>
+  /** The stream closed: the instance lives `ttlMs` more unless attached again. */
+  detachInstance(id: string, ttlMs: number): Promise<void>
+  deleteInstance(id: string): Promise<void>
+  getInstance(id: string): Promise<InstanceRecord | undefined>
+  listInstances(): Promise<InstanceRecord[]>
+
+  addJoinToken(t: JoinToken): Promise<void>
+  findJoinToken(hash: string): Promise<JoinToken | undefined>
+  /** The admin token's hash (set once at first start). */
+  adminTokenHash(): Promise<string | undefined>
+  setAdminTokenHash(hash: string): Promise<void>
+
+  /** Every change, from this daemon or (etcd) another. */
+  onEvent(listener: (e: StoreEvent) => void): void
+  close(): Promise<void>
+}
