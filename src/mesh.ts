@@ -25,6 +25,12 @@ import { closeServer, listenWithMesh, sendHealth, type ListenOptions } from './h
 import { invalidArg } from './errors/index.js'
 // Imports no grpc-js at load time: MeshGrpc requires @grpc/grpc-js when mesh.grpc is first used.
 import { MeshGrpc } from './grpc/mesh-grpc.js'
+import { ControlClient, type ControlView } from './control/client.js'
+import { composeView } from './control/compose.js'
+import { StateCache } from './control/state-cache.js'
+import { loadValue } from './config/load.js'
+import { validatePolicy } from './config/validate.js'
+import { randomBytes } from 'node:crypto'
 
 /** URLs that need no normalization: scheme, plain host[:port], then a path without spaces or fragment. */
 const SIMPLE_URL = /^https?:\/\/[a-z0-9.-]+(?::\d{1,5})?(?:\/[\x21-\x22\x24-\x7e]*)?$/
@@ -57,6 +63,10 @@ export class Mesh extends EventEmitter {
   private onSignal: (() => void) | undefined
   private closing: Promise<void> | undefined
   private grpcApi: MeshGrpc | undefined
+  private control: ControlClient | undefined
+  private stateCache: StateCache | undefined
+  /** Config changes apply one at a time, in arrival order (control views, cache, file reloads). */
+  private applying: Promise<unknown> = Promise.resolve()
 
   constructor(private readonly options: MeshOptions) {
     super()
@@ -86,14 +96,9 @@ export class Mesh extends EventEmitter {
 
   /** Loads the first config; a bad first config throws (there is nothing older to keep). */
   async start(): Promise<void> {
-    const policy = readPolicy(this.options.config)
-    const errors = policy.issues.filter((i) => i.severity === 'error')
-    if (errors.length > 0) throw policyError(errors)
-    await this.apply(policy)
-    if (typeof this.options.config === 'string') {
-      this.watcher = new FileWatcher(this.options.config, () => void this.reload())
-      this.watcher.start()
-    }
+    const control = this.options.control ?? process.env.WEFT_CONTROL?.split(',').map((u) => u.trim()).filter(Boolean)
+    if (control && control.length > 0) await this.startControl(Array.isArray(control) ? control : [control])
+    else await this.startStatic()
     const health = this.options.inbound?.health
     if (health && health.port !== undefined) await this.startAdmin(health.port, health.host, health.metrics !== false)
     if (this.options.handleSignals) {
@@ -103,6 +108,104 @@ export class Mesh extends EventEmitter {
       }
       process.once('SIGTERM', this.onSignal)
     }
+  }
+
+  private async startStatic(): Promise<void> {
+    const policy = readPolicy(this.options.config)
+    const errors = policy.issues.filter((i) => i.severity === 'error')
+    if (errors.length > 0) throw policyError(errors)
+    await this.apply(policy)
+    if (typeof this.options.config === 'string') {
+      this.watcher = new FileWatcher(this.options.config, () => void this.reload())
+      this.watcher.start()
+    }
+  }
+
+  /**
+   * Control mode: register with the daemon and apply what it pushes. Never fails because the daemon
+   * is down: after controlTimeoutMs without a first snapshot the mesh starts from the cached one
+   * (stateDir), else from `config` (or nothing), and keeps reconnecting in the background.
+   */
+  private async startControl(urls: string[]): Promise<void> {
+    const token = this.options.token ?? process.env.WEFT_TOKEN
+    if (!token) invalidArg('token', 'a join token is needed with control (the daemon prints one at first start and keeps it in its data dir as join.token; or set WEFT_TOKEN)')
+    const gauge = this.meshMetrics.controlConnected.labels({ source_service: this.service })
+    gauge.set(0)
+    if (this.options.stateDir) this.stateCache = new StateCache(this.options.stateDir, this.service, this.logger)
+    const labels = { ...this.options.labels }
+    this.control = new ControlClient({
+      urls: urls.map((u) => u.replace(/\/+$/, '')),
+      token,
+      registration: { id: `${this.service}-${randomBytes(6).toString('hex')}`, service: this.service, namespace: this.namespace, labels, locality: this.options.locality },
+      logger: this.logger,
+      apply: (view) => this.applyView(view),
+      onConnected: (up) => gauge.set(up ? 1 : 0),
+    })
+    this.control.start()
+    if (await this.control.waitForFirstView(this.options.controlTimeoutMs ?? 3000)) return
+    await this.serialized(async () => {
+      if (this.current) return // the first view arrived meanwhile
+      const cached = this.stateCache?.read()
+      if (cached) {
+        const error = await this.compileView(cached)
+        if (error === undefined) {
+          this.logger.warn(`control daemon unreachable; serving cached snapshot version ${cached.version} from ${this.stateCache!.file} (saved ${cached.savedAt})`)
+          return
+        }
+        this.logger.error(`control daemon unreachable and the cached snapshot ${this.stateCache!.file} does not apply:\n${error}`)
+      }
+      const policy = readPolicy(this.options.config)
+      const errors = policy.issues.filter((i) => i.severity === 'error')
+      if (errors.length > 0) throw policyError(errors)
+      await this.apply(policy)
+      this.logger.warn(`control daemon unreachable and no cached snapshot; serving ${this.options.config === undefined ? 'no policy (plain passthrough)' : 'the static config'} until it answers`)
+    })
+  }
+
+  /** Applies a view pushed by the daemon; resolves with the NACK reason when it does not apply. */
+  private applyView(view: ControlView): Promise<string | undefined> {
+    return this.serialized(async () => {
+      const error = await this.compileView(view)
+      if (error === undefined) void this.stateCache?.save(view, this.control?.url ?? '')
+      return error
+    })
+  }
+
+  private async compileView(view: ControlView): Promise<string | undefined> {
+    if (this.isClosed) return 'mesh is closed'
+    const { resources } = composeView(view.resources, view.endpoints, { fillRouteTargets: true })
+    const policy = validatePolicy(loadValue(resources))
+    const errors = policy.issues.filter((i) => i.severity === 'error')
+    if (errors.length > 0) return errors.map(formatIssue).join('\n')
+    try {
+      await this.apply(policy, view.version)
+    } catch (err) {
+      return `compile failed: ${(err as Error).message}`
+    }
+    return undefined
+  }
+
+  private serialized<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.applying.then(fn, fn)
+    this.applying = run.catch(() => {})
+    return run
+  }
+
+  /** The id this instance registered with at the control daemon (control mode only). */
+  get instanceId(): string | undefined {
+    return this.control?.id
+  }
+
+  /**
+   * Registers this instance's serving address with the control daemon, for servers the mesh does
+   * not start itself (Express's or Fastify's own listen). mesh.listen and mesh.grpc.listen call it.
+   */
+  async register(addr: { port: number; host?: string; protocol?: 'http' | 'grpc' }): Promise<void> {
+    if (!this.control) return
+    if (typeof addr !== 'object' || addr === null || !Number.isInteger(addr.port) || addr.port < 1 || addr.port > 65535) invalidArg('port', `must be an integer 1..65535 (got ${JSON.stringify(addr?.port)})`)
+    if (addr.protocol !== undefined && addr.protocol !== 'http' && addr.protocol !== 'grpc') invalidArg('protocol', 'must be "http" or "grpc"')
+    const host = addr.host === undefined || addr.host === '' || addr.host === '0.0.0.0' || addr.host === '::' ? (this.options.advertiseAddress ?? '127.0.0.1') : addr.host
+    await this.control.setServing({ address: host, port: addr.port, protocol: addr.protocol ?? 'http' })
   }
 
   /**
@@ -130,7 +233,7 @@ export class Mesh extends EventEmitter {
    * Loads @grpc/grpc-js (an optional peer dependency) on first use.
    */
   get grpc(): MeshGrpc {
-    return (this.grpcApi ??= new MeshGrpc({ snapshot: () => this.current, isClosed: () => this.isClosed, inbound: () => this.inbound }))
+    return (this.grpcApi ??= new MeshGrpc({ snapshot: () => this.current, isClosed: () => this.isClosed, inbound: () => this.inbound, onListen: (host, port) => void this.register({ host, port, protocol: 'grpc' }) }))
   }
 
   /**
@@ -145,7 +248,9 @@ export class Mesh extends EventEmitter {
     if (opts.host !== undefined && typeof opts.host !== 'string') invalidArg('host', 'must be a string')
     if (opts.route !== undefined && typeof opts.route !== 'function') invalidArg('route', 'must be a function (req) => route template')
     this.servers.add(server)
-    return listenWithMesh(this.inbound, server, opts)
+    const address = await listenWithMesh(this.inbound, server, opts)
+    await this.register({ port: address.port, host: opts.host, protocol: 'http' })
+    return address
   }
 
   private async startAdmin(port: number, host: string | undefined, withMetrics: boolean): Promise<void> {
@@ -170,7 +275,7 @@ export class Mesh extends EventEmitter {
    * keeps serving. Resolves with the version in use afterwards.
    */
   async reload(): Promise<number> {
-    if (this.isClosed) return this.configVersion
+    if (this.isClosed || this.control) return this.configVersion
     const policy = readPolicy(this.options.config)
     const errors = policy.issues.filter((i) => i.severity === 'error')
     if (errors.length > 0) {
@@ -183,8 +288,9 @@ export class Mesh extends EventEmitter {
     return this.configVersion
   }
 
-  private async apply(policy: MeshPolicy): Promise<void> {
-    const version = ++this.version
+  /** Compiles and swaps in a policy; `version` is the daemon's (control mode) or the next local one. */
+  private async apply(policy: MeshPolicy, version = this.version + 1): Promise<void> {
+    this.version = version
     const { snapshot, ready } = compileSnapshot(policy, version, {
       source: this.service,
       runtimes: this.runtimes,
@@ -247,6 +353,9 @@ export class Mesh extends EventEmitter {
   }
 
   private async shutDown(): Promise<void> {
+    // Deregister first, so callers stop picking this instance while it drains.
+    await this.control?.close()
+    await this.stateCache?.flush()
     // Inbound first: handlers still running may call out through the pools closed below.
     if (this.inboundCore) {
       const drained = this.inboundCore.drain()

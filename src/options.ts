@@ -52,17 +52,28 @@ export interface MeshOptions {
   tracer?: Tracer
   /** DNS servers ("ip" or "ip:port") for dns discovery. Default: the system's. */
   dnsServers?: string[]
-  /** Control daemon URL(s); the daemon client arrives with the control-plane issue. */
+  /**
+   * Control daemon URL(s) ("http://127.0.0.1:7070"); several fail over. Default: the WEFT_CONTROL
+   * environment variable (comma-separated). None: embedded mode (config only).
+   */
   control?: string | string[]
+  /** Join token for the daemon (its data dir's join.token, or one from POST /v1/tokens). Default: WEFT_TOKEN. */
   token?: string
+  /** Where the last good control snapshot is kept, to start from when the daemon is down. */
   stateDir?: string
+  /** How long createMesh waits for the daemon's first snapshot before starting from the cache. Default 3000. */
+  controlTimeoutMs?: number
+  /** This instance's labels (version, …): route subsets select on them once registered. */
+  labels?: Record<string, string>
+  /** The address registered for an unspecified listen host (0.0.0.0, ::). Default: 127.0.0.1. */
+  advertiseAddress?: string
   /** The server side: concurrency limit, event-loop shedding, drain, health paths. */
   inbound?: InboundOptions
   /** On SIGTERM, drain (mesh.close()) and exit. Default false. */
   handleSignals?: boolean
 }
 
-const KNOWN = new Set(['service', 'namespace', 'config', 'registry', 'locality', 'logger', 'tracer', 'dnsServers', 'control', 'token', 'stateDir', 'inbound', 'handleSignals'])
+const KNOWN = new Set(['service', 'namespace', 'config', 'registry', 'locality', 'logger', 'tracer', 'dnsServers', 'control', 'token', 'stateDir', 'controlTimeoutMs', 'labels', 'advertiseAddress', 'inbound', 'handleSignals'])
 
 export function checkOptions(o: unknown): MeshOptions {
   if (typeof o !== 'object' || o === null) invalidArg('options', 'createMesh needs an options object with at least { service }')
@@ -88,6 +99,18 @@ export function checkOptions(o: unknown): MeshOptions {
   }
   if (opts.inbound !== undefined) checkInbound(opts.inbound)
   if (opts.handleSignals !== undefined && typeof opts.handleSignals !== 'boolean') invalidArg('handleSignals', 'must be true or false')
-  if (opts.control !== undefined) invalidArg('control', 'the control daemon client is not part of this version yet; use config (a file or object) for now')
+  if (opts.control !== undefined) {
+    const urls = Array.isArray(opts.control) ? opts.control : [opts.control]
+    if (urls.length === 0) invalidArg('control', 'must be a daemon URL or a non-empty list of them')
+    for (const u of urls) if (typeof u !== 'string' || !/^https?:\/\/[^/\s]+\/?$/.test(u)) invalidArg('control', `"${String(u)}" is not a daemon URL like http://127.0.0.1:7070`)
+  }
+  if (opts.token !== undefined && (typeof opts.token !== 'string' || opts.token.length === 0)) invalidArg('token', 'must be a non-empty string (a join token)')
+  if (opts.stateDir !== undefined && (typeof opts.stateDir !== 'string' || opts.stateDir.length === 0)) invalidArg('stateDir', 'must be a directory path')
+  if (opts.controlTimeoutMs !== undefined && !(positive(opts.controlTimeoutMs) || opts.controlTimeoutMs === 0)) invalidArg('controlTimeoutMs', 'must be a number of milliseconds ≥ 0')
+  if (opts.labels !== undefined) {
+    if (typeof opts.labels !== 'object' || opts.labels === null || Array.isArray(opts.labels)) invalidArg('labels', 'must be an object of string labels')
+    for (const [k, v] of Object.entries(opts.labels)) if (typeof v !== 'string') invalidArg(`labels.${k}`, 'must be a string')
+  }
+  if (opts.advertiseAddress !== undefined && (typeof opts.advertiseAddress !== 'string' || !isIP(opts.advertiseAddress))) invalidArg('advertiseAddress', 'must be an IP address')
   return opts as unknown as MeshOptions
 }

@@ -22,6 +22,8 @@ export interface MeshGrpcDeps {
   snapshot(): Snapshot | undefined
   isClosed(): boolean
   inbound(): InboundCore
+  /** A server started serving (the mesh registers it with the control daemon). */
+  onListen?(host: string, port: number): void
 }
 
 /** Endpoint channels: grpc-js must not retry or balance on its own; the mesh does both. */
@@ -108,6 +110,7 @@ export class MeshGrpc {
       server.bindAsync(target, this.grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p)))
     })
     this.servers.add(server)
+    this.deps.onListen?.(host, port)
     return { port, address: `${host}:${port}` }
   }
 

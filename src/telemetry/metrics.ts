@@ -17,6 +17,7 @@ export class MeshMetrics {
   readonly circuitState: Gauge<string>
   readonly ejections: Counter<string>
   readonly configVersion: Gauge<string>
+  readonly controlConnected: Gauge<string>
 
   constructor(readonly registry: Registry, readonly source: string) {
     this.clientDuration = new FastHistogram({
@@ -60,6 +61,12 @@ export class MeshMetrics {
     this.configVersion = new Gauge({
       name: 'weft_config_version',
       help: 'The config version this instance is serving.',
+      labelNames: ['source_service'],
+      registers: [registry],
+    })
+    this.controlConnected = new Gauge({
+      name: 'weft_control_connected',
+      help: '1 while this instance holds a watch stream to a control daemon, 0 otherwise (it serves its last good config).',
       labelNames: ['source_service'],
       registers: [registry],
     })

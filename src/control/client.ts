@@ -1,0 +1,295 @@
+// The instance side of the control protocol: register with a daemon, hold its watch stream (the
+// stream is the lease), apply each pushed view through the caller's apply() and answer ACK or
+// NACK. Reconnects with exponential backoff and full jitter, rotating through the daemon URLs;
+// never throws into the data plane. See docs/design/control-plan.md.
+import { Agent, request } from 'undici'
+import type { Logger } from '../util/logger.js'
+import { fullJitterDelay } from '../resilience/backoff.js'
+import { NdjsonLines } from './ndjson.js'
+import type { EndpointMap, RegisterRequest, RegisterResponse, WatchMessage } from './protocol.js'
+
+/** What the daemon says an instance should run: policy resources and registry endpoints. */
+export interface ControlView {
+  version: number
+  resources: object[]
+  endpoints: EndpointMap
+}
+
+export interface ServingAddress {
+  address: string
+  port: number
+  protocol: 'http' | 'grpc'
+}
+
+export interface ControlClientOptions {
+  urls: string[]
+  token: string
+  /** Who this instance is; `id` stays the same across reconnects and daemon restarts. */
+  registration: RegisterRequest & { id: string }
+  logger: Logger
+  /** Applies a view; resolves with undefined when applied, or the reason it was not (a NACK). */
+  apply(view: ControlView): Promise<string | undefined>
+  /** The watch stream opened (true) or was lost (false). */
+  onConnected?(connected: boolean): void
+  backoff?: { baseMs: number; maxMs: number }
+  /** Timeout of the plain calls (register, ack, deregister). */
+  requestTimeoutMs?: number
+}
+
+class Refused extends Error {
+  constructor(readonly status: number, readonly code: string, message: string) {
+    super(message)
+  }
+}
+
+export class ControlClient {
+  private readonly agent = new Agent({ keepAliveTimeout: 30_000 })
+  private readonly backoff: { baseMs: number; maxMs: number }
+  private readonly timeoutMs: number
+  private urlIndex = 0
+  private failures = 0
+  private instanceToken: string | undefined
+  private leaseTtlMs = 10_000
+  private serving: ServingAddress | undefined
+  private stream: AbortController | undefined
+  private sleeping: { timer: NodeJS.Timeout; wake: () => void } | undefined
+  private stopped = false
+  private loopDone: Promise<void> | undefined
+  /** The last view received (applied or NACKed): deltas build on it. */
+  private latest: ControlView | undefined
+  /** The last view applied: what this instance serves. */
+  private applied: ControlView | undefined
+  private connected = false
+  private lastError = ''
+  private firstView: { promise: Promise<boolean>; resolve: (ok: boolean) => void }
+
+  constructor(private readonly opts: ControlClientOptions) {
+    this.backoff = opts.backoff ?? { baseMs: 200, maxMs: 10_000 }
+    this.timeoutMs = opts.requestTimeoutMs ?? 3_000
+    let resolve!: (ok: boolean) => void
+    const promise = new Promise<boolean>((r) => (resolve = r))
+    this.firstView = { promise, resolve }
+  }
+
+  get id(): string {
+    return this.opts.registration.id
+  }
+
+  /** The version this instance serves from the daemon (undefined before the first). */
+  get version(): number | undefined {
+    return this.applied?.version
+  }
+
+  get isConnected(): boolean {
+    return this.connected
+  }
+
+  /** The daemon URL in use (or to be tried next). */
+  get url(): string {
+    return this.opts.urls[this.urlIndex % this.opts.urls.length]!
+  }
+
+  start(): void {
+    this.loopDone ??= this.loop()
+  }
+
+  /** Resolves true once a first view is applied, false after `timeoutMs` without one. */
+  waitForFirstView(timeoutMs: number): Promise<boolean> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => resolve(false), timeoutMs)
+      void this.firstView.promise.then((ok) => {
+        clearTimeout(timer)
+        resolve(ok)
+      })
+    })
+  }
+
+  /** The instance now serves at this address (mesh.listen): registered as an endpoint. */
+  async setServing(addr: ServingAddress): Promise<void> {
+    this.serving = addr
+    if (!this.instanceToken) return // the next registration carries it
+    try {
+      await this.call('PUT', `/v1/instances/${encodeURIComponent(this.id)}`, this.instanceToken, addr)
+    } catch (err) {
+      // The next registration carries the address; the stream restarts to get there soon.
+      this.opts.logger.warn(`control: could not update this instance's address (${(err as Error).message}); re-registering`)
+      this.instanceToken = undefined
+      this.stream?.abort()
+    }
+  }
+
+  /** Stops watching and deregisters at once (bounded by the request timeout). */
+  async close(): Promise<void> {
+    if (this.stopped) return
+    this.stopped = true
+    this.firstView.resolve(false)
+    this.stream?.abort()
+    this.wake()
+    await this.loopDone
+    if (this.instanceToken) {
+      await this.call('DELETE', `/v1/instances/${encodeURIComponent(this.id)}`, this.instanceToken).catch((err: Error) => {
+        this.opts.logger.warn(`control: deregistration failed (${err.message}); the daemon drops this instance when its lease ends`)
+      })
+    }
+    await this.agent.close().catch(() => {})
+  }
+
+  private async loop(): Promise<void> {
+    while (!this.stopped) {
+      let sawMessage = false
+      try {
+        if (!this.instanceToken) await this.register()
+        sawMessage = await this.watch()
+      } catch (err) {
+        if (this.stopped) break
+        if (err instanceof Refused && (err.status === 404 || err.status === 401) && this.instanceToken) {
+          // The daemon no longer knows this registration (lease ended, daemon restarted with an
+          // empty registry, another daemon): register again with the same id, at once.
+          this.instanceToken = undefined
+          continue
+        }
+        this.report(err as Error)
+      }
+      this.setConnected(false)
+      if (this.stopped) break
+      if (sawMessage) this.failures = 0
+      this.urlIndex++
+      await this.sleep(fullJitterDelay(++this.failures, this.backoff.baseMs, this.backoff.maxMs))
+    }
+    this.setConnected(false)
+  }
+
+  private async register(): Promise<void> {
+    const body: RegisterRequest = { ...this.opts.registration, ...(this.serving ?? {}) }
+    const res = (await this.call('POST', '/v1/register', this.opts.token, body)) as RegisterResponse
+    this.instanceToken = res.token
+    if (Number.isFinite(res.leaseTtlMs) && res.leaseTtlMs > 0) this.leaseTtlMs = res.leaseTtlMs
+  }
+
+  /** Holds the watch stream until it ends; true when at least one message arrived. */
+  private async watch(): Promise<boolean> {
+    const ac = new AbortController()
+    this.stream = ac
+    // After a (re)registration the daemon may be a new one: ask for a full snapshot.
+    const since = this.latest ? `?version=${this.latest.version}` : ''
+    const res = await request(`${this.url}/v1/instances/${encodeURIComponent(this.id)}/watch${since}`, {
+      dispatcher: this.agent,
+      method: 'GET',
+      headers: { authorization: `Bearer ${this.instanceToken}` },
+      signal: ac.signal,
+      headersTimeout: this.timeoutMs,
+      // Pings come every leaseTtl/3: a stream silent for a whole lease is dead.
+      bodyTimeout: this.leaseTtlMs,
+    })
+    if (res.statusCode !== 200) throw await refusal(res)
+    this.setConnected(true)
+    let saw = false
+    const lines = new NdjsonLines()
+    try {
+      for await (const chunk of res.body) {
+        for (const line of lines.push(chunk as Buffer)) {
+          saw = true
+          const msg = JSON.parse(line) as WatchMessage
+          if (!(await this.handle(msg))) {
+            ac.abort()
+            return saw
+          }
+        }
+      }
+    } catch (err) {
+      if (this.stopped || ac.signal.aborted) return saw
+      throw err
+    }
+    if (!this.stopped) this.report(new Error('watch stream ended'))
+    return saw
+  }
+
+  /** Handles one message; false asks for a new stream (a delta that does not fit). */
+  private async handle(msg: WatchMessage): Promise<boolean> {
+    if (msg.type === 'ping') return true
+    let view: ControlView
+    if (msg.type === 'snapshot') {
+      view = { version: msg.version, resources: msg.resources, endpoints: msg.endpoints }
+    } else if (msg.type === 'endpoints') {
+      if (!this.latest || this.latest.version !== msg.base) return false
+      view = { version: msg.version, resources: this.latest.resources, endpoints: { ...this.latest.endpoints, ...msg.endpoints } }
+      for (const [svc, list] of Object.entries(msg.endpoints)) if (list.length === 0) delete view.endpoints[svc]
+    } else return true
+    this.latest = view
+    let error: string | undefined
+    try {
+      error = await this.opts.apply(view)
+    } catch (err) {
+      error = (err as Error).message
+    }
+    if (error === undefined) {
+      this.applied = view
+      this.firstView.resolve(true)
+    } else {
+      this.opts.logger.error(`control: config version ${view.version} rejected (NACK); still serving version ${this.applied?.version ?? 'none'}\n${error}`)
+    }
+    await this.call('POST', `/v1/instances/${encodeURIComponent(this.id)}/ack`, this.instanceToken, error === undefined ? { version: view.version } : { version: view.version, error }).catch((err: Error) => {
+      this.opts.logger.warn(`control: could not send ${error === undefined ? 'ACK' : 'NACK'} for version ${view.version}: ${err.message}`)
+    })
+    return true
+  }
+
+  private async call(method: 'GET' | 'POST' | 'PUT' | 'DELETE', path: string, token: string | undefined, body?: unknown): Promise<unknown> {
+    const res = await request(`${this.url}${path}`, {
+      dispatcher: this.agent,
+      method,
+      headers: { authorization: `Bearer ${token ?? ''}`, ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
+      body: body !== undefined ? JSON.stringify(body) : undefined,
+      headersTimeout: this.timeoutMs,
+      bodyTimeout: this.timeoutMs,
+    })
+    if (res.statusCode >= 300) throw await refusal(res)
+    const text = await res.body.text()
+    return text ? JSON.parse(text) : undefined
+  }
+
+  private setConnected(up: boolean): void {
+    if (up === this.connected) return
+    this.connected = up
+    if (up) {
+      this.opts.logger.info(`control: watching ${this.url} as ${this.id}`)
+      this.lastError = ''
+    }
+    this.opts.onConnected?.(up)
+  }
+
+  /** Logs a control failure once per distinct message, so an outage is one line, not hundreds. */
+  private report(err: Error): void {
+    const msg = `control: ${this.url}: ${err.message}`
+    if (msg === this.lastError) return
+    this.lastError = msg
+    this.opts.logger.warn(`${msg}; retrying with backoff`)
+  }
+
+  private sleep(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        this.sleeping = undefined
+        resolve()
+      }, ms)
+      this.sleeping = { timer, wake: resolve }
+    })
+  }
+
+  private wake(): void {
+    if (!this.sleeping) return
+    clearTimeout(this.sleeping.timer)
+    this.sleeping.wake()
+    this.sleeping = undefined
+  }
+}
+
+async function refusal(res: { statusCode: number; body: { text(): Promise<string> } }): Promise<Refused> {
+  const text = await res.body.text().catch(() => '')
+  try {
+    const e = (JSON.parse(text) as { error?: { code?: string; message?: string } }).error
+    return new Refused(res.statusCode, e?.code ?? 'UNKNOWN', `HTTP ${res.statusCode} ${e?.code ?? ''}: ${e?.message ?? text}`)
+  } catch {
+    return new Refused(res.statusCode, 'UNKNOWN', `HTTP ${res.statusCode}: ${text.slice(0, 200)}`)
+  }
+}
