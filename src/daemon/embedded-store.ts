@@ -1,0 +1,371 @@
+// The default store: files in the data dir for what must survive a restart (policy, history,
+// token hashes), memory for the registry (instances re-register when a daemon restarts; their
+// watch 404s and the instance side registers again with the same id).
+//
+//   <dir>/policy.json            { format, version, revision, resources }
+//   <dir>/history/<version>.json { version, at, action, summary, resources } (the last 100)
+//   <dir>/tokens.json            { admin?: sha256, join: JoinToken[] } (0600)
+//
+// Every file write goes through writeFileAtomic, and all of them through one queue, so the files
+// never interleave and a crash leaves each file old or new.
+import { mkdir, readdir, readFile, rm } from 'node:fs/promises'
+import { join } from 'node:path'
+import { silentLogger, type Logger } from '../util/logger.js'
+import { removeTempFiles, writeFileAtomic } from './atomic-file.js'
+import { lockDir } from './dir-lock.js'
+import { Serial } from './serial.js'
+import {
+  ConflictError,
+  type HistoryEntry,
+  type InstanceRecord,
+  type JoinToken,
+  type PolicyState,
+  type Store,
+  type StoreEvent,
+  type StoredResource,
+} from './store.js'
+
+/** History entries kept (older ones are deleted). */
+export const HISTORY_KEPT = 100
+
+/**
+ * Revisions are reserved this many at a time: policy.json records the highest revision this store
+ * may have handed out, written before any revision above the previous mark is used. A restart
+ * continues above it, so a number told to an instance before a crash is never reused for another
+ * view — while registry changes (most changes) cost no disk write.
+ */
+const REVISION_BLOCK = 1000
+
+const FORMAT = 1
+
+interface PolicyFile {
+  format: number
+  /** The revision of the last policy write. */
+  version: number
+  /** The reserved revision high-water mark (see REVISION_BLOCK). */
+  revision: number
+  resources: StoredResource[]
+}
+
+interface HistoryFile extends HistoryEntry {
+  resources: StoredResource[]
+}
+
+interface TokensFile {
+  admin?: string
+  join: JoinToken[]
+}
+
+interface Lease {
+  rec: InstanceRecord
+  /** Set while the instance is not held (no open stream): when it fires, the instance is gone. */
+  timer?: NodeJS.Timeout
+}
+
+export interface EmbeddedStoreOptions {
+  /** Where skipped files (an unreadable history entry) are reported. */
+  logger?: Logger
+}
+
+export class EmbeddedStore implements Store {
+  private readonly policyFile: string
+  private readonly historyDir: string
+  private readonly tokensFile: string
+  private readonly logger: Logger
+
+  private policy: PolicyState = { version: 0, resources: [] }
+  private rev = 0
+  private reserved = 0
+  /** Newest first, without resources (read from disk on demand: up to 100 full policies). */
+  private historyIndex: HistoryEntry[] = []
+  private tokens: TokensFile = { join: [] }
+  private readonly joinByHash = new Map<string, JoinToken>()
+  private readonly instances = new Map<string, Lease>()
+  private readonly listeners: ((e: StoreEvent) => void)[] = []
+  private readonly queue = new Serial()
+  private unlock?: () => Promise<void>
+  private state: 'new' | 'open' | 'closed' = 'new'
+
+  constructor(readonly dir: string, opts: EmbeddedStoreOptions = {}) {
+    this.policyFile = join(dir, 'policy.json')
+    this.historyDir = join(dir, 'history')
+    this.tokensFile = join(dir, 'tokens.json')
+    this.logger = opts.logger ?? silentLogger
+  }
+
+  async open(): Promise<void> {
+    if (this.state !== 'new') throw new Error('embedded store: open() called twice')
+    await mkdir(this.historyDir, { recursive: true, mode: 0o700 })
+    this.unlock = await lockDir(this.dir)
+    try {
+      // A crash mid-write leaves a temp file beside the intact target: drop it.
+      for (const d of [this.dir, this.historyDir]) {
+        for (const name of await removeTempFiles(d)) this.logger.warn(`embedded store: removed ${join(d, name)} left by an interrupted write`)
+      }
+      const stored = await readPolicyFile(this.policyFile)
+      this.policy = { version: stored?.version ?? 0, resources: stored?.resources ?? [] }
+      this.historyIndex = await this.readHistoryIndex()
+      const tokens = await readJson<TokensFile>(this.tokensFile)
+      if (tokens) this.tokens = { admin: typeof tokens.admin === 'string' ? tokens.admin : undefined, join: Array.isArray(tokens.join) ? tokens.join : [] }
+      for (const t of this.tokens.join) this.joinByHash.set(t.hash, t)
+      // Continue above everything that may have been handed out (see REVISION_BLOCK); the current
+      // view after a restart (policy, empty registry) is a new number too.
+      this.rev = Math.max(stored?.revision ?? 0, this.policy.version, this.historyIndex[0]?.version ?? 0) + 1
+      this.reserved = this.rev + REVISION_BLOCK
+      await this.writePolicyFile()
+      this.state = 'open'
+    } catch (err) {
+      await this.unlock()
+      throw err
+    }
+  }
+
+  revision(): number {
+    return this.rev
+  }
+
+  async readPolicy(): Promise<PolicyState> {
+    return { version: this.policy.version, resources: this.policy.resources }
+  }
+
+  writePolicy(resources: StoredResource[], entry: Pick<HistoryEntry, 'action' | 'summary'>, expectedVersion: number): Promise<number> {
+    return this.mutate(async () => {
+      if (this.policy.version !== expectedVersion) throw new ConflictError(expectedVersion, this.policy.version)
+      const version = this.rev + 1
+      const stored = resources.map((r) => ({ kind: r.kind, namespace: r.namespace, name: r.name, value: jsonClone(r.value) }))
+      const at = new Date().toISOString()
+      const previous = { policy: this.policy, reserved: this.reserved }
+      this.policy = { version, resources: stored }
+      if (version > this.reserved) this.reserved = version + REVISION_BLOCK
+      try {
+        // The policy first: a crash before the history write loses one history line, never
+        // leaves a history entry for a policy that was not stored.
+        await this.writePolicyFile()
+      } catch (err) {
+        this.policy = previous.policy
+        this.reserved = previous.reserved
+        throw err
+      }
+      const h: HistoryFile = { version, at, action: entry.action, summary: entry.summary, resources: stored }
+      try {
+        await writeFileAtomic(join(this.historyDir, `${version}.json`), JSON.stringify(h))
+        this.historyIndex.unshift({ version, at, action: entry.action, summary: entry.summary })
+        await this.pruneHistory()
+      } catch (err) {
+        this.logger.error(`embedded store: could not write history entry ${version}: ${(err as Error).message}`)
+      }
+      this.rev = version
+      this.emit({ type: 'policy', revision: version, state: { version, resources: stored } })
+      return version
+    })
+  }
+
+  async history(limit = HISTORY_KEPT): Promise<HistoryEntry[]> {
+    return this.historyIndex.slice(0, Math.max(0, limit))
+  }
+
+  async policyAt(version: number): Promise<StoredResource[] | undefined> {
+    if (!this.historyIndex.some((e) => e.version === version)) return undefined
+    const h = await readJson<HistoryFile>(join(this.historyDir, `${version}.json`)).catch(() => undefined)
+    return Array.isArray(h?.resources) ? h.resources : undefined
+  }
+
+  attachInstance(rec: InstanceRecord): Promise<void> {
+    return this.mutate(async () => {
+      const lease = this.instances.get(rec.id)
+      if (lease) clearTimeout(lease.timer)
+      // The same record again (a watch reopening): held, but nothing changed to tell anyone.
+      if (lease && sameJson(lease.rec, rec)) {
+        lease.timer = undefined
+        return
+      }
+      this.instances.set(rec.id, { rec })
+      await this.nextRevision((revision) => ({ type: 'instances', revision, put: [rec], deleted: [] }))
+    })
+  }
+
+  detachInstance(id: string, ttlMs: number): Promise<void> {
+    return this.mutate(async () => {
+      const lease = this.instances.get(id)
+      if (!lease) return
+      clearTimeout(lease.timer)
+      const timer = setTimeout(() => {
+        void this.mutate(async () => {
+          if (this.instances.get(id) !== lease || lease.timer !== timer) return
+          await this.remove(id)
+        }).catch((err: Error) => this.logger.error(`embedded store: lease expiry of ${id} failed: ${err.message}`))
+      }, ttlMs)
+      // Leases must not keep a process alive on their own; close() clears them.
+      timer.unref()
+      lease.timer = timer
+    })
+  }
+
+  deleteInstance(id: string): Promise<void> {
+    return this.mutate(() => this.remove(id))
+  }
+
+  async getInstance(id: string): Promise<InstanceRecord | undefined> {
+    return this.instances.get(id)?.rec
+  }
+
+  async listInstances(): Promise<InstanceRecord[]> {
+    return [...this.instances.values()].map((l) => l.rec)
+  }
+
+  addJoinToken(t: JoinToken): Promise<void> {
+    return this.mutate(async () => {
+      const next = { ...this.tokens, join: [...this.tokens.join, t] }
+      await writeFileAtomic(this.tokensFile, JSON.stringify(next), 0o600)
+      this.tokens = next
+      this.joinByHash.set(t.hash, t)
+    })
+  }
+
+  async findJoinToken(hash: string): Promise<JoinToken | undefined> {
+    return this.joinByHash.get(hash)
+  }
+
+  async adminTokenHash(): Promise<string | undefined> {
+    return this.tokens.admin
+  }
+
+  setAdminTokenHash(hash: string): Promise<void> {
+    return this.mutate(async () => {
+      const next = { ...this.tokens, admin: hash }
+      await writeFileAtomic(this.tokensFile, JSON.stringify(next), 0o600)
+      this.tokens = next
+    })
+  }
+
+  onEvent(listener: (e: StoreEvent) => void): void {
+    this.listeners.push(listener)
+  }
+
+  async close(): Promise<void> {
+    if (this.state === 'closed') return
+    const wasOpen = this.state === 'open'
+    this.state = 'closed'
+    for (const lease of this.instances.values()) clearTimeout(lease.timer)
+    await this.queue.idle()
+    if (wasOpen) await this.unlock?.()
+  }
+
+  private mutate<T>(task: () => Promise<T>): Promise<T> {
+    if (this.state !== 'open') return Promise.reject(new Error(`embedded store is ${this.state === 'new' ? 'not open' : 'closed'}`))
+    return this.queue.run(async () => {
+      if (this.state !== 'open') throw new Error('embedded store is closed')
+      return task()
+    })
+  }
+
+  private async remove(id: string): Promise<void> {
+    const lease = this.instances.get(id)
+    if (!lease) return
+    clearTimeout(lease.timer)
+    this.instances.delete(id)
+    await this.nextRevision((revision) => ({ type: 'instances', revision, put: [], deleted: [id] }))
+  }
+
+  /**
+   * Takes the next revision (persisting a new reservation first when the block is used up) and
+   * emits the event with it. revision() moves in the same tick as the event, so whoever reads it
+   * has seen every change up to that number.
+   */
+  private async nextRevision(event: (revision: number) => StoreEvent): Promise<void> {
+    const revision = this.rev + 1
+    if (revision > this.reserved) {
+      const before = this.reserved
+      this.reserved = revision + REVISION_BLOCK
+      try {
+        await this.writePolicyFile()
+      } catch (err) {
+        // Not on disk: the reservation does not hold, so the next change must try again.
+        this.reserved = before
+        throw err
+      }
+    }
+    this.rev = revision
+    this.emit(event(revision))
+  }
+
+  private emit(e: StoreEvent): void {
+    for (const l of this.listeners) {
+      try {
+        l(e)
+      } catch (err) {
+        this.logger.error(`embedded store: event listener failed: ${(err as Error).message}`)
+      }
+    }
+  }
+
+  private writePolicyFile(): Promise<void> {
+    const f: PolicyFile = { format: FORMAT, version: this.policy.version, revision: this.reserved, resources: this.policy.resources }
+    return writeFileAtomic(this.policyFile, JSON.stringify(f))
+  }
+
+  private async readHistoryIndex(): Promise<HistoryEntry[]> {
+    const entries: HistoryEntry[] = []
+    for (const name of await readdir(this.historyDir)) {
+      const m = /^(\d+)\.json$/.exec(name)
+      if (!m) continue
+      const h = await readJson<HistoryFile>(join(this.historyDir, name)).catch((err: Error) => {
+        this.logger.warn(`embedded store: skipping unreadable history entry ${name}: ${err.message}`)
+        return undefined
+      })
+      if (!h || h.version !== Number(m[1]) || typeof h.at !== 'string' || !Array.isArray(h.resources)) continue
+      entries.push({ version: h.version, at: h.at, action: h.action, summary: String(h.summary ?? '') })
+    }
+    entries.sort((a, b) => b.version - a.version)
+    this.historyIndex = entries
+    await this.pruneHistory()
+    return this.historyIndex
+  }
+
+  private async pruneHistory(): Promise<void> {
+    while (this.historyIndex.length > HISTORY_KEPT) {
+      const old = this.historyIndex.pop()!
+      await rm(join(this.historyDir, `${old.version}.json`), { force: true })
+    }
+  }
+}
+
+async function readJson<T>(file: string): Promise<T | undefined> {
+  let text: string
+  try {
+    text = await readFile(file, 'utf8')
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined
+    throw err
+  }
+  return JSON.parse(text) as T
+}
+
+/** The policy file, checked: a damaged one stops the daemon rather than start it with no policy. */
+async function readPolicyFile(file: string): Promise<PolicyFile | undefined> {
+  let f: PolicyFile | undefined
+  try {
+    f = await readJson<PolicyFile>(file)
+  } catch (err) {
+    throw new Error(`cannot read ${file}: ${(err as Error).message} (the daemon will not start with an unreadable policy; restore the file or move it away)`)
+  }
+  if (f === undefined) return undefined
+  const bad = (why: string) => new Error(`${file} is not a weft policy file: ${why}`)
+  if (typeof f !== 'object' || f === null) throw bad('not an object')
+  if (typeof f.format === 'number' && f.format > FORMAT) throw bad(`format ${f.format} is newer than this daemon understands (${FORMAT})`)
+  if (!Number.isSafeInteger(f.version) || f.version < 0) throw bad('version is not a non-negative integer')
+  if (f.revision !== undefined && (!Number.isSafeInteger(f.revision) || f.revision < 0)) throw bad('revision is not a non-negative integer')
+  if (!Array.isArray(f.resources)) throw bad('resources is not a list')
+  for (const r of f.resources) {
+    if (typeof r?.kind !== 'string' || typeof r.namespace !== 'string' || typeof r.name !== 'string' || typeof r.value !== 'object' || r.value === null) throw bad('a resource lacks kind/namespace/name/value')
+  }
+  return f
+}
+
+function jsonClone<T>(v: T): T {
+  return JSON.parse(JSON.stringify(v)) as T
+}
+
+function sameJson(a: unknown, b: unknown): boolean {
+  return JSON.stringify(a) === JSON.stringify(b)
+}
