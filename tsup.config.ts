@@ -4,7 +4,7 @@ import { defineConfig } from 'tsup'
 export default defineConfig({
   entry: { index: 'src/index.ts', cli: 'src/cli/main.ts', express: 'adapters/express/index.ts', fastify: 'adapters/fastify/index.ts' },
   // Optional peers and their plugin helper stay imports, never bundled.
-  external: ['express', 'fastify', 'fastify-plugin'],
+  external: ['express', 'fastify', 'fastify-plugin', 'etcd3'],
   format: ['esm'],
   dts: true,
   sourcemap: true,
