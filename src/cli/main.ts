@@ -1,59 +1,80 @@
 #!/usr/bin/env node
-// The `weft` command. This version has the offline commands: `weft check -f FILE` validates a
-// policy file (findings with codes and line:column, like `istioctl analyze`) and exits 1 on errors.
-import { loadFile } from '../config/load.js'
-import { formatIssue, validatePolicy } from '../config/validate.js'
+// The `weft` command: the control daemon and the commands that talk to it over its HTTP+JSON API
+// (docs/design/control-plan.md), plus `weft check`, which is offline. Each command is its own
+// file; this one dispatches and turns failures into exit codes: 2 for usage, 1 for the rest.
+import { UsageError, CliError } from './args.js'
 
-const USAGE = `usage: weft <command>
+const USAGE = `usage: weft <command> [flags]
 
 commands:
+  daemon [--listen HOST:PORT] [--data-dir DIR] [--etcd URL,…] [--lease-ttl 10s]
+                             run the control daemon until SIGINT/SIGTERM
+  apply -f FILE [--dry-run]  validate FILE, then upsert its resources; prints what changed
+  delete KIND NAME [-n NS]   remove one policy resource
+  get services|endpoints|policies|instances [-o table|json|yaml]
+  status [-o …]              every instance: config version, SYNCED/STALE/NACKED, last seen
+  history [-o …]             policy versions, newest first
+  rollback VERSION           make the policy of VERSION the current one (a new version)
+  token create [--service S]… [-n NS]
+                             a join token for instances
   check -f FILE [-f FILE…]   validate policy files offline; exit 1 when any has errors
   version                    print the version
-  help                       this text`
+  help                       this text
 
-function check(args: string[]): number {
-  const files: string[] = []
-  for (let i = 0; i < args.length; i++) {
-    if ((args[i] === '-f' || args[i] === '--file') && args[i + 1]) files.push(args[++i]!)
-    else {
-      process.stderr.write(`weft check: unexpected argument ${args[i]}\n${USAGE}\n`)
-      return 2
-    }
+daemon address and admin token: --control URL / --token T, else WEFT_CONTROL / WEFT_TOKEN,
+else the data dir (--data-dir, default ./.weft-daemon: daemon.json and admin.token).`
+
+type Command = (argv: readonly string[]) => number | Promise<number>
+
+// Loaded on use: `weft check` never loads undici, `weft get` never loads the daemon.
+const COMMANDS: Record<string, () => Promise<Command>> = {
+  daemon: async () => (await import('./daemon.js')).daemon,
+  apply: async () => (await import('./apply.js')).apply,
+  delete: async () => (await import('./delete.js')).del,
+  get: async () => (await import('./get.js')).get,
+  status: async () => (await import('./status.js')).status,
+  history: async () => (await import('./history.js')).history,
+  rollback: async () => (await import('./history.js')).rollback,
+  token: async () => (await import('./token.js')).token,
+  check: async () => (await import('./check.js')).check,
+}
+
+async function main(argv: readonly string[]): Promise<number> {
+  const [cmd, ...rest] = argv
+  if (cmd === undefined || cmd === 'help' || cmd === '--help' || cmd === '-h') {
+    process.stdout.write(USAGE + '\n')
+    return 0
   }
-  if (files.length === 0) {
-    process.stderr.write(`weft check: needs -f FILE\n`)
+  if (cmd === 'version' || cmd === '--version') {
+    process.stdout.write('weft 0.1.0\n')
+    return 0
+  }
+  const load = COMMANDS[cmd]
+  if (!load) {
+    process.stderr.write(`weft: unknown command "${cmd}"\n${USAGE}\n`)
     return 2
   }
-  let errors = 0
-  for (const file of files) {
-    const policy = validatePolicy(loadFile(file))
-    for (const issue of policy.issues) process.stdout.write(formatIssue(issue) + '\n')
-    const e = policy.issues.filter((i) => i.severity === 'error').length
-    const w = policy.issues.length - e
-    errors += e
-    process.stdout.write(`${file}: ${policy.services.size} services, ${policy.routes.length} routes, ${e} errors, ${w} warnings\n`)
-  }
-  return errors > 0 ? 1 : 0
-}
-
-function main(argv: string[]): number {
-  const [cmd, ...rest] = argv
-  switch (cmd) {
-    case 'check':
-      return check(rest)
-    case 'version':
-    case '--version':
-      process.stdout.write('weft 0.1.0\n')
-      return 0
-    case undefined:
-    case 'help':
-    case '--help':
-      process.stdout.write(USAGE + '\n')
-      return 0
-    default:
-      process.stderr.write(`weft: unknown command "${cmd}"\n${USAGE}\n`)
+  try {
+    return await (await load())(rest)
+  } catch (err) {
+    if (err instanceof UsageError) {
+      process.stderr.write(`${err.message}\n(weft help for usage)\n`)
       return 2
+    }
+    if (err instanceof CliError) {
+      process.stderr.write(err.message + '\n')
+      return err.exitCode
+    }
+    throw err
   }
 }
 
-process.exitCode = main(process.argv.slice(2))
+main(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code
+  },
+  (err: unknown) => {
+    process.stderr.write(`weft: ${(err as Error)?.stack ?? String(err)}\n`)
+    process.exitCode = 1
+  },
+)

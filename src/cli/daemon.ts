@@ -1,0 +1,64 @@
+// `weft daemon`: runs the control daemon in this process until SIGINT/SIGTERM, then closes it
+// (watch streams end, the store is flushed) and exits 0. The daemon prints the admin and join
+// tokens itself, once, at its first start, and writes <data dir>/daemon.json for the other commands.
+import { parseListen, startDaemon } from '../daemon/index.js'
+import { parseDuration } from '../util/duration.js'
+import { consoleLogger } from '../util/logger.js'
+import { CliError, parseArgs, UsageError } from './args.js'
+import { DEFAULT_DATA_DIR } from './client.js'
+import { createEtcdStoreForCli } from './etcd.js'
+
+export async function daemon(argv: readonly string[]): Promise<number> {
+  const args = parseArgs('daemon', argv, {
+    listen: { kind: 'string' },
+    'data-dir': { kind: 'string' },
+    etcd: { kind: 'string' },
+    'lease-ttl': { kind: 'string' },
+  })
+  if (args.positional.length > 0) throw new UsageError(`weft daemon: unexpected argument ${args.positional[0]}`)
+  const listen = args.strings.listen ?? '127.0.0.1:7070'
+  try {
+    parseListen(listen)
+  } catch {
+    throw new UsageError(`weft daemon: --listen must be host:port, port 0 for any free one (got "${listen}")`)
+  }
+  let leaseTtlMs: number | undefined
+  if (args.strings['lease-ttl'] !== undefined) {
+    leaseTtlMs = parseDuration(args.strings['lease-ttl'])
+    if (leaseTtlMs === undefined || leaseTtlMs < 1000) throw new UsageError(`weft daemon: --lease-ttl must be a duration of at least 1s, like 10s (got "${args.strings['lease-ttl']}")`)
+  }
+  const etcd = args.strings.etcd?.split(',').map((s) => s.trim()).filter((s) => s !== '')
+  if (etcd !== undefined && etcd.length === 0) throw new UsageError('weft daemon: --etcd needs URL[,URL…]')
+
+  const store = etcd ? await createEtcdStoreForCli({ endpoints: etcd, leaseTtlMs, logger: consoleLogger }) : undefined
+  let running
+  try {
+    running = await startDaemon({
+      listen,
+      dataDir: args.strings['data-dir'] ?? DEFAULT_DATA_DIR,
+      store,
+      leaseTtlMs,
+      logger: consoleLogger,
+      print: (line) => void process.stdout.write(line + '\n'),
+    })
+  } catch (err) {
+    await store?.close().catch(() => {})
+    throw new CliError(`weft daemon: cannot start: ${(err as Error).message}`)
+  }
+  const d = running
+  await new Promise<void>((resolve) => {
+    const stop = (signal: NodeJS.Signals) => {
+      process.off('SIGINT', stop)
+      process.off('SIGTERM', stop)
+      process.stderr.write(`weft daemon: ${signal}, closing\n`)
+      // A second signal while closing gives up on a clean close.
+      process.once('SIGINT', () => process.exit(130))
+      process.once('SIGTERM', () => process.exit(143))
+      resolve()
+    }
+    process.once('SIGINT', stop)
+    process.once('SIGTERM', stop)
+  })
+  await d.close()
+  return 0
+}

@@ -1,0 +1,53 @@
+// `weft status`: every instance with the config version it runs and whether that is the daemon's
+// (SYNCED), behind it (STALE), refused (NACKED, with the instance's error) or not watching
+// (DISCONNECTED), and when the daemon last heard from it; like `istioctl proxy-status`.
+import { CONNECTION_FLAGS, OUTPUT_FLAG, outputFormat, parseArgs, UsageError } from './args.js'
+import { withClient } from './client.js'
+import { instanceAddress, type InstanceView } from './get.js'
+import { ago, render, table } from './table.js'
+
+interface StatusView extends InstanceView {
+  state: 'SYNCED' | 'STALE' | 'NACKED' | 'DISCONNECTED' | string
+  ackedVersion?: number | null
+  sentVersion?: number | null
+  nack?: { version: number; error: string }
+  lastSeen?: string | number
+}
+
+export async function status(argv: readonly string[]): Promise<number> {
+  const args = parseArgs('status', argv, { ...CONNECTION_FLAGS, ...OUTPUT_FLAG })
+  if (args.positional.length > 0) throw new UsageError(`weft status: unexpected argument ${args.positional[0]}`)
+  const format = outputFormat('status', args)
+  return withClient(args, async (client) => {
+    const answer = await client.call<{ version: number; instances: StatusView[] }>('GET', '/v1/status')
+    process.stdout.write(render(format, answer, () => describe(answer.version, answer.instances)))
+    return 0
+  })
+}
+
+function describe(version: number, list: StatusView[]): string {
+  let out = `daemon version ${version}\n`
+  if (list.length === 0) return out + 'no instances registered\n'
+  const now = Date.now()
+  out += table(['INSTANCE', 'SERVICE', 'ADDRESS', 'VERSION', 'STATE', 'LAST SEEN'], list.map((i) => [
+    i.id,
+    i.namespace && i.namespace !== 'default' ? `${i.service}.${i.namespace}` : i.service,
+    instanceAddress(i),
+    versionCell(i),
+    i.state === 'NACKED' && i.nack ? `NACKED (version ${i.nack.version})` : i.state,
+    ago(i.lastSeen, now),
+  ]))
+  for (const i of list) {
+    if (!i.nack) continue
+    out += `\n${i.id} NACKED version ${i.nack.version}:\n${i.nack.error.split('\n').map((l) => `  ${l}`).join('\n')}\n`
+  }
+  return out
+}
+
+/** The version the instance applied; "(sent N)" when a newer one is on its way. */
+function versionCell(i: StatusView): string {
+  const acked = i.ackedVersion ?? undefined
+  const sent = i.sentVersion ?? undefined
+  const base = acked === undefined ? '-' : String(acked)
+  return sent !== undefined && sent !== acked ? `${base} (sent ${sent})` : base
+}
