@@ -15,6 +15,8 @@ commands:
   status [-o …]              every instance: config version, SYNCED/STALE/NACKED, last seen
   history [-o …]             policy versions, newest first
   rollback VERSION           make the policy of VERSION the current one (a new version)
+  explain --from SERVICE URL [-H 'name: value']… [-X METHOD] [-o …]
+                             which rule, endpoints and settings a request from SERVICE gets
   token create [--service S]… [-n NS]
                              a join token for instances
   check -f FILE [-f FILE…]   validate policy files offline; exit 1 when any has errors
@@ -35,6 +37,7 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   status: async () => (await import('./status.js')).status,
   history: async () => (await import('./history.js')).history,
   rollback: async () => (await import('./history.js')).rollback,
+  explain: async () => (await import('./explain.js')).explainCommand,
   token: async () => (await import('./token.js')).token,
   check: async () => (await import('./check.js')).check,
 }

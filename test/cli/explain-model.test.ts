@@ -1,0 +1,86 @@
+import assert from 'node:assert/strict'
+import { test } from 'node:test'
+import type { EndpointMap } from '../../src/control/protocol.js'
+import { explain, type ExplainView } from '../../src/cli/explain-model.js'
+
+const ep = (address: string, version: string, instance: string) => ({ address, protocol: 'http' as const, labels: { version }, instance })
+
+const endpoints: EndpointMap = {
+  payments: [ep('127.0.0.1:8081', 'v1', 'payments-a'), ep('127.0.0.1:8082', 'v2', 'payments-b')],
+  ledger: [ep('127.0.0.1:9001', 'v1', 'ledger-a')],
+}
+
+const view: ExplainView = {
+  version: 7,
+  endpoints,
+  resources: [
+    { apiVersion: 'weft/v1', kind: 'Service', metadata: { name: 'payments' }, spec: { timeout: '5s', retries: { attempts: 1 } } },
+    {
+      apiVersion: 'weft/v1', kind: 'Route', metadata: { name: 'payments-canary' },
+      spec: {
+        service: 'payments',
+        rules: [
+          { matches: [{ headers: { 'x-canary': { exact: 'true' } } }], backends: [{ subset: { version: 'v2' } }] },
+          { matches: [{ path: { prefix: '/charge' } }], backends: [{ subset: { version: 'v1' }, weight: 90 }, { subset: { version: 'v2' }, weight: 10 }], timeout: '2s' },
+        ],
+      },
+    },
+  ],
+}
+
+test('explain: the header-matched canary rule, its eligible endpoints and settings with their source', () => {
+  const x = explain(view, { from: 'checkout', url: 'http://payments/charge', method: 'post', headers: [['X-Canary', 'true']] })
+  assert.equal(x.kind, 'routed')
+  if (x.kind !== 'routed') return
+  assert.equal(x.method, 'POST')
+  assert.deepEqual(x.rules.map((r) => [r.rule, r.outcome]), [['payments-canary#0', 'matched'], ['payments-canary#1', 'not evaluated']])
+  assert.deepEqual(x.rules[0]!.matches, [[{ wants: 'header x-canary exact "true"', got: '"true"', ok: true }]])
+  assert.equal(x.chosen.fallback, false)
+  assert.equal(x.backends.length, 1)
+  assert.deepEqual(x.backends[0]!.endpoints.filter((e) => e.eligible).map((e) => e.address), ['127.0.0.1:8082'])
+  assert.match(x.backends[0]!.endpoints.find((e) => !e.eligible)!.why!, /version is "v1", the subset wants "v2"/)
+  const setting = (name: string) => x.settings.find((s) => s.name === name)!
+  assert.deepEqual(setting('timeout'), { name: 'timeout', value: '5s', from: 'Service payments spec.timeout' })
+  assert.match(setting('retries').value, /^1 retry \(at most 2 tries\)/)
+  assert.equal(setting('circuit breaker').from, 'default')
+  assert.match(x.endpointSource, /the registry \(2 registered\)/)
+})
+
+test('explain: the second rule with its own timeout and a weighted split', () => {
+  const x = explain(view, { from: 'checkout', url: 'http://payments/charge/42?x=1', method: 'GET', headers: [] })
+  assert.equal(x.kind, 'routed')
+  if (x.kind !== 'routed') return
+  assert.deepEqual(x.rules.map((r) => r.outcome), ['no match', 'matched'])
+  assert.deepEqual(x.rules[0]!.matches[0], [{ wants: 'header x-canary exact "true"', got: 'none', ok: false }])
+  assert.deepEqual(x.backends.map((b) => [b.percent, b.eligible]), [[90, 1], [10, 1]])
+  assert.deepEqual(x.settings.find((s) => s.name === 'timeout'), { name: 'timeout', value: '2s', from: 'Route payments-canary rule 1 (spec.rules[1].timeout)' })
+})
+
+test('explain: no rule matches → the default route with every endpoint; a service without a Route', () => {
+  const x = explain(view, { from: 'checkout', url: 'http://payments.default/refund', method: 'GET', headers: [] })
+  assert.equal(x.kind, 'routed')
+  if (x.kind !== 'routed') return
+  assert.equal(x.chosen.fallback, true)
+  assert.match(x.chosen.why, /no rule of Route payments-canary matches/)
+  assert.equal(x.backends[0]!.eligible, 2)
+  const l = explain(view, { from: 'checkout', url: 'http://ledger/entries', method: 'GET', headers: [] })
+  assert.equal(l.kind, 'routed')
+  if (l.kind !== 'routed') return
+  assert.equal(l.service.declared, false)
+  assert.match(l.chosen.why, /ledger has no Route/)
+  assert.deepEqual(l.settings.find((s) => s.name === 'timeout'), { name: 'timeout', value: '15s', from: 'default' })
+})
+
+test('explain: a host the mesh does not know, an IP, passes through untouched', () => {
+  for (const url of ['http://example.com/x', 'http://127.0.0.1:8081/x', 'http://[::1]:80/']) {
+    const x = explain(view, { from: 'checkout', url, method: 'GET', headers: [] })
+    assert.equal(x.kind, 'passthrough', url)
+    if (x.kind === 'passthrough') assert.deepEqual(x.services, ['ledger', 'payments'])
+  }
+})
+
+test('explain: a view that would not validate is reported as a NACK, not explained', () => {
+  const bad: ExplainView = { version: 3, endpoints: {}, resources: [{ apiVersion: 'weft/v1', kind: 'Service', metadata: { name: 'payments' }, spec: { timeout: 'soon' } }] }
+  const x = explain(bad, { from: 'checkout', url: 'http://payments/', method: 'GET', headers: [] })
+  assert.equal(x.kind, 'invalid')
+})
