@@ -1,0 +1,279 @@
+// The push hub: one view (policy resources + registry endpoints) at one version, pushed to every
+// open watch stream as newline-delimited JSON.
+//
+// - Store events (from this daemon or, with etcd, another) mark the view dirty; changes within one
+//   coalesce window become ONE new version, numbered by the newest event's revision. A policy
+//   change sends everyone a snapshot; a registry-only change sends an `endpoints` delta holding the
+//   full list of each service whose list changed, applicable on top of `base`.
+// - A change nobody can see (an instance re-registered with the same endpoint) makes no version.
+// - A new stream gets a snapshot first, unless it already holds the current version. While
+//   changes are pending it waits for the window to close and gets the snapshot then, so its first
+//   view already holds what was just registered (its own endpoint) without breaking coalescing.
+// - Backpressure: when write() returns false the stream is skipped until 'drain', then sent one
+//   full snapshot if it missed anything. Nothing queues per watcher beyond the socket's buffer.
+// - Every pingMs a ping, so both ends see a silent stream is still alive.
+// Messages are serialized once per version and the same string is written to every stream.
+import type { EndpointMap, RegisteredEndpoint, WatchMessage } from '../control/protocol.js'
+import { formatHostPort } from '../util/host-port.js'
+import type { Logger } from '../util/logger.js'
+import type { InstanceRecord, PolicyState, Store, StoreEvent } from './store.js'
+
+/** The part of a ServerResponse the hub writes to (a fake in unit tests). */
+export interface WatchSink {
+  write(chunk: string): boolean
+  once(event: 'drain', listener: () => void): unknown
+  end(): unknown
+}
+
+export interface HubOptions {
+  coalesceMs: number
+  pingMs: number
+  logger: Logger
+  /** A snapshot or delta of `version` went out to a stream of instance `id` (for status). */
+  onSent?: (id: string, version: number) => void
+}
+
+export interface Watch {
+  readonly id: string
+  /** Stops pushing to this stream (it closed); does not end it. */
+  remove(): void
+}
+
+interface Watcher {
+  id: string
+  sink: WatchSink
+  /** The version this stream holds from what was written to it; -1 for none. */
+  sent: number
+  blocked: boolean
+  /** A message was skipped while blocked: a snapshot is owed after 'drain'. */
+  missed: boolean
+  gone: boolean
+}
+
+export class PushHub {
+  /** The version watchers are told (the last pushed). */
+  version = 0
+  private resources: object[] = []
+  private policyVersion = -1
+  /** The registry as this daemon last heard it from the store. */
+  private readonly instances = new Map<string, InstanceRecord>()
+  /** The endpoints as of `version` (what a watcher holding `version` holds). */
+  private pushed: EndpointMap = {}
+  /** The newest revision among events seen: the number the next version gets. */
+  private seen = 0
+  private pendingPolicy: PolicyState | undefined
+  private dirty = false
+  private latestEndpoints: EndpointMap | undefined
+  private timer: NodeJS.Timeout | undefined
+  private pinger: NodeJS.Timeout | undefined
+  private snapshotLine: string | undefined
+  private readonly watchers = new Set<Watcher>()
+  private closed = false
+
+  constructor(private readonly store: Store, private readonly opts: HubOptions) {}
+
+  async start(): Promise<void> {
+    // Listen first, then load: an event that lands meanwhile is applied on top, not lost.
+    this.store.onEvent((e) => this.onEvent(e))
+    const policy = await this.store.readPolicy()
+    if (policy.version > this.policyVersion) this.setPolicy(policy)
+    for (const rec of await this.store.listInstances()) if (!this.instances.has(rec.id)) this.instances.set(rec.id, rec)
+    this.latestEndpoints = undefined
+    this.version = Math.max(this.store.revision(), this.seen)
+    this.seen = this.version
+    this.pushed = this.endpoints()
+    this.dirty = false
+    this.pinger = setInterval(() => this.ping(), this.opts.pingMs)
+    this.pinger.unref()
+  }
+
+  /** The registry's endpoints now (including changes not pushed yet). */
+  endpoints(): EndpointMap {
+    return (this.latestEndpoints ??= buildEndpoints(this.instances.values()))
+  }
+
+  /** The view at `version`, as a snapshot message (for GET /v1/snapshot). */
+  snapshot(): { version: number; resources: object[]; endpoints: EndpointMap } {
+    return { version: this.version, resources: this.resources, endpoints: this.pushed }
+  }
+
+  /** Opens pushing to a stream; `since` is the version the instance says it holds. */
+  watch(id: string, sink: WatchSink, since: number | undefined): Watch {
+    const w: Watcher = { id, sink, sent: since ?? -1, blocked: false, missed: false, gone: false }
+    this.watchers.add(w)
+    // Holding the current version: nothing to send until a change. Changes pending: the
+    // snapshot goes out when the window closes (flush sends one to any stream not at base).
+    if (w.sent !== this.version && !this.dirty) this.sendSnapshot(w)
+    return {
+      id,
+      remove: () => {
+        w.gone = true
+        this.watchers.delete(w)
+      },
+    }
+  }
+
+  /** Ends the streams of instance `id` (it was deleted: it must register again). */
+  endStreams(id: string): void {
+    for (const w of this.watchers) {
+      if (w.id !== id) continue
+      w.gone = true
+      this.watchers.delete(w)
+      w.sink.end()
+    }
+  }
+
+  /** Streams open for instance `id` on this daemon. */
+  streams(id: string): number {
+    let n = 0
+    for (const w of this.watchers) if (w.id === id) n++
+    return n
+  }
+
+  close(): void {
+    this.closed = true
+    clearTimeout(this.timer)
+    clearInterval(this.pinger)
+    for (const w of this.watchers) {
+      w.gone = true
+      w.sink.end()
+    }
+    this.watchers.clear()
+  }
+
+  private onEvent(e: StoreEvent): void {
+    if (e.revision > this.seen) this.seen = e.revision
+    if (e.type === 'policy') {
+      if (e.state.version <= this.policyVersion) return
+      this.pendingPolicy = e.state
+    } else {
+      for (const id of e.deleted) this.instances.delete(id)
+      for (const rec of e.put) this.instances.set(rec.id, rec)
+      this.latestEndpoints = undefined
+    }
+    this.dirty = true
+    if (!this.timer && !this.closed) {
+      this.timer = setTimeout(() => this.flush(), this.opts.coalesceMs)
+      this.timer.unref()
+    }
+  }
+
+  /** The coalesce window closed: one new version for everything that changed in it. */
+  private flush(): void {
+    this.timer = undefined
+    this.dirty = false
+    if (this.closed) return
+    const next = this.endpoints()
+    const policy = this.pendingPolicy
+    this.pendingPolicy = undefined
+    const policyChanged = policy !== undefined && policy.version > this.policyVersion
+    const changed = diffEndpoints(this.pushed, next)
+    if (!policyChanged && changed === undefined) {
+      // Nothing a watcher can see: no new version; streams that waited get the current view.
+      for (const w of this.watchers) if (w.sent !== this.version) this.sendSnapshot(w)
+      return
+    }
+    const base = this.version
+    let version = this.seen
+    if (version <= base) {
+      this.opts.logger.error(`push hub: store revision ${version} is not above the pushed version ${base}; pushing ${base + 1}`)
+      version = base + 1
+      this.seen = version
+    }
+    this.version = version
+    if (policyChanged) this.setPolicy(policy)
+    this.pushed = next
+    this.snapshotLine = undefined
+    const delta = policyChanged ? undefined : line({ type: 'endpoints', version, base, endpoints: changed! })
+    for (const w of [...this.watchers]) {
+      if (delta !== undefined && w.sent === base) {
+        if (this.write(w, delta, true)) this.markSent(w)
+      } else this.sendSnapshot(w)
+    }
+  }
+
+  private setPolicy(p: PolicyState): void {
+    this.policyVersion = p.version
+    this.resources = p.resources.map((r) => r.value)
+    this.snapshotLine = undefined
+  }
+
+  private sendSnapshot(w: Watcher): void {
+    this.snapshotLine ??= line({ type: 'snapshot', version: this.version, resources: this.resources, endpoints: this.pushed })
+    if (this.write(w, this.snapshotLine, true)) this.markSent(w)
+  }
+
+  private markSent(w: Watcher): void {
+    w.sent = this.version
+    this.opts.onSent?.(w.id, this.version)
+  }
+
+  private ping(): void {
+    if (this.watchers.size === 0) return
+    const msg = line({ type: 'ping', version: this.version })
+    for (const w of this.watchers) this.write(w, msg, false)
+  }
+
+  /** Writes unless the stream is backed up; false when skipped. */
+  private write(w: Watcher, text: string, content: boolean): boolean {
+    if (w.gone) return false
+    if (w.blocked) {
+      if (content) w.missed = true
+      return false
+    }
+    if (!w.sink.write(text)) {
+      // Accepted into the socket's buffer, but the buffer is over its mark: skip this stream until
+      // it drains, then catch it up with one snapshot.
+      w.blocked = true
+      w.sink.once('drain', () => {
+        w.blocked = false
+        if (w.gone || !w.missed) return
+        w.missed = false
+        this.sendSnapshot(w)
+      })
+    }
+    return true
+  }
+}
+
+function line(msg: WatchMessage): string {
+  return JSON.stringify(msg) + '\n'
+}
+
+/** What an instance is pushed for one registration; none for a client-only instance. */
+export function endpointOf(rec: InstanceRecord): RegisteredEndpoint | undefined {
+  if (rec.address === undefined || rec.port === undefined) return undefined
+  const labels: Record<string, string> = { ...rec.labels }
+  if (rec.locality?.region !== undefined) labels.region = rec.locality.region
+  if (rec.locality?.zone !== undefined) labels.zone = rec.locality.zone
+  return { address: formatHostPort(rec.address, rec.port), protocol: rec.protocol, labels, instance: rec.id }
+}
+
+/** Endpoints by service, services and endpoints in a stable order (so equal views compare equal). */
+export function buildEndpoints(records: Iterable<InstanceRecord>): EndpointMap {
+  const by = new Map<string, RegisteredEndpoint[]>()
+  for (const rec of records) {
+    const ep = endpointOf(rec)
+    if (!ep) continue
+    let list = by.get(rec.service)
+    if (!list) by.set(rec.service, (list = []))
+    list.push(ep)
+  }
+  const out: EndpointMap = {}
+  for (const name of [...by.keys()].sort()) out[name] = by.get(name)!.sort((a, b) => (a.instance < b.instance ? -1 : a.instance > b.instance ? 1 : 0))
+  return out
+}
+
+/** The services whose list differs (an empty list for one that is gone); undefined when none. */
+function diffEndpoints(before: EndpointMap, after: EndpointMap): EndpointMap | undefined {
+  const changed: EndpointMap = {}
+  let any = false
+  for (const name of new Set([...Object.keys(before), ...Object.keys(after)])) {
+    const a = before[name] ?? []
+    const b = after[name] ?? []
+    if (JSON.stringify(a) === JSON.stringify(b)) continue
+    changed[name] = b
+    any = true
+  }
+  return any ? changed : undefined
+}

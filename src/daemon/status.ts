@@ -1,0 +1,96 @@
+// Per-instance sync status, as this daemon sees it: the last version sent to the instance's
+// streams, the last it ACKed, its last NACK, when it was last heard from, and whether a stream is
+// open here. Kept in memory: after a restart every instance reconnects and reports again.
+
+export type SyncState = 'SYNCED' | 'STALE' | 'NACKED' | 'DISCONNECTED'
+
+export interface InstanceStatus {
+  state: SyncState
+  sentVersion?: number
+  ackedVersion?: number
+  nack?: { version: number; error: string }
+  /** ISO time: now while a stream is open, else the last call or stream close. */
+  lastSeen?: string
+}
+
+interface Entry {
+  sentVersion?: number
+  ackedVersion?: number
+  nack?: { version: number; error: string }
+  lastSeen?: number
+}
+
+export class StatusBoard {
+  private readonly entries = new Map<string, Entry>()
+
+  private entry(id: string): Entry {
+    let e = this.entries.get(id)
+    if (!e) this.entries.set(id, (e = {}))
+    return e
+  }
+
+  /** A (re)registration: a fresh record (a re-registered id may be a new process). */
+  registered(id: string): void {
+    this.entries.set(id, { lastSeen: Date.now() })
+  }
+
+  /** A watch stream opened (the instance may have registered through another daemon). */
+  opened(id: string): void {
+    this.entry(id).lastSeen = Date.now()
+  }
+
+  /** Any call or stream event from an instance this board knows (a deleted one stays forgotten). */
+  seen(id: string): void {
+    const e = this.entries.get(id)
+    if (e) e.lastSeen = Date.now()
+  }
+
+  sent(id: string, version: number): void {
+    const e = this.entries.get(id)
+    if (e) e.sentVersion = version
+  }
+
+  /**
+   * A stream opened holding `held` = the current version, so nothing is sent: the instance says
+   * it has it. Unless this daemon knows it NACKed that version, count it as applied.
+   */
+  resumed(id: string, held: number): void {
+    const e = this.entry(id)
+    e.sentVersion = held
+    if (e.nack?.version === held) return
+    if (e.ackedVersion === undefined || e.ackedVersion < held) e.ackedVersion = held
+  }
+
+  ack(id: string, version: number, error: string | undefined): void {
+    const e = this.entry(id)
+    e.lastSeen = Date.now()
+    if (error !== undefined) {
+      e.nack = { version, error }
+      return
+    }
+    e.ackedVersion = version
+    if (e.nack !== undefined && e.nack.version <= version) e.nack = undefined
+  }
+
+  /** The instance left the registry. */
+  forget(id: string): void {
+    this.entries.delete(id)
+  }
+
+  view(id: string, connected: boolean): InstanceStatus {
+    const e = this.entries.get(id) ?? {}
+    let state: SyncState
+    if (!connected) state = 'DISCONNECTED'
+    else if (e.nack !== undefined && (e.ackedVersion === undefined || e.nack.version > e.ackedVersion)) state = 'NACKED'
+    else if (e.sentVersion !== undefined && e.ackedVersion === e.sentVersion) state = 'SYNCED'
+    else state = 'STALE'
+    const lastSeen = connected ? Date.now() : e.lastSeen
+    return {
+      state,
+      ...(e.sentVersion !== undefined ? { sentVersion: e.sentVersion } : {}),
+      ...(e.ackedVersion !== undefined ? { ackedVersion: e.ackedVersion } : {}),
+      ...(e.nack !== undefined ? { nack: e.nack } : {}),
+      ...(lastSeen !== undefined ? { lastSeen: new Date(lastSeen).toISOString() } : {}),
+    }
+  }
+}
