@@ -1,0 +1,251 @@
+// The daemon's HTTP+JSON API (docs/design/control-plan.md, "HTTP API"): one handler per call. Each
+// handler authenticates first (before reading a body, so an anonymous caller cannot make the daemon
+// buffer a megabyte), then checks its input, then acts. Refusals are HttpErrors; server.ts writes them.
+import type { ServerResponse } from 'node:http'
+import { composeView } from '../control/compose.js'
+import type { EndpointMap } from '../control/protocol.js'
+import type { Logger } from '../util/logger.js'
+import type { Auth } from './auth.js'
+import { readBody, readJsonObject } from './body.js'
+import { notFoundInstance } from './auth.js'
+import type { PushHub } from './hub.js'
+import type { PolicyService } from './policy-service.js'
+import type { Registry } from './registry.js'
+import { parseAck, parseRegister, parseRollback, parseTokenRequest, parseUpdate, parseVersionParam } from './requests.js'
+import { Router, type Ctx } from './router.js'
+import type { StatusBoard, InstanceStatus } from './status.js'
+import type { InstanceRecord, Store } from './store.js'
+
+/** An instance as the API shows it: the registration without its token hashes. */
+export interface InstanceView {
+  id: string
+  service: string
+  namespace: string
+  address?: string
+  port?: number
+  protocol: 'http' | 'grpc'
+  labels: Record<string, string>
+  locality?: { region?: string; zone?: string }
+  registeredAt: string
+  /** A watch stream of it is open on this daemon. */
+  connected: boolean
+}
+
+export type StatusEntry = InstanceView & InstanceStatus
+
+export interface ServiceView {
+  name: string
+  namespace: string
+  protocol: 'http' | 'grpc'
+  source: 'policy' | 'registry' | 'both'
+  /** Endpoints an instance would use: static ones, else the registry's of the same protocol. */
+  endpoints: number
+}
+
+export interface ApiDeps {
+  store: Store
+  auth: Auth
+  hub: PushHub
+  policy: PolicyService
+  registry: Registry
+  status: StatusBoard
+  logger: Logger
+}
+
+export function sendJson(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
+  const text = JSON.stringify(body) + '\n'
+  res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(text), 'cache-control': 'no-store', ...headers })
+  res.end(text)
+}
+
+export function buildApi(d: ApiDeps): Router {
+  const { store, auth, hub, policy, registry, status, logger } = d
+  const authz = (ctx: Ctx) => ctx.req.headers.authorization
+  const admin = async (ctx: Ctx) => auth.requireAdmin(authz(ctx))
+  const view = (r: InstanceRecord): InstanceView => ({
+    id: r.id,
+    service: r.service,
+    namespace: r.namespace,
+    ...(r.address !== undefined ? { address: r.address, port: r.port } : {}),
+    protocol: r.protocol,
+    labels: r.labels,
+    ...(r.locality !== undefined ? { locality: r.locality } : {}),
+    registeredAt: r.registeredAt,
+    connected: registry.connected(r.id),
+  })
+  const sorted = async () => (await store.listInstances()).sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0))
+
+  return new Router()
+    .add('GET', '/healthz', async ({ res }) => sendJson(res, 200, { ok: true, version: hub.version }))
+
+    .add('POST', '/v1/register', async (ctx) => {
+      // A token that is not a join token is refused before the body is read.
+      await auth.identify(authz(ctx))
+      const req = parseRegister(await readJsonObject(ctx.req))
+      const join = await auth.requireJoin(authz(ctx), req.service, req.namespace)
+      const answer = await registry.register(req, join)
+      status.registered(answer.id)
+      logger.info(`registered instance ${answer.id} of ${req.service}${req.address !== undefined ? ` at ${req.address}:${req.port}` : ' (client only)'}`)
+      sendJson(ctx.res, 201, answer)
+    })
+
+    .add('PUT', '/v1/instances/:id', async (ctx) => {
+      const id = ctx.params.id!
+      await auth.requireInstance(authz(ctx), id, await store.getInstance(id))
+      const rec = await registry.update(id, parseUpdate(await readJsonObject(ctx.req)))
+      status.seen(id)
+      sendJson(ctx.res, 200, view(rec))
+    })
+
+    .add('DELETE', '/v1/instances/:id', async (ctx) => {
+      const id = ctx.params.id!
+      await auth.requireInstance(authz(ctx), id, await store.getInstance(id), true)
+      await registry.remove(id)
+      // Its streams end: a live instance deleted by an admin notices and registers again.
+      hub.endStreams(id)
+      status.forget(id)
+      logger.info(`deregistered instance ${id}`)
+      sendJson(ctx.res, 200, { id, deleted: true })
+    })
+
+    .add('GET', '/v1/instances/:id/watch', async (ctx) => watch(ctx, d))
+
+    .add('POST', '/v1/instances/:id/ack', async (ctx) => {
+      const id = ctx.params.id!
+      await auth.requireInstance(authz(ctx), id, await store.getInstance(id))
+      const ack = parseAck(await readJsonObject(ctx.req))
+      status.ack(id, ack.version, ack.error)
+      if (ack.error !== undefined) logger.warn(`instance ${id} rejected version ${ack.version} (NACK): ${ack.error.split('\n')[0]}`)
+      sendJson(ctx.res, 200, { ok: true })
+    })
+
+    .add('GET', '/v1/instances', async (ctx) => {
+      await admin(ctx)
+      sendJson(ctx.res, 200, { instances: (await sorted()).map(view) })
+    })
+
+    .add('GET', '/v1/status', async (ctx) => {
+      await admin(ctx)
+      const instances: StatusEntry[] = (await sorted()).map((r) => ({ ...view(r), ...status.view(r.id, registry.connected(r.id)) }))
+      sendJson(ctx.res, 200, { version: hub.version, instances })
+    })
+
+    .add('POST', '/v1/policy', async (ctx) => {
+      await admin(ctx)
+      const text = await readBody(ctx.req)
+      const dryRun = ['true', '1'].includes(ctx.query.get('dryRun') ?? '')
+      const result = await policy.apply(text, dryRun)
+      if (!dryRun && result.changes.some((c) => c.action !== 'unchanged')) logger.info(`policy version ${result.version}: ${result.changes.filter((c) => c.action !== 'unchanged').map((c) => `${c.action} ${c.kind}/${c.name}`).join('; ')}`)
+      sendJson(ctx.res, 200, result)
+    })
+
+    .add('GET', '/v1/policy', async (ctx) => {
+      await admin(ctx)
+      sendJson(ctx.res, 200, await policy.list())
+    })
+
+    .add('DELETE', '/v1/policy/:kind/:name', async (ctx) => {
+      await admin(ctx)
+      const ns = ctx.query.get('namespace') || 'default'
+      sendJson(ctx.res, 200, await policy.delete(ctx.params.kind!, ctx.params.name!, ns))
+    })
+
+    .add('GET', '/v1/history', async (ctx) => {
+      await admin(ctx)
+      sendJson(ctx.res, 200, await policy.history())
+    })
+
+    .add('POST', '/v1/rollback', async (ctx) => {
+      await admin(ctx)
+      sendJson(ctx.res, 200, await policy.rollback(parseRollback(await readJsonObject(ctx.req))))
+    })
+
+    .add('GET', '/v1/services', async (ctx) => {
+      await admin(ctx)
+      sendJson(ctx.res, 200, servicesView((await policy.list()).resources, hub.endpoints()))
+    })
+
+    .add('GET', '/v1/endpoints', async (ctx) => {
+      await admin(ctx)
+      sendJson(ctx.res, 200, { endpoints: hub.endpoints() })
+    })
+
+    .add('GET', '/v1/snapshot', async (ctx) => {
+      await admin(ctx)
+      const snap = hub.snapshot()
+      // What an instance does with it (fillRouteTargets as on the instance side).
+      const composed = composeView(snap.resources, snap.endpoints, { fillRouteTargets: true })
+      const service = ctx.query.get('service') ?? undefined
+      sendJson(ctx.res, 200, {
+        ...(service !== undefined ? { service } : {}),
+        type: 'snapshot',
+        ...snap,
+        composed: composed.resources,
+        skipped: composed.skipped.map((s) => ({ service: s.service, address: s.endpoint.address, instance: s.endpoint.instance, reason: s.reason })),
+      })
+    })
+
+    .add('POST', '/v1/tokens', async (ctx) => {
+      await admin(ctx)
+      const t = parseTokenRequest(await readJsonObject(ctx.req, true))
+      const token = await auth.createJoinToken(t.services, t.namespace)
+      logger.info(`join token created for ${t.services.join(', ')}${t.namespace !== undefined ? ` in namespace ${t.namespace}` : ''}`)
+      sendJson(ctx.res, 200, { token })
+    })
+}
+
+/**
+ * GET /v1/instances/:id/watch: the instance's stream and its lease. The response stays open;
+ * server timeouts do not apply to it (the socket's idle timeout is turned off; pings keep
+ * intermediaries from thinking it idle).
+ */
+async function watch(ctx: Ctx, d: ApiDeps): Promise<void> {
+  const { req, res } = ctx
+  const id = ctx.params.id!
+  await d.auth.requireInstance(req.headers.authorization, id, await d.store.getInstance(id))
+  const since = parseVersionParam(ctx.query.get('version'))
+  const rec = await d.registry.streamOpened(id)
+  if (!rec) throw notFoundInstance(id)
+  let closed = false
+  let handle: { remove(): void } | undefined
+  const onClose = () => {
+    if (closed) return
+    closed = true
+    handle?.remove()
+    d.status.seen(id)
+    d.registry.streamClosed(id).catch((err: Error) => d.logger.error(`lease of instance ${id}: ${err.message}`))
+  }
+  res.on('close', onClose)
+  res.on('error', () => {})
+  if (res.destroyed || req.socket.destroyed) return onClose()
+  req.socket.setTimeout(0)
+  req.socket.setNoDelay(true)
+  res.writeHead(200, { 'content-type': 'application/x-ndjson', 'cache-control': 'no-store', 'x-accel-buffering': 'no' })
+  res.flushHeaders()
+  d.status.opened(id)
+  if (since !== undefined && since === d.hub.version) d.status.resumed(id, since)
+  handle = d.hub.watch(id, res, since)
+}
+
+function servicesView(resources: object[], endpoints: EndpointMap): { services: ServiceView[]; warnings: string[] } {
+  const declared = new Set<string>()
+  for (const r of resources as { kind?: unknown; metadata?: { name?: unknown } }[]) {
+    if (r.kind === 'Service' && typeof r.metadata?.name === 'string') declared.add(r.metadata.name)
+  }
+  const composed = composeView(resources, endpoints)
+  const services: ServiceView[] = []
+  for (const r of composed.resources as { kind?: unknown; metadata?: { name?: unknown; namespace?: unknown }; spec?: { protocol?: unknown; endpoints?: unknown } }[]) {
+    if (r.kind !== 'Service' || typeof r.metadata?.name !== 'string') continue
+    const name = r.metadata.name
+    const inRegistry = (endpoints[name]?.length ?? 0) > 0
+    services.push({
+      name,
+      namespace: typeof r.metadata.namespace === 'string' ? r.metadata.namespace : 'default',
+      protocol: r.spec?.protocol === 'grpc' ? 'grpc' : 'http',
+      source: declared.has(name) ? (inRegistry ? 'both' : 'policy') : 'registry',
+      endpoints: Array.isArray(r.spec?.endpoints) ? r.spec.endpoints.length : 0,
+    })
+  }
+  services.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))
+  return { services, warnings: composed.skipped.map((s) => `${s.service}: endpoint ${s.endpoint.address} (instance ${s.endpoint.instance}) left out: ${s.reason}`) }
+}

@@ -1,0 +1,145 @@
+// The control daemon (issue 5; docs/design/control-plan.md): policy store with history, instance
+// registry with leases, watch streams pushing versioned views, ACK/NACK status, all over one
+// HTTP+JSON port. startDaemon wires the parts; each lives in its own file:
+//   store.ts / embedded-store.ts  where state lives      auth.ts          tokens and who may call what
+//   policy-service.ts              apply/delete/rollback  registry.ts      registrations and leases
+//   hub.ts                         the watch streams      status.ts        per-instance sync state
+//   api.ts / router.ts / server.ts the HTTP side
+import { mkdir, readFile, rm } from 'node:fs/promises'
+import type { Server } from 'node:http'
+import type { AddressInfo } from 'node:net'
+import { join, resolve } from 'node:path'
+import { formatHostPort } from '../util/host-port.js'
+import { consoleLogger, type Logger } from '../util/logger.js'
+import { buildApi } from './api.js'
+import { writeFileAtomic } from './atomic-file.js'
+import { Auth } from './auth.js'
+import { EmbeddedStore } from './embedded-store.js'
+import { PushHub } from './hub.js'
+import { PolicyService } from './policy-service.js'
+import { Registry } from './registry.js'
+import { createDaemonServer } from './server.js'
+import { StatusBoard } from './status.js'
+import type { Store } from './store.js'
+
+export type { Store } from './store.js'
+export { EmbeddedStore } from './embedded-store.js'
+export type { InstanceView, ServiceView, StatusEntry } from './api.js'
+export type { ApplyResult, Change } from './policy-service.js'
+export type { InstanceStatus, SyncState } from './status.js'
+
+export interface DaemonOptions {
+  /** 'host:port' to listen on; default '127.0.0.1:7070'; port 0 picks a free one. */
+  listen?: string
+  /** Where the embedded store, the token files and daemon.json live. */
+  dataDir: string
+  /** Default: the embedded store in dataDir. startDaemon opens it; close() closes it. */
+  store?: Store
+  /** How long an instance outlives its last watch stream; default 10 s. */
+  leaseTtlMs?: number
+  /** Changes within this window are pushed as one version; default 50 ms. */
+  coalesceMs?: number
+  logger?: Logger
+  /** Where first-start secrets (admin and join token) are printed; default stdout. */
+  print?: (line: string) => void
+}
+
+export interface Daemon {
+  /** http://host:port, with the port actually bound. */
+  url: string
+  port: number
+  /** The data dir, absolute. */
+  dataDir: string
+  store: Store
+  /** Ends watch streams, stops timers, closes the server and the store. */
+  close(): Promise<void>
+}
+
+export const DAEMON_FILE = 'daemon.json'
+
+export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
+  const leaseTtlMs = opts.leaseTtlMs ?? 10_000
+  const coalesceMs = opts.coalesceMs ?? 50
+  if (!Number.isFinite(leaseTtlMs) || leaseTtlMs <= 0) throw new Error(`leaseTtlMs must be a positive number of milliseconds (got ${leaseTtlMs})`)
+  if (!Number.isFinite(coalesceMs) || coalesceMs < 0) throw new Error(`coalesceMs must be zero or more milliseconds (got ${coalesceMs})`)
+  const logger = opts.logger ?? consoleLogger
+  const print = opts.print ?? ((line: string) => void process.stdout.write(line + '\n'))
+  const { host, port } = parseListen(opts.listen ?? '127.0.0.1:7070')
+  const dataDir = resolve(opts.dataDir)
+  // 0700: the dir holds the token files (themselves 0600).
+  await mkdir(dataDir, { recursive: true, mode: 0o700 })
+
+  const store = opts.store ?? new EmbeddedStore(dataDir, { logger })
+  await store.open()
+  let hub: PushHub | undefined
+  let server: Server | undefined
+  try {
+    const auth = new Auth(store)
+    await auth.init(dataDir, print)
+    const status = new StatusBoard()
+    hub = new PushHub(store, { coalesceMs, pingMs: Math.max(1, Math.floor(leaseTtlMs / 3)), logger, onSent: (id, v) => status.sent(id, v) })
+    store.onEvent((e) => {
+      if (e.type === 'instances') for (const id of e.deleted) status.forget(id)
+    })
+    await hub.start()
+    const registry = new Registry(store, leaseTtlMs)
+    const policy = new PolicyService(store, () => hub!.endpoints())
+    const router = buildApi({ store, auth, hub, policy, registry, status, logger })
+    server = createDaemonServer(router, logger)
+    await listen(server, host, port)
+    const bound = (server.address() as AddressInfo).port
+    const url = `http://${formatHostPort(advertised(host), bound)}`
+    const daemonFile = join(dataDir, DAEMON_FILE)
+    await writeFileAtomic(daemonFile, JSON.stringify({ url, pid: process.pid }) + '\n')
+    logger.info(`control daemon listening on ${url} (data dir ${dataDir}, version ${hub.version})`)
+
+    const srv = server
+    const h = hub
+    let closing: Promise<void> | undefined
+    const close = () =>
+      (closing ??= (async () => {
+        registry.close()
+        h.close()
+        await new Promise<void>((done) => {
+          srv.close(() => done())
+          srv.closeAllConnections()
+        })
+        await store.close()
+        // daemon.json tells the CLI where a running daemon is: remove it unless another wrote it.
+        const text = await readFile(daemonFile, 'utf8').catch(() => '')
+        if (text.includes(`"pid":${process.pid}`) && text.includes(JSON.stringify(url))) await rm(daemonFile, { force: true })
+      })())
+    return { url, port: bound, dataDir, store, close }
+  } catch (err) {
+    hub?.close()
+    if (server?.listening) await new Promise<void>((done) => server!.close(() => done()))
+    await store.close().catch(() => {})
+    throw err
+  }
+}
+
+/** 'host:port', '[v6]:port' or ':port' (all interfaces); port 0 asks for a free one. */
+export function parseListen(listen: string): { host: string | undefined; port: number } {
+  const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^:\s/[\]]*)):(\d{1,5})$/.exec(listen)
+  const port = m ? Number(m[3]) : NaN
+  if (!m || port > 65535) throw new Error(`listen must be host:port, with a port from 0 to 65535 (got "${listen}")`)
+  const host = m[1] ?? m[2]!
+  return { host: host === '' ? undefined : host, port }
+}
+
+/** The host a client on this machine dials: an unspecified listen address means loopback. */
+function advertised(host: string | undefined): string {
+  if (host === undefined || host === '0.0.0.0') return '127.0.0.1'
+  if (host === '::') return '::1'
+  return host
+}
+
+function listen(server: Server, host: string | undefined, port: number): Promise<void> {
+  return new Promise((ok, fail) => {
+    server.once('error', fail)
+    server.listen(port, host, () => {
+      server.off('error', fail)
+      ok()
+    })
+  })
+}

@@ -1,0 +1,155 @@
+// Checks of the JSON bodies the daemon takes. Every refusal is a 400 whose message names the field;
+// unknown fields are refused too (never silently dropped: a typo like "lables" would otherwise
+// register an instance without its labels).
+import { isIP } from 'node:net'
+import { DNS_NAME } from '../config/names.js'
+import type { AckRequest, RegisterRequest } from '../control/protocol.js'
+import { badRequest } from './http-error.js'
+
+type Body = Record<string, unknown>
+
+/** Instance ids: what `<service>-<random>` and most generated ids look like; no "/" or spaces. */
+const INSTANCE_ID = /^[A-Za-z0-9]([-A-Za-z0-9_.]{0,126}[A-Za-z0-9])?$/
+/** Label keys, Kubernetes-like: an optional DNS prefix and "/", then a name. */
+const LABEL_KEY = /^([a-z0-9]([-a-z0-9.]*[a-z0-9])?\/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$/
+/** Hostnames (RFC 1123 labels), checked when the address is not an IP literal. */
+const HOSTNAME = /^(?=.{1,253}$)[A-Za-z0-9]([-A-Za-z0-9]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([-A-Za-z0-9]{0,61}[A-Za-z0-9])?)*\.?$/
+const MAX_LABELS = 64
+const MAX_LABEL_VALUE = 253
+/** A NACK's error text is kept for `weft status`; more than this is cut. */
+export const MAX_NACK_ERROR = 16 * 1024
+
+function onlyFields(body: Body, allowed: readonly string[], what: string): void {
+  for (const k of Object.keys(body)) {
+    if (!allowed.includes(k)) throw badRequest(`${what}: unknown field "${k}" (allowed: ${allowed.join(', ')})`)
+  }
+}
+
+function name(v: unknown, field: string, required: boolean): string | undefined {
+  if (v === undefined || v === null) {
+    if (required) throw badRequest(`${field} is required`)
+    return undefined
+  }
+  if (typeof v !== 'string' || v.length > 253 || !DNS_NAME.test(v)) {
+    throw badRequest(`${field} must be a DNS-style name (lowercase letters, digits, "-" and ".", starting and ending with a letter or digit; got ${JSON.stringify(v)})`)
+  }
+  return v
+}
+
+function serving(body: Body, what: string, required: boolean): { address?: string; port?: number; protocol?: 'http' | 'grpc' } {
+  const { address, port, protocol } = body
+  if (address === undefined && port === undefined) {
+    if (required) throw badRequest(`${what}: address and port are required`)
+  } else {
+    if (address === undefined) throw badRequest(`${what}: address is required with port`)
+    if (port === undefined) throw badRequest(`${what}: port is required with address`)
+    // No IPv6 zone ids ("fe80::1%eth0"): the address must survive the config's host:port parsing.
+    if (typeof address !== 'string' || address.includes('%') || (isIP(address) === 0 && !HOSTNAME.test(address))) {
+      throw badRequest(`${what}: address must be an IP address or a hostname, without a port (got ${JSON.stringify(address)})`)
+    }
+    if (typeof port !== 'number' || !Number.isInteger(port) || port < 1 || port > 65535) {
+      throw badRequest(`${what}: port must be an integer from 1 to 65535 (got ${JSON.stringify(port)})`)
+    }
+  }
+  if (protocol !== undefined && protocol !== 'http' && protocol !== 'grpc') {
+    throw badRequest(`${what}: protocol must be "http" or "grpc" (got ${JSON.stringify(protocol)})`)
+  }
+  return {
+    ...(address !== undefined ? { address: address as string, port: port as number } : {}),
+    ...(protocol !== undefined ? { protocol } : {}),
+  }
+}
+
+function labels(v: unknown): Record<string, string> | undefined {
+  if (v === undefined || v === null) return undefined
+  if (typeof v !== 'object' || Array.isArray(v)) throw badRequest('labels must be an object of string values')
+  const out: Record<string, string> = {}
+  const entries = Object.entries(v)
+  if (entries.length > MAX_LABELS) throw badRequest(`labels: at most ${MAX_LABELS} labels (got ${entries.length})`)
+  for (const [k, val] of entries) {
+    if (!LABEL_KEY.test(k)) throw badRequest(`labels: key ${JSON.stringify(k)} is not a label name (letters, digits, "-", "_", "." and an optional "prefix/")`)
+    if (typeof val !== 'string') throw badRequest(`labels.${k} must be a string (got ${val === null ? 'null' : typeof val})`)
+    if (val.length > MAX_LABEL_VALUE || /[\u0000-\u001f\u007f]/.test(val)) throw badRequest(`labels.${k}: at most ${MAX_LABEL_VALUE} characters, no control characters`)
+    out[k] = val
+  }
+  return out
+}
+
+function locality(v: unknown): RegisterRequest['locality'] {
+  if (v === undefined || v === null) return undefined
+  if (typeof v !== 'object' || Array.isArray(v)) throw badRequest('locality must be an object { region?, zone? }')
+  onlyFields(v as Body, ['region', 'zone'], 'locality')
+  const { region, zone } = v as Body
+  for (const [field, val] of [['region', region], ['zone', zone]] as const) {
+    if (val !== undefined && (typeof val !== 'string' || val.length === 0 || val.length > MAX_LABEL_VALUE || /[\u0000-\u001f\u007f]/.test(val))) {
+      throw badRequest(`locality.${field} must be a non-empty string`)
+    }
+  }
+  return { ...(region !== undefined ? { region: region as string } : {}), ...(zone !== undefined ? { zone: zone as string } : {}) }
+}
+
+export function parseRegister(body: Body): RegisterRequest & { namespace?: string } {
+  onlyFields(body, ['id', 'service', 'namespace', 'address', 'port', 'protocol', 'labels', 'locality'], 'register')
+  const service = name(body.service, 'service', true)!
+  const namespace = name(body.namespace, 'namespace', false)
+  let id: string | undefined
+  if (body.id !== undefined) {
+    if (typeof body.id !== 'string' || !INSTANCE_ID.test(body.id)) {
+      throw badRequest(`id must be 1 to 128 letters, digits, "-", "_" or ".", starting and ending with a letter or digit (got ${JSON.stringify(body.id)})`)
+    }
+    id = body.id
+  }
+  const l = labels(body.labels)
+  const loc = locality(body.locality)
+  return {
+    ...(id !== undefined ? { id } : {}),
+    service,
+    ...(namespace !== undefined ? { namespace } : {}),
+    ...serving(body, 'register', false),
+    ...(l !== undefined ? { labels: l } : {}),
+    ...(loc !== undefined ? { locality: loc } : {}),
+  }
+}
+
+/** PUT /v1/instances/:id: the instance started serving. */
+export function parseUpdate(body: Body): { address: string; port: number; protocol?: 'http' | 'grpc' } {
+  onlyFields(body, ['address', 'port', 'protocol'], 'update')
+  return serving(body, 'update', true) as { address: string; port: number; protocol?: 'http' | 'grpc' }
+}
+
+export function parseAck(body: Body): AckRequest {
+  onlyFields(body, ['version', 'error'], 'ack')
+  const { version, error } = body
+  if (typeof version !== 'number' || !Number.isSafeInteger(version) || version < 0) {
+    throw badRequest(`version must be a non-negative integer (got ${JSON.stringify(version)})`)
+  }
+  if (error !== undefined && typeof error !== 'string') throw badRequest('error must be a string (the formatted issues) when present')
+  return { version, ...(error !== undefined ? { error: error.length > MAX_NACK_ERROR ? error.slice(0, MAX_NACK_ERROR) + '…' : error } : {}) }
+}
+
+export function parseTokenRequest(body: Body): { services: string[]; namespace?: string } {
+  onlyFields(body, ['services', 'namespace'], 'tokens')
+  let services = ['*']
+  if (body.services !== undefined) {
+    if (!Array.isArray(body.services) || body.services.length === 0) throw badRequest('services must be a non-empty list of service names (or ["*"] for any)')
+    services = body.services.map((s, i) => (s === '*' ? '*' : name(s, `services[${i}]`, true)!))
+  }
+  const namespace = name(body.namespace, 'namespace', false)
+  return { services, ...(namespace !== undefined ? { namespace } : {}) }
+}
+
+export function parseRollback(body: Body): number {
+  onlyFields(body, ['version'], 'rollback')
+  const { version } = body
+  if (typeof version !== 'number' || !Number.isSafeInteger(version) || version < 0) {
+    throw badRequest(`version must be a non-negative integer (got ${JSON.stringify(version)})`)
+  }
+  return version
+}
+
+/** ?version=N of a watch: absent, or a non-negative integer. */
+export function parseVersionParam(v: string | null): number | undefined {
+  if (v === null || v === '') return undefined
+  if (!/^\d{1,15}$/.test(v)) throw badRequest(`version must be a non-negative integer (got ${JSON.stringify(v)})`)
+  return Number(v)
+}

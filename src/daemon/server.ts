@@ -1,0 +1,44 @@
+// The node:http server in front of the router: timeouts, and the one place errors become answers
+// ({ error: { code, message, details? } }; anything not an HttpError is a logged 500).
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
+import type { Logger } from '../util/logger.js'
+import { sendJson } from './api.js'
+import { HttpError } from './http-error.js'
+import type { Router } from './router.js'
+
+// Request timeouts bound how long a client may take to SEND a request (slow-loris); they do not
+// cut a response in progress, so watch streams are not affected (checked on Node 20). The socket
+// idle timeout stays off (0) for the same reason; watch sockets turn theirs off explicitly too.
+const HEADERS_TIMEOUT_MS = 10_000
+const REQUEST_TIMEOUT_MS = 30_000
+const KEEP_ALIVE_TIMEOUT_MS = 5_000
+
+export function createDaemonServer(router: Router, logger: Logger): Server {
+  const server = createServer({ headersTimeout: HEADERS_TIMEOUT_MS, requestTimeout: REQUEST_TIMEOUT_MS, keepAliveTimeout: KEEP_ALIVE_TIMEOUT_MS }, (req, res) => {
+    void handle(router, logger, req, res)
+  })
+  server.timeout = 0
+  return server
+}
+
+async function handle(router: Router, logger: Logger, req: IncomingMessage, res: ServerResponse): Promise<void> {
+  let path = '?'
+  try {
+    const url = new URL(req.url ?? '/', 'http://daemon')
+    path = url.pathname
+    const { handler, params } = router.resolve(req.method ?? 'GET', url.pathname)
+    await handler({ req, res, params, query: url.searchParams })
+  } catch (err) {
+    if (res.headersSent) {
+      // Mid-stream: no way to send an error body any more.
+      res.destroy()
+      return
+    }
+    if (err instanceof HttpError) {
+      sendJson(res, err.status, err.body(), err.headers)
+      return
+    }
+    logger.error(`control daemon: ${req.method} ${path} failed: ${(err as Error)?.stack ?? String(err)}`)
+    sendJson(res, 500, { error: { code: 'WEFT_ERR_INTERNAL', message: `internal error: ${(err as Error)?.message ?? String(err)}` } })
+  }
+}
