@@ -100,9 +100,8 @@ export function buildApi(d: ApiDeps): Router {
     .add('DELETE', '/v1/instances/:id', async (ctx) => {
       const id = ctx.params.id!
       await auth.requireInstance(authz(ctx), id, await store.getInstance(id), true)
+      // Its open streams end with it (the hub sees the delete).
       await registry.remove(id)
-      // Its streams end: a live instance deleted by an admin notices and registers again.
-      hub.endStreams(id)
       status.forget(id)
       logger.info(`deregistered instance ${id}`)
       sendJson(ctx.res, 200, { id, deleted: true })

@@ -150,6 +150,9 @@ export class PushHub {
       for (const id of e.deleted) this.instances.delete(id)
       for (const rec of e.put) this.instances.set(rec.id, rec)
       this.latestEndpoints = undefined
+      // Deleted while its stream is open (DELETE, here or through another daemon): end the stream
+      // so a live instance notices (its watch then 404s) and registers again.
+      for (const id of e.deleted) this.endStreams(id)
     }
     this.dirty = true
     if (!this.timer && !this.closed) {

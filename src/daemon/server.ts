@@ -13,8 +13,19 @@ const HEADERS_TIMEOUT_MS = 10_000
 const REQUEST_TIMEOUT_MS = 30_000
 const KEEP_ALIVE_TIMEOUT_MS = 5_000
 
-export function createDaemonServer(router: Router, logger: Logger): Server {
-  const server = createServer({ headersTimeout: HEADERS_TIMEOUT_MS, requestTimeout: REQUEST_TIMEOUT_MS, keepAliveTimeout: KEEP_ALIVE_TIMEOUT_MS }, (req, res) => {
+export interface ServerTimeouts {
+  headersTimeout: number
+  requestTimeout: number
+  keepAliveTimeout: number
+  /** How often node:http checks the two above (its default, 30 s, would hide them in a test). */
+  connectionsCheckingInterval?: number
+}
+
+export const DEFAULT_TIMEOUTS: ServerTimeouts = { headersTimeout: HEADERS_TIMEOUT_MS, requestTimeout: REQUEST_TIMEOUT_MS, keepAliveTimeout: KEEP_ALIVE_TIMEOUT_MS }
+
+/** `timeouts` is for tests that shrink them to show a watch stream outlives them. */
+export function createDaemonServer(router: Router, logger: Logger, timeouts: ServerTimeouts = DEFAULT_TIMEOUTS): Server {
+  const server = createServer({ ...timeouts }, (req, res) => {
     void handle(router, logger, req, res)
   })
   server.timeout = 0

@@ -1,9 +1,13 @@
 import assert from 'node:assert/strict'
 import { readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
+import { connect, type AddressInfo } from 'node:net'
 import { Readable } from 'node:stream'
 import { after, before, test } from 'node:test'
 import { request } from 'undici'
+import { Router } from '../../src/daemon/router.js'
+import { createDaemonServer } from '../../src/daemon/server.js'
+import { silentLogger } from '../../src/util/logger.js'
 import { applyPolicy, call, SERVICE_YAML, startTestDaemon, type TestDaemon } from '../helpers/daemon.js'
 
 let t: TestDaemon
@@ -127,4 +131,42 @@ test('a torn temp file in the data dir does not stop the daemon from starting', 
 test('the listen address is checked', async () => {
   await assert.rejects(startTestDaemon({ listen: 'localhost' }), /listen must be host:port/)
   await assert.rejects(startTestDaemon({ listen: '127.0.0.1:99999' }), /listen must be host:port/)
+})
+
+test('server timeouts bound sending a request, never a stream being answered', async () => {
+  // The daemon's server, with its timeouts shrunk and checked often: a stream answered for 4x the
+  // request timeout must arrive whole; a client that never finishes its headers is cut.
+  const router = new Router().add('GET', '/stream', async ({ req, res }) => {
+    req.socket.setTimeout(0)
+    res.writeHead(200, { 'content-type': 'application/x-ndjson' })
+    res.flushHeaders()
+    let n = 0
+    const timer = setInterval(() => {
+      res.write(`{"n":${n}}\n`)
+      if (++n === 12) {
+        clearInterval(timer)
+        res.end()
+      }
+    }, 100)
+    res.on('close', () => clearInterval(timer))
+  })
+  const server = createDaemonServer(router, silentLogger, { headersTimeout: 300, requestTimeout: 300, keepAliveTimeout: 100, connectionsCheckingInterval: 50 })
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r))
+  const port = (server.address() as AddressInfo).port
+  try {
+    const res = await request(`http://127.0.0.1:${port}/stream`, { bodyTimeout: 0 })
+    const text = await res.body.text()
+    assert.equal(text.trim().split('\n').length, 12, 'the whole stream arrived')
+    // Half a request line, then silence: the headers timeout closes it.
+    const closed = await new Promise<boolean>((resolve) => {
+      const s = connect(port, '127.0.0.1', () => s.write('GET /stream HTTP/1.1\r\nhost: x\r\n'))
+      s.on('data', () => {})
+      s.on('close', () => resolve(true))
+      setTimeout(() => resolve(false), 5000).unref()
+    })
+    assert.ok(closed, 'a slow sender is cut')
+  } finally {
+    server.closeAllConnections()
+    await new Promise((r) => server.close(r))
+  }
 })
