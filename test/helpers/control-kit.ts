@@ -1,0 +1,97 @@
+// Meshed instances on a control daemon for the control-plane tests: a payments-like HTTP service
+// that answers with its name, a caller, and a traffic loop that counts failures.
+import http from 'node:http'
+import type { AddressInfo } from 'node:net'
+import { createMesh, type Mesh } from '../../src/index.js'
+import { capturingLogger, type CapturingLogger } from './mesh.js'
+import { call, eventually, type TestDaemon } from './daemon.js'
+
+export type LoggedMesh = Mesh & { log: CapturingLogger }
+
+export async function controlMesh(t: { url: string; joinToken: string }, service: string, extra: Record<string, unknown> = {}): Promise<LoggedMesh> {
+  const log = capturingLogger()
+  const mesh = await createMesh({ service, control: t.url, token: t.joinToken, logger: log, ...extra })
+  return Object.assign(mesh, { log })
+}
+
+/** A meshed HTTP server registered with the daemon; answers every request with `name`. */
+export async function servingInstance(t: { url: string; joinToken: string }, service: string, name: string, labels: Record<string, string> = {}): Promise<{ mesh: LoggedMesh; port: number; close(): Promise<void> }> {
+  const mesh = await controlMesh(t, service, { labels: { name, ...labels } })
+  const server = http.createServer((_req, res) => res.end(name))
+  const { port } = (await mesh.listen(server, { port: 0, host: '127.0.0.1' })) as AddressInfo
+  return { mesh, port, close: () => mesh.close() }
+}
+
+/** Endpoint addresses of `service` in the mesh's current snapshot. */
+export function endpointsOf(mesh: Mesh, service: string): string[] {
+  return mesh.snapshot?.lookup(service)?.runtime.endpoints.list().map((e) => e.address).sort() ?? []
+}
+
+export async function waitEndpoints(mesh: Mesh, service: string, n: number, timeoutMs = 5000): Promise<string[]> {
+  return eventually(async () => {
+    const eps = endpointsOf(mesh, service)
+    return eps.length === n ? eps : undefined
+  }, timeoutMs, `${n} endpoints of ${service} in ${mesh.service}'s snapshot (has ${endpointsOf(mesh, service).join(', ') || 'none'})`)
+}
+
+/** GET http://<service>/ through the mesh `n` times; the bodies. */
+export async function hits(mesh: Mesh, service: string, n: number): Promise<string[]> {
+  const out: string[] = []
+  for (let i = 0; i < n; i++) {
+    const res = await mesh.request(`http://${service}/`)
+    out.push(await res.body.text())
+  }
+  return out
+}
+
+/** Calls through the mesh with `concurrency` loops until stopped; counts answers and failures. */
+export function trafficLoop(mesh: Mesh, service: string, concurrency = 4): { stop(): Promise<{ ok: number; failed: string[] }> } {
+  let running = true
+  let ok = 0
+  const failed: string[] = []
+  const loop = async (): Promise<void> => {
+    while (running) {
+      try {
+        const res = await mesh.request(`http://${service}/`)
+        await res.body.text()
+        if (res.statusCode === 200) ok++
+        else failed.push(`HTTP ${res.statusCode}`)
+      } catch (err) {
+        failed.push(`${(err as { code?: string }).code ?? ''} ${(err as Error).message}`)
+      }
+      await new Promise((r) => setTimeout(r, 2))
+    }
+  }
+  const loops = Array.from({ length: concurrency }, loop)
+  return {
+    async stop() {
+      running = false
+      await Promise.all(loops)
+      return { ok, failed }
+    },
+  }
+}
+
+export interface StatusRow {
+  id: string
+  service: string
+  state: string
+  ackedVersion?: number
+  sentVersion?: number
+  nack?: { version: number; error: string }
+}
+
+export async function statusOf(t: TestDaemon): Promise<{ version: number; instances: StatusRow[] }> {
+  const r = await call(t.url, 'GET', '/v1/status', t.adminToken)
+  if (r.status !== 200) throw new Error(`status answered ${r.status}`)
+  return r.body
+}
+
+/** Waits until every listed instance is SYNCED at the daemon's current version. */
+export async function waitSynced(t: TestDaemon, ids: string[], timeoutMs = 5000): Promise<number> {
+  return eventually(async () => {
+    const st = await statusOf(t)
+    const ok = ids.every((id) => st.instances.some((i) => i.id === id && i.state === 'SYNCED' && i.ackedVersion === st.version))
+    return ok ? st.version : undefined
+  }, timeoutMs, `instances ${ids.join(', ')} SYNCED`)
+}
