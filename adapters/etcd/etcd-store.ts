@@ -99,6 +99,8 @@ export class EtcdStore implements Store {
     if (!Array.isArray(opts.endpoints) || opts.endpoints.length === 0 || opts.endpoints.some((e) => typeof e !== 'string' || e === '')) {
       invalidArg('endpoints', 'must be a non-empty list of etcd URLs')
     }
+    // etcd3 would dial an https endpoint in plaintext: say so instead of failing obscurely.
+    if (opts.endpoints.some((e) => /^https:/i.test(e))) invalidArg('endpoints', 'https (TLS) etcd endpoints are not supported yet; use http://')
     const prefix = opts.prefix ?? '/weft/'
     if (typeof prefix !== 'string' || !prefix.endsWith('/')) invalidArg('prefix', 'must be a string ending with "/"')
     const ttl = opts.leaseTtlMs ?? 10_000

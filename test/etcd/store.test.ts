@@ -397,3 +397,10 @@ test('open fails with a clear error when etcd is not reachable, within the reque
   assert.ok(Date.now() - t0 < 15_000)
   await assert.rejects(store.readPolicy(), /etcd store is closed/)
 })
+
+test('bad options are refused up front', () => {
+  assert.throws(() => createEtcdStore({ endpoints: [] }), /invalid option endpoints/)
+  assert.throws(() => createEtcdStore({ endpoints: ['https://127.0.0.1:2379'] }), /TLS/)
+  assert.throws(() => createEtcdStore({ endpoints: ['http://127.0.0.1:2379'], prefix: '/weft' }), /invalid option prefix/)
+  assert.throws(() => createEtcdStore({ endpoints: ['http://127.0.0.1:2379'], leaseTtlMs: 0 }), /invalid option leaseTtlMs/)
+})
