@@ -25,14 +25,41 @@ export const DEFAULT_TIMEOUTS: ServerTimeouts = { headersTimeout: HEADERS_TIMEOU
 
 /** `timeouts` is for tests that shrink them to show a watch stream outlives them. */
 export function createDaemonServer(router: Router, logger: Logger, timeouts: ServerTimeouts = DEFAULT_TIMEOUTS): Server {
+  const audit = new RefusalLog()
   const server = createServer({ ...timeouts }, (req, res) => {
-    void handle(router, logger, req, res)
+    void handle(router, logger, audit, req, res)
   })
   server.timeout = 0
   return server
 }
 
-async function handle(router: Router, logger: Logger, req: IncomingMessage, res: ServerResponse): Promise<void> {
+/**
+ * Refused calls (401/403) are logged — who tried what is worth seeing — but at most AUDIT_BURST
+ * lines per AUDIT_WINDOW_MS, then one line with how many were left out, so a flood of bad tokens
+ * cannot flood the log.
+ */
+const AUDIT_BURST = 20
+const AUDIT_WINDOW_MS = 10_000
+
+class RefusalLog {
+  private windowStart = 0
+  private logged = 0
+  private dropped = 0
+
+  refused(logger: Logger, line: string): void {
+    const now = Date.now()
+    if (now - this.windowStart > AUDIT_WINDOW_MS) {
+      if (this.dropped > 0) logger.warn(`control daemon: ${this.dropped} more refused calls not logged in the last ${AUDIT_WINDOW_MS / 1000} s`)
+      this.windowStart = now
+      this.logged = 0
+      this.dropped = 0
+    }
+    if (this.logged++ < AUDIT_BURST) logger.warn(`control daemon: refused ${line}`)
+    else this.dropped++
+  }
+}
+
+async function handle(router: Router, logger: Logger, audit: RefusalLog, req: IncomingMessage, res: ServerResponse): Promise<void> {
   let path = '?'
   try {
     const url = new URL(req.url ?? '/', 'http://daemon')
@@ -46,6 +73,7 @@ async function handle(router: Router, logger: Logger, req: IncomingMessage, res:
       return
     }
     if (err instanceof HttpError) {
+      if (err.status === 401 || err.status === 403) audit.refused(logger, `${req.method} ${path} from ${req.socket.remoteAddress ?? '?'}: ${err.code}: ${err.message}`)
       sendJson(res, err.status, err.body(), err.headers)
       return
     }

@@ -100,3 +100,18 @@ test('a new join token works for registration and is shown only in the answer', 
   assert.ok(!readFileSync(join(t.dataDir, 'tokens.json'), 'utf8').includes(r.body.token))
   assert.equal((await call(t.url, 'POST', '/v1/register', r.body.token, { service: 'anything' })).status, 201)
 })
+
+test('refused calls are logged (what, from where, why) without the token sent', async () => {
+  const warnings: string[] = []
+  const d = await startTestDaemon({ logger: { info() {}, error() {}, warn: (m) => warnings.push(m) } })
+  try {
+    await call(d.url, 'POST', '/v1/policy', 'wa.guessed-secret', 'kind: Service')
+    await call(d.url, 'GET', '/v1/status', d.joinToken)
+    assert.equal(warnings.length, 2)
+    assert.match(warnings[0]!, /refused POST \/v1\/policy from 127\.0\.0\.1: WEFT_ERR_UNAUTHENTICATED/)
+    assert.match(warnings[1]!, /refused GET \/v1\/status .*WEFT_ERR_FORBIDDEN/)
+    assert.ok(!warnings.join('\n').includes('guessed-secret') && !warnings.join('\n').includes(d.joinToken))
+  } finally {
+    await d.daemon.close()
+  }
+})
