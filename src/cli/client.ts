@@ -1,5 +1,5 @@
 // Calls from the `weft` commands to the control daemon's HTTP+JSON API (docs/design/control-plan.md):
-// where the daemon is and which admin token to send (flags, then env, then the data dir), and one
+// where the daemon is and which admin token to send (flags, data dir, env), and one
 // request function that turns every failure into a message a user can act on.
 import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
@@ -20,37 +20,46 @@ export interface Connection {
 }
 
 /**
- * The daemon address: --control, else WEFT_CONTROL, else `<data dir>/daemon.json` (written by
- * `weft daemon`), else http://127.0.0.1:7070. The admin token: --token, else WEFT_TOKEN, else
- * `<data dir>/admin.token`. The data dir is --data-dir, default ./.weft-daemon.
+ * Where the daemon is and which admin token to send, each looked up in this order:
+ * --control / --token; then the files of an explicit --data-dir (daemon.json's url, admin.token);
+ * then WEFT_CONTROL / WEFT_TOKEN; then the files of ./.weft-daemon; then http://127.0.0.1:7070
+ * (and no token). An explicit --data-dir beats the environment: it names one daemon on purpose.
  */
 export function resolveConnection(args: ParsedArgs, env: NodeJS.ProcessEnv = process.env): Connection {
-  const dataDir = args.strings['data-dir'] ?? DEFAULT_DATA_DIR
-  let url = args.strings.control ?? nonEmpty(env.WEFT_CONTROL)
-  if (url === undefined) {
-    const text = readOptional(join(dataDir, 'daemon.json'))
-    if (text !== undefined) {
-      try {
-        const parsed = JSON.parse(text) as { url?: unknown }
-        if (typeof parsed.url === 'string') url = parsed.url
-      } catch {
-        throw new CliError(`weft: ${join(dataDir, 'daemon.json')} is not valid JSON`)
-      }
-    }
+  type Source = () => { url?: string; token?: string; tokenFrom: string }
+  const fromDir = (dir: string): Source => () => {
+    const tokenFile = join(dir, 'admin.token')
+    return { url: readDaemonUrl(dir), token: readOptional(tokenFile)?.trim() || undefined, tokenFrom: tokenFile }
   }
-  url = normalizeUrl(url ?? DEFAULT_CONTROL)
-  let token = args.strings.token
-  let tokenFrom = token !== undefined ? '--token' : undefined
-  if (token === undefined && nonEmpty(env.WEFT_TOKEN) !== undefined) {
-    token = env.WEFT_TOKEN
-    tokenFrom = 'WEFT_TOKEN'
+  const explicitDir = args.strings['data-dir']
+  const sources: Source[] = [
+    () => ({ url: args.strings.control, token: args.strings.token, tokenFrom: '--token' }),
+    ...(explicitDir !== undefined ? [fromDir(explicitDir)] : []),
+    () => ({ url: nonEmpty(env.WEFT_CONTROL), token: nonEmpty(env.WEFT_TOKEN), tokenFrom: 'WEFT_TOKEN' }),
+    ...(explicitDir === undefined ? [fromDir(DEFAULT_DATA_DIR)] : []),
+  ]
+  // Files are read only when the sources before them left something unset.
+  let url: string | undefined
+  let token: { token: string; from: string } | undefined
+  for (const source of sources) {
+    if (url !== undefined && token !== undefined) break
+    const s = source()
+    url ??= s.url
+    if (token === undefined && s.token !== undefined) token = { token: s.token, from: s.tokenFrom }
   }
-  if (token === undefined) {
-    const file = join(dataDir, 'admin.token')
-    token = readOptional(file)?.trim() || undefined
-    if (token !== undefined) tokenFrom = file
+  return { url: normalizeUrl(url ?? DEFAULT_CONTROL), token: token?.token, tokenFrom: token?.from }
+}
+
+function readDaemonUrl(dir: string): string | undefined {
+  const file = join(dir, 'daemon.json')
+  const text = readOptional(file)
+  if (text === undefined) return undefined
+  try {
+    const parsed = JSON.parse(text) as { url?: unknown }
+    return typeof parsed.url === 'string' ? parsed.url : undefined
+  } catch {
+    throw new CliError(`weft: ${file} is not valid JSON`)
   }
-  return { url, token, tokenFrom }
 }
 
 function nonEmpty(v: string | undefined): string | undefined {

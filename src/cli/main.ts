@@ -12,6 +12,7 @@ commands:
   apply -f FILE [--dry-run]  validate FILE, then upsert its resources; prints what changed
   delete KIND NAME [-n NS]   remove one policy resource
   get services|endpoints|policies|instances [-o table|json|yaml]
+                             (get policies -o yaml prints a file weft apply takes back)
   status [-o …]              every instance: config version, SYNCED/STALE/NACKED, last seen
   history [-o …]             policy versions, newest first
   rollback VERSION           make the policy of VERSION the current one (a new version)
@@ -23,8 +24,9 @@ commands:
   version                    print the version
   help                       this text
 
-daemon address and admin token: --control URL / --token T, else WEFT_CONTROL / WEFT_TOKEN,
-else the data dir (--data-dir, default ./.weft-daemon: daemon.json and admin.token).`
+daemon address and admin token: --control URL / --token T, else the files of --data-dir DIR
+(daemon.json, admin.token), else WEFT_CONTROL / WEFT_TOKEN, else the files of ./.weft-daemon.
+exit status: 0 ok, 1 failed (daemon unreachable, refused, invalid policy), 2 usage error.`
 
 type Command = (argv: readonly string[]) => number | Promise<number>
 
@@ -56,6 +58,10 @@ async function main(argv: readonly string[]): Promise<number> {
   if (!load) {
     process.stderr.write(`weft: unknown command "${cmd}"\n${USAGE}\n`)
     return 2
+  }
+  if (rest.includes('--help') || rest.includes('-h')) {
+    process.stdout.write(USAGE + '\n')
+    return 0
   }
   try {
     return await (await load())(rest)

@@ -29,9 +29,16 @@ test('the daemon URL and admin token from the data dir: --data-dir, and ./.weft-
   const def = await cli(['get', 'instances'], { cwd })
   assert.equal(def.status, 0, def.stderr)
   assert.equal(def.stdout, 'no instances registered\n')
-  // Flags win over the environment.
-  const flags = await cli(['get', 'services', '--control', d.url, '--token', d.adminToken], { env: { WEFT_CONTROL: 'http://127.0.0.1:1', WEFT_TOKEN: 'nope' } })
+  // Flags, and the files of an explicit --data-dir, win over the environment; the environment
+  // wins over ./.weft-daemon.
+  const wrongEnv = { WEFT_CONTROL: 'http://127.0.0.1:1', WEFT_TOKEN: 'nope' }
+  const flags = await cli(['get', 'services', '--control', d.url, '--token', d.adminToken], { env: wrongEnv })
   assert.equal(flags.status, 0, flags.stderr)
+  const dir = await cli(['get', 'services', '--data-dir', d.dataDir], { env: wrongEnv })
+  assert.equal(dir.status, 0, dir.stderr)
+  const env = await cli(['get', 'services'], { cwd, env: wrongEnv })
+  assert.equal(env.status, 1)
+  assert.match(env.stderr, /cannot reach the control daemon at http:\/\/127\.0\.0\.1:1 /)
 })
 
 test('a wrong or missing token: the daemon\'s message, exit 1', async () => {
