@@ -150,6 +150,8 @@ export function explain(view: ExplainView, req: ExplainRequest): Explanation {
       : `no rule of ${routes.map((r) => `Route ${r.name}`).join(', ')} matches: the request takes the default route of ${settings.name} (all endpoints, the Service's settings)`
 
   const notes: string[] = []
+  const mine = new Set([`Service/${settings.name}`, ...routes.map((r) => `Route/${r.name}`)])
+  for (const w of policy.issues.filter((i) => i.severity === 'warning' && mine.has(i.resource))) notes.push(`${w.code} ${w.resource} ${w.path}: ${w.message}`)
   for (const s of composed.skipped.filter((s) => s.service === settings.name)) notes.push(`registry endpoint ${s.endpoint.address} (instance ${s.endpoint.instance}) left out: ${s.reason}`)
   if (rule.fault?.abort) notes.push(`fault injection: ${rule.fault.abort.percent}% of requests are aborted with HTTP ${rule.fault.abort.httpStatus}`)
   if (rule.fault?.delay) notes.push(`fault injection: ${rule.fault.delay.percent}% of requests are delayed ${formatDuration(rule.fault.delay.fixedDelayMs)}`)

@@ -56,6 +56,21 @@ test('explain: the second rule with its own timeout and a weighted split', () =>
   assert.deepEqual(x.settings.find((s) => s.name === 'timeout'), { name: 'timeout', value: '2s', from: 'Route payments-canary rule 1 (spec.rules[1].timeout)' })
 })
 
+test('explain: validation warnings about the service and its routes are notes (a shadowed rule)', () => {
+  const shadowed: ExplainView = {
+    ...view,
+    resources: [
+      ...view.resources,
+      { apiVersion: 'weft/v1', kind: 'Route', metadata: { name: 'payments-late' }, spec: { service: 'payments', rules: [{ matches: [{ path: { prefix: '/charge/x' } }] }] } },
+    ],
+  }
+  const x = explain(shadowed, { from: 'checkout', url: 'http://payments/charge/x', method: 'GET', headers: [] })
+  assert.equal(x.kind, 'routed')
+  if (x.kind !== 'routed') return
+  assert.equal(x.chosen.rule, 'payments-canary#1')
+  assert.ok(x.notes.some((n) => /^WEFT_W_ROUTE_SHADOWED Route\/payments-late spec\.rules\[0\]\.matches: overlapping routes/.test(n)), x.notes.join('\n'))
+})
+
 test('explain: no rule matches → the default route with every endpoint; a service without a Route', () => {
   const x = explain(view, { from: 'checkout', url: 'http://payments.default/refund', method: 'GET', headers: [] })
   assert.equal(x.kind, 'routed')
