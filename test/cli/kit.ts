@@ -27,6 +27,8 @@ export interface CliOptions {
   cwd?: string
   env?: Record<string, string>
   stdin?: string
+  /** Extra node flags before the script (e.g. a --require preload). */
+  nodeArgs?: string[]
 }
 
 /** node's arguments to run `weft ARGS` from source. */
@@ -39,7 +41,7 @@ export function cli(args: string[], opts: CliOptions = {}): Promise<CliResult> {
   const env: NodeJS.ProcessEnv = {}
   for (const [k, v] of Object.entries(process.env)) if (!k.startsWith('WEFT_')) env[k] = v
   Object.assign(env, opts.env)
-  const child = spawn(process.execPath, cliProcessArgs(args), { cwd: opts.cwd ?? tmpdir(), env, stdio: ['pipe', 'pipe', 'pipe'] })
+  const child = spawn(process.execPath, [...(opts.nodeArgs ?? []), ...cliProcessArgs(args)], { cwd: opts.cwd ?? tmpdir(), env, stdio: ['pipe', 'pipe', 'pipe'] })
   let stdout = ''
   let stderr = ''
   child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d))
