@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict'
-import { readFileSync, writeFileSync } from 'node:fs'
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { connect, type AddressInfo } from 'node:net'
 import { Readable } from 'node:stream'
@@ -168,5 +169,17 @@ test('server timeouts bound sending a request, never a stream being answered', a
   } finally {
     server.closeAllConnections()
     await new Promise((r) => server.close(r))
+  }
+})
+
+test('a start that fails (port in use) releases the data dir for the next start', async () => {
+  const busy = await startTestDaemon()
+  try {
+    const dir = mkdtempSync(join(tmpdir(), 'weft-daemon-'))
+    await assert.rejects(startTestDaemon({ dataDir: dir, listen: `127.0.0.1:${busy.daemon.port}` }), /EADDRINUSE/)
+    const ok = await startTestDaemon({ dataDir: dir })
+    await ok.daemon.close()
+  } finally {
+    await busy.daemon.close()
   }
 })

@@ -1,5 +1,10 @@
 import assert from 'node:assert/strict'
+import { mkdtempSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { after, before, test } from 'node:test'
+import { EmbeddedStore } from '../../src/daemon/embedded-store.js'
+import { ConflictError } from '../../src/daemon/store.js'
 import { applyPolicy, call, register, SERVICE_YAML, startTestDaemon, type TestDaemon } from '../helpers/daemon.js'
 
 const ROUTE_YAML = (service: string, name = 'payments-canary') => `apiVersion: weft/v1
@@ -173,6 +178,39 @@ test('concurrent applies through one daemon are serialized: none is lost', async
     assert.deepEqual(answers.map((a) => a.status), names.map(() => 200))
     assert.equal(new Set(answers.map((a) => a.body.version)).size, names.length)
     assert.equal((await policyOf(d)).resources.length, names.length)
+  } finally {
+    await d.daemon.close()
+  }
+})
+
+test('a CAS conflict (another daemon wrote meanwhile) is retried once, then answered 409', async () => {
+  // A store where another writer "wins" the next `conflicts` writes.
+  class RacingStore extends EmbeddedStore {
+    conflicts = 0
+    override async writePolicy(...args: Parameters<EmbeddedStore['writePolicy']>): Promise<number> {
+      if (this.conflicts > 0) {
+        this.conflicts--
+        throw new ConflictError(args[2], args[2] + 1)
+      }
+      return super.writePolicy(...args)
+    }
+  }
+  const dataDir = mkdtempSync(join(tmpdir(), 'weft-daemon-'))
+  const store = new RacingStore(dataDir)
+  const d = await startTestDaemon({ dataDir, store })
+  try {
+    store.conflicts = 1
+    const once = await applyPolicy(d, SERVICE_YAML)
+    assert.equal(once.status, 200)
+    assert.equal(once.body.changes[0].action, 'created')
+    store.conflicts = 2
+    const twice = await applyPolicy(d, ROUTE_YAML('payments'))
+    assert.equal(twice.status, 409)
+    assert.equal(twice.body.error.code, 'WEFT_ERR_CONFLICT')
+    store.conflicts = 2
+    const rb = await call(d.url, 'POST', '/v1/rollback', d.adminToken, { version: once.body.version })
+    assert.equal(rb.status, 200, 'rolling back to the current policy changes nothing, so nothing to conflict on')
+    assert.equal((await policyOf(d)).resources.length, 1)
   } finally {
     await d.daemon.close()
   }
