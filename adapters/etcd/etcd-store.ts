@@ -234,6 +234,7 @@ export class EtcdStore implements Store {
 
   detachInstance(id: string, ttlMs: number): Promise<void> {
     return this.serial(id, async () => {
+      await this.leaseSettled()
       this.attached.delete(id)
       const client = this.open_()
       const key = this.keys.instance(id)
@@ -250,6 +251,7 @@ export class EtcdStore implements Store {
 
   deleteInstance(id: string): Promise<void> {
     return this.serial(id, async () => {
+      await this.leaseSettled()
       this.attached.delete(id)
       await this.open_().delete().key(this.keys.instance(id))
     })
@@ -466,6 +468,14 @@ export class EtcdStore implements Store {
     })
   }
 
+  /**
+   * While a lost lease is being replaced, detach and delete wait for it: the replacement puts the
+   * held instances back, and must not put back one that was let go meanwhile.
+   */
+  private async leaseSettled(): Promise<void> {
+    if (this.regranting) await bounded(this.leaseReady!, this.timeoutMs).catch(() => {})
+  }
+
   private leaseLost(id: string, err: Error): void {
     if (this.state !== 'open' || this.regranting || id !== this.leaseId) return
     this.regranting = true
@@ -504,6 +514,7 @@ export class EtcdStore implements Store {
   private async reattachAll(newId: string): Promise<void> {
     const client = this.client!
     for (const [id, rec] of [...this.attached]) {
+      if (this.attached.get(id) !== rec) continue
       const key = this.keys.instance(id)
       const kv = await this.getKv(key)
       if (kv && !this.ownIds.has(kv.lease)) {
