@@ -6,7 +6,7 @@
 // the instance detached under an open stream).
 import { randomBytes } from 'node:crypto'
 import type { RegisterRequest, RegisterResponse } from '../control/protocol.js'
-import { newInstanceToken, notFoundInstance, sameHash, hashToken } from './auth.js'
+import { hashToken, newInstanceToken, notFoundInstance, sameHash } from './auth.js'
 import { HttpError } from './http-error.js'
 import { KeyedSerial } from './serial.js'
 import type { InstanceRecord, JoinToken, Store } from './store.js'
