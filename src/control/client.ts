@@ -54,6 +54,8 @@ export class ControlClient {
   private stream: AbortController | undefined
   private sleeping: { timer: NodeJS.Timeout; wake: () => void } | undefined
   private stopped = false
+  /** Aborts register/ack calls in flight when the client closes (a blackholed daemon must not hold mesh.close). */
+  private readonly stopping = new AbortController()
   private loopDone: Promise<void> | undefined
   /** The last view received (applied or NACKed): deltas build on it. */
   private latest: ControlView | undefined
@@ -123,6 +125,7 @@ export class ControlClient {
     if (this.stopped) return
     this.stopped = true
     this.firstView.resolve(false)
+    this.stopping.abort()
     this.stream?.abort()
     this.wake()
     await this.loopDone
@@ -210,9 +213,10 @@ export class ControlClient {
     let view: ControlView
     if (msg.type === 'snapshot') {
       view = { version: msg.version, resources: msg.resources, endpoints: msg.endpoints }
-    } else if (msg.type === 'endpoints') {
+    } else if (msg.type === 'endpoints' || msg.type === 'policy') {
       if (!this.latest || this.latest.version !== msg.base) return false
-      view = { version: msg.version, resources: this.latest.resources, endpoints: { ...this.latest.endpoints, ...msg.endpoints } }
+      const resources = msg.type === 'policy' ? msg.resources : this.latest.resources
+      view = { version: msg.version, resources, endpoints: { ...this.latest.endpoints, ...msg.endpoints } }
       for (const [svc, list] of Object.entries(msg.endpoints)) if (list.length === 0) delete view.endpoints[svc]
     } else return true
     this.latest = view
@@ -238,6 +242,8 @@ export class ControlClient {
     const res = await request(`${this.url}${path}`, {
       dispatcher: this.agent,
       method,
+      // The deregistration itself runs after close() began: it has only its timeout.
+      signal: method === 'DELETE' ? undefined : this.stopping.signal,
       headers: { authorization: `Bearer ${token ?? ''}`, ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
       body: body !== undefined ? JSON.stringify(body) : undefined,
       headersTimeout: this.timeoutMs,

@@ -34,12 +34,25 @@ export interface EndpointsMessage {
   endpoints: EndpointMap
 }
 
+/**
+ * The policy changed (and maybe some endpoints): the whole resource list, plus the full endpoint
+ * list of each service that changed. Endpoints of other services are not resent — with many
+ * instances they are most of a snapshot's bytes.
+ */
+export interface PolicyMessage {
+  type: 'policy'
+  version: number
+  base: number
+  resources: object[]
+  endpoints: EndpointMap
+}
+
 export interface PingMessage {
   type: 'ping'
   version: number
 }
 
-export type WatchMessage = SnapshotMessage | EndpointsMessage | PingMessage
+export type WatchMessage = SnapshotMessage | EndpointsMessage | PolicyMessage | PingMessage
 
 export interface RegisterRequest {
   id?: string

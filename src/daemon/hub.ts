@@ -187,7 +187,11 @@ export class PushHub {
     if (policyChanged) this.setPolicy(policy)
     this.pushed = next
     this.snapshotLine = undefined
-    const delta = policyChanged ? undefined : line({ type: 'endpoints', version, base, endpoints: changed! })
+    // A stream at the base version gets only what changed: the resources when the policy did (never
+    // the unchanged endpoints of every service), the changed services' endpoint lists otherwise.
+    const delta = policyChanged
+      ? line({ type: 'policy', version, base, resources: this.resources, endpoints: changed ?? {} })
+      : line({ type: 'endpoints', version, base, endpoints: changed! })
     for (const w of [...this.watchers]) {
       if (delta !== undefined && w.sent === base) {
         if (this.write(w, delta, true)) this.markSent(w)

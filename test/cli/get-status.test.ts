@@ -82,7 +82,7 @@ test('weft status: SYNCED for an instance that ACKed, NACKED with its error afte
   // A new policy version arrives; the instance refuses it.
   const r = await cli(['apply', '-f', writeFile(d.dataDir, 'p3.yaml', SERVICE_PAYMENTS.replace('timeout: 5s', 'timeout: 3s')), ...d.flags])
   assert.equal(r.status, 0, r.stderr)
-  const next = await waitFor(w, (m) => m.type === 'snapshot' && m.version > version)
+  const next = await waitFor(w, (m) => (m.type === 'snapshot' || m.type === 'policy') && m.version > version)
   const nack = await call(d.url, 'POST', `/v1/instances/${reg.id}/ack`, reg.token, { version: next.version, error: 'Service/payments spec.timeout: boom\nsecond line' })
   assert.ok(nack.status < 300, JSON.stringify(nack.body))
 

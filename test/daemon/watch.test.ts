@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
-import type { EndpointsMessage, SnapshotMessage } from '../../src/control/protocol.js'
+import type { EndpointsMessage, PolicyMessage, SnapshotMessage } from '../../src/control/protocol.js'
 import { applyPolicy, call, eventually, openWatch, register, SERVICE_YAML, startTestDaemon, type TestDaemon } from '../helpers/daemon.js'
 
 async function withDaemon(fn: (t: TestDaemon) => Promise<void>, opts: Parameters<typeof startTestDaemon>[0] = {}): Promise<void> {
@@ -48,12 +48,13 @@ test('a second registration reaches a watcher as an endpoints delta with base, h
     const gone = (await w.next()) as EndpointsMessage
     assert.equal(gone.base, added.version)
     assert.deepEqual(gone.endpoints, { ledger: [] })
-    // A policy change is a snapshot again.
+    // A policy change on top of the version held: the resources, and no endpoints resent.
     await applyPolicy(t, SERVICE_YAML)
-    const again = (await w.next()) as SnapshotMessage
-    assert.equal(again.type, 'snapshot')
+    const again = (await w.next()) as PolicyMessage
+    assert.equal(again.type, 'policy')
+    assert.equal(again.base, gone.version)
     assert.equal(again.resources.length, 1)
-    assert.equal(again.endpoints.payments!.length, 2)
+    assert.deepEqual(again.endpoints, {}, 'unchanged endpoints are not resent')
   } finally {
     w.close()
   }
