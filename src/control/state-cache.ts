@@ -3,7 +3,7 @@
 // atomically after each applied view (never a NACKed one), at most one write in flight.
 import { mkdirSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { writeFileAtomic } from '../util/atomic-write.js'
+import { writeFileAtomic } from '../util/atomic-file.js'
 import type { Logger } from '../util/logger.js'
 import type { ControlView } from './client.js'
 

@@ -4,7 +4,7 @@
 // timing side channel gives a token away.
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto'
 import { join } from 'node:path'
-import { writeFileAtomic } from './atomic-file.js'
+import { writeFileAtomic } from '../util/atomic-file.js'
 import { HttpError } from './http-error.js'
 import type { InstanceRecord, JoinToken, Store } from './store.js'
 

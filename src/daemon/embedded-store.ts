@@ -1,17 +1,21 @@
 // The default store: files in the data dir for what must survive a restart (policy, history,
-// token hashes), memory for the registry (instances re-register when a daemon restarts; their
-// watch 404s and the instance side registers again with the same id).
+// token hashes), memory for the registry with leases. The registry is also saved (coalesced,
+// off the request path) to registry.json: a restarted daemon restores those registrations as
+// leases that end after one TTL unless their instance's watch comes back, so a restart does not
+// empty every caller's endpoint list while the instances reconnect one by one (static stability).
+// An instance the daemon no longer knows (its lease ended) gets 404 and registers again.
 //
 //   <dir>/policy.json            { format, version, revision, resources }
 //   <dir>/history/<version>.json { version, at, action, summary, resources } (the last 100)
 //   <dir>/tokens.json            { admin?: sha256, join: JoinToken[] } (0600)
+//   <dir>/registry.json          { format, savedAt, instances: InstanceRecord[] } (0600)
 //
 // Every file write goes through writeFileAtomic, and all of them through one queue, so the files
 // never interleave and a crash leaves each file old or new.
 import { mkdir, readdir, readFile, rm } from 'node:fs/promises'
 import { join } from 'node:path'
 import { silentLogger, type Logger } from '../util/logger.js'
-import { removeTempFiles, writeFileAtomic } from './atomic-file.js'
+import { removeTempFiles, writeFileAtomic } from '../util/atomic-file.js'
 import { lockDir } from './dir-lock.js'
 import { Serial } from './serial.js'
 import {
@@ -65,13 +69,27 @@ interface Lease {
 export interface EmbeddedStoreOptions {
   /** Where skipped files (an unreadable history entry) are reported. */
   logger?: Logger
+  /** How long a registration restored from registry.json lives without its watch; default 10 s. */
+  restoreTtlMs?: number
+}
+
+/** Registry saves are coalesced: one write per this window at most. */
+const REGISTRY_SAVE_MS = 100
+
+interface RegistryFile {
+  format: number
+  savedAt: string
+  instances: InstanceRecord[]
 }
 
 export class EmbeddedStore implements Store {
   private readonly policyFile: string
   private readonly historyDir: string
   private readonly tokensFile: string
+  private readonly registryFile: string
   private readonly logger: Logger
+  private readonly restoreTtlMs: number
+  private registrySave: { timer?: NodeJS.Timeout; writing?: Promise<void>; again: boolean } = { again: false }
 
   private policy: PolicyState = { version: 0, resources: [] }
   private rev = 0
@@ -90,7 +108,9 @@ export class EmbeddedStore implements Store {
     this.policyFile = join(dir, 'policy.json')
     this.historyDir = join(dir, 'history')
     this.tokensFile = join(dir, 'tokens.json')
+    this.registryFile = join(dir, 'registry.json')
     this.logger = opts.logger ?? silentLogger
+    this.restoreTtlMs = opts.restoreTtlMs ?? 10_000
   }
 
   async open(): Promise<void> {
@@ -108,6 +128,7 @@ export class EmbeddedStore implements Store {
       const tokens = await readJson<TokensFile>(this.tokensFile)
       if (tokens) this.tokens = { admin: typeof tokens.admin === 'string' ? tokens.admin : undefined, join: Array.isArray(tokens.join) ? tokens.join : [] }
       for (const t of this.tokens.join) this.joinByHash.set(t.hash, t)
+      await this.restoreRegistry()
       // Continue above everything that may have been handed out (see REVISION_BLOCK); the current
       // view after a restart (policy, empty registry) is a new number too.
       this.rev = Math.max(stored?.revision ?? 0, this.policy.version, this.historyIndex[0]?.version ?? 0) + 1
@@ -181,6 +202,7 @@ export class EmbeddedStore implements Store {
       }
       this.instances.set(rec.id, { rec })
       await this.nextRevision((revision) => ({ type: 'instances', revision, put: [rec], deleted: [] }))
+      this.saveRegistrySoon()
     })
   }
 
@@ -248,6 +270,12 @@ export class EmbeddedStore implements Store {
     this.state = 'closed'
     for (const lease of this.instances.values()) clearTimeout(lease.timer)
     await this.queue.idle()
+    // The registry as it stands at shutdown: the next start restores it (leases of one TTL).
+    if (wasOpen) {
+      clearTimeout(this.registrySave.timer)
+      await this.registrySave.writing
+      await this.writeRegistry()
+    }
     if (wasOpen) await this.unlock?.()
   }
 
@@ -265,6 +293,58 @@ export class EmbeddedStore implements Store {
     clearTimeout(lease.timer)
     this.instances.delete(id)
     await this.nextRevision((revision) => ({ type: 'instances', revision, put: [], deleted: [id] }))
+    this.saveRegistrySoon()
+  }
+
+  /** Registrations saved by the last daemon, restored as leases that end unless their watch returns. */
+  private async restoreRegistry(): Promise<void> {
+    const f = await readJson<RegistryFile>(this.registryFile).catch((err: Error) => {
+      this.logger.warn(`embedded store: ignoring ${this.registryFile}: ${err.message}`)
+      return undefined
+    })
+    if (!f || f.format !== FORMAT || !Array.isArray(f.instances)) return
+    for (const rec of f.instances) {
+      if (typeof rec?.id !== 'string' || typeof rec.service !== 'string' || typeof rec.tokenHash !== 'string') continue
+      const lease: Lease = { rec }
+      const timer = setTimeout(() => {
+        void this.mutate(async () => {
+          if (this.instances.get(rec.id) !== lease || lease.timer !== timer) return
+          await this.remove(rec.id)
+        }).catch(() => {})
+      }, this.restoreTtlMs)
+      timer.unref()
+      lease.timer = timer
+      this.instances.set(rec.id, lease)
+    }
+    if (this.instances.size > 0) this.logger.info(`embedded store: restored ${this.instances.size} registrations saved ${f.savedAt}; each ends in ${this.restoreTtlMs} ms unless its instance watches again`)
+  }
+
+  /** Schedules a registry save; bursts of registrations cost one write, never on the request path. */
+  private saveRegistrySoon(): void {
+    const s = this.registrySave
+    if (s.timer) return
+    s.timer = setTimeout(() => {
+      s.timer = undefined
+      if (s.writing) {
+        s.again = true
+        return
+      }
+      s.writing = this.writeRegistry().finally(() => {
+        s.writing = undefined
+        if (s.again) {
+          s.again = false
+          this.saveRegistrySoon()
+        }
+      })
+    }, REGISTRY_SAVE_MS)
+    s.timer.unref()
+  }
+
+  private async writeRegistry(): Promise<void> {
+    const f: RegistryFile = { format: FORMAT, savedAt: new Date().toISOString(), instances: [...this.instances.values()].map((l) => l.rec) }
+    await writeFileAtomic(this.registryFile, JSON.stringify(f), 0o600).catch((err: Error) => {
+      this.logger.warn(`embedded store: could not save ${this.registryFile}: ${err.message}`)
+    })
   }
 
   /**

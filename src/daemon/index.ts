@@ -12,7 +12,7 @@ import { join, resolve } from 'node:path'
 import { formatHostPort } from '../util/host-port.js'
 import { consoleLogger, type Logger } from '../util/logger.js'
 import { buildApi } from './api.js'
-import { writeFileAtomic } from './atomic-file.js'
+import { writeFileAtomic } from '../util/atomic-file.js'
 import { Auth } from './auth.js'
 import { EmbeddedStore } from './embedded-store.js'
 import { PushHub } from './hub.js'
@@ -69,7 +69,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
   // 0700: the dir holds the token files (themselves 0600).
   await mkdir(dataDir, { recursive: true, mode: 0o700 })
 
-  const store = opts.store ?? new EmbeddedStore(dataDir, { logger })
+  const store = opts.store ?? new EmbeddedStore(dataDir, { logger, restoreTtlMs: leaseTtlMs })
   await store.open()
   let hub: PushHub | undefined
   let server: Server | undefined

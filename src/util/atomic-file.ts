@@ -1,4 +1,4 @@
-// Crash-safe file writes for the embedded store: temp file in the same directory → fsync → rename
+// Crash-safe file writes (the daemon's embedded store, an instance's cached snapshot): temp file in the same directory → fsync → rename
 // over the target → fsync the directory. A crash at any point leaves the old file or the new one,
 // never a torn one (rename is atomic within one filesystem; the temp file must be on the same one,
 // hence the same directory). What a crash can leave is a temp file: removeTempFiles clears those.
