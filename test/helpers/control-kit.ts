@@ -8,14 +8,14 @@ import { call, eventually, type TestDaemon } from './daemon.js'
 
 export type LoggedMesh = Mesh & { log: CapturingLogger }
 
-export async function controlMesh(t: { url: string; joinToken: string }, service: string, extra: Record<string, unknown> = {}): Promise<LoggedMesh> {
+export async function controlMesh(t: { url: string | string[]; joinToken: string }, service: string, extra: Record<string, unknown> = {}): Promise<LoggedMesh> {
   const log = capturingLogger()
   const mesh = await createMesh({ service, control: t.url, token: t.joinToken, logger: log, ...extra })
   return Object.assign(mesh, { log })
 }
 
 /** A meshed HTTP server registered with the daemon; answers every request with `name`. */
-export async function servingInstance(t: { url: string; joinToken: string }, service: string, name: string, labels: Record<string, string> = {}): Promise<{ mesh: LoggedMesh; port: number; close(): Promise<void> }> {
+export async function servingInstance(t: { url: string | string[]; joinToken: string }, service: string, name: string, labels: Record<string, string> = {}): Promise<{ mesh: LoggedMesh; port: number; close(): Promise<void> }> {
   const mesh = await controlMesh(t, service, { labels: { name, ...labels } })
   const server = http.createServer((_req, res) => res.end(name))
   const { port } = (await mesh.listen(server, { port: 0, host: '127.0.0.1' })) as AddressInfo
