@@ -65,6 +65,8 @@ export class Mesh extends EventEmitter {
   private grpcApi: MeshGrpc | undefined
   private control: ControlClient | undefined
   private stateCache: StateCache | undefined
+  /** The warnings of the version in use, formatted: the next version logs only new ones. */
+  private warned = new Set<string>()
   /** Config changes apply one at a time, in arrival order (control views, cache, file reloads). */
   private applying: Promise<unknown> = Promise.resolve()
 
@@ -319,7 +321,15 @@ export class Mesh extends EventEmitter {
     }
     this.meshMetrics.configVersion.set({ source_service: this.service }, version)
     const warnings = policy.issues.filter((i) => i.severity === 'warning')
-    for (const w of warnings) this.logger.warn(formatIssue(w))
+    // Each warning is logged once, not again with every version that still has it. Under a daemon,
+    // an empty route subset is the registry's passing state (instances starting, leaving), said
+    // once at the door by `weft apply`; the instance does not repeat it.
+    const said = this.warned
+    this.warned = new Set(warnings.map(formatIssue))
+    for (const w of warnings) {
+      if (said.has(formatIssue(w)) || (this.control && w.code === 'WEFT_W_SUBSET_EMPTY')) continue
+      this.logger.warn(formatIssue(w))
+    }
     this.emit('config', { version, warnings } satisfies ConfigEvent)
   }
 

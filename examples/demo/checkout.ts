@@ -7,6 +7,7 @@ import type { Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { weft } from '../../adapters/express/index.js'
 import { createMesh, currentContext, isWeftError, type Logger, type Mesh } from '../../src/index.js'
+import type { ControlInfo } from './instances.js'
 
 /** checkout's own view of its calls to payments (the outbound hop). */
 export interface OutboundStats {
@@ -46,12 +47,13 @@ interface ChargeReply {
 
 const bump = <K>(m: Map<K, number>, k: K): void => void m.set(k, (m.get(k) ?? 0) + 1)
 
-export async function startCheckout(config: object[], logger: Logger): Promise<Checkout> {
+export async function startCheckout(control: ControlInfo, logger: Logger): Promise<Checkout> {
   const stats: OutboundStats = { calls: 0, ok: 0, byStatus: new Map(), errors: new Map(), servedBy: new Map(), latencies: [], traceJoined: 0, callers: new Map(), ledgerTraceJoined: 0, deadlineLeft: [] }
   // No event-loop shedding for checkout: it shares the demo's process with the load generator and
   // the ledger, so this loop's load is not checkout's own, and the plain HTTP client in front of it
   // does not retry a shed request. The payments processes keep the default shedding.
-  const mesh = await createMesh({ service: 'checkout', config, logger, inbound: { shedding: false } })
+  // Its policy (payments' Service and route) and the payments endpoints come from the daemon.
+  const mesh = await createMesh({ service: 'checkout', control: control.url, token: control.token, logger, inbound: { shedding: false } })
   const app = express()
   app.use(weft(mesh))
   app.use(express.json())
@@ -94,6 +96,7 @@ export async function startCheckout(config: object[], logger: Logger): Promise<C
 
   const server: Server = app.listen(0, '127.0.0.1')
   await once(server, 'listening')
+  await mesh.register({ port: (server.address() as AddressInfo).port, host: '127.0.0.1' })
   let closing: Promise<void> | undefined
   const close = async (): Promise<void> => {
     // The client has stopped: close the listener, then the mesh (drains, then closes its pools).

@@ -1,10 +1,10 @@
 // The demo's side of the payments instances: forks one process per instance (payments.ts, run with
-// tsx) with the ledger's addresses, waits for each to report its port, tells them when the busy
+// tsx) with the control daemon's address and join token, waits for each to report its port, tells them when the busy
 // phase starts and ends, and at the end collects their counts and ledger-call metrics and makes
 // sure every one of them has exited.
 import { fork, type ChildProcess } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
-import type { FromChild, InstanceSpec, LedgerEndpoint, Phase, PhaseCounts, ToChild } from './instances.js'
+import type { ControlInfo, FromChild, InstanceSpec, Phase, PhaseCounts, ToChild } from './instances.js'
 
 export interface Instance extends InstanceSpec {
   address: string
@@ -27,7 +27,7 @@ export interface Fleet {
 const CHILD = fileURLToPath(new URL('./payments.ts', import.meta.url))
 const STOP_TIMEOUT_MS = 3000
 
-export async function startFleet(specs: readonly InstanceSpec[], ledger: readonly LedgerEndpoint[], readyTimeoutMs = 15_000): Promise<Fleet> {
+export async function startFleet(specs: readonly InstanceSpec[], control: ControlInfo, readyTimeoutMs = 15_000): Promise<Fleet> {
   const children: ChildProcess[] = []
   const kill = (): void => {
     for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL')
@@ -35,7 +35,7 @@ export async function startFleet(specs: readonly InstanceSpec[], ledger: readonl
   let instances: Instance[]
   try {
     instances = await Promise.all(specs.map(async (spec) => {
-      const child = fork(CHILD, [JSON.stringify(spec), JSON.stringify(ledger)], { execArgv: ['--import', 'tsx'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
+      const child = fork(CHILD, [JSON.stringify(spec), JSON.stringify(control)], { execArgv: ['--import', 'tsx'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
       children.push(child)
       const port = await ready(child, spec.name, readyTimeoutMs)
       return { ...spec, address: `127.0.0.1:${port}`, pid: child.pid ?? 0, phases: [], ledgerMetrics: '' }

@@ -18,10 +18,16 @@ export const PAYMENTS: readonly InstanceSpec[] = [
   { name: 'v2', version: 'v2', zone: 'zone-a', failRate: 0, cpuBusy: false },
 ]
 
-/** A ledger instance as payments' mesh config names it (ledger.ts serves them). */
+/** A ledger instance (ledger.ts serves them). */
 export interface LedgerEndpoint {
   name: string
   address: string
+}
+
+/** Where the control daemon is and the join token the instances register with. */
+export interface ControlInfo {
+  url: string
+  token: string
 }
 
 /** The busy instance blocks its event loop for BUSY.blockMs out of every BUSY.everyMs. */

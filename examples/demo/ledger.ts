@@ -1,6 +1,7 @@
-// The "ledger" service, the demo's third hop: one mesh (service "ledger") in the demo's own process
-// serving two gRPC instances, ledger-a and ledger-b, each a server from mesh.grpc.server() on
-// 127.0.0.1:0. Ledger.Post writes an entry and returns a receipt; ledger-b answers UNAVAILABLE to
+// The "ledger" service, the demo's third hop: two gRPC instances, ledger-a and ledger-b, in the
+// demo's own process, each with its own mesh (service "ledger") registered with the control daemon
+// and a server from mesh.grpc.server() on 127.0.0.1:0. Ledger.Post writes an entry and returns a
+// receipt; ledger-b answers UNAVAILABLE to
 // 10 % of posts, which the payments meshes retry on the other instance. Each instance counts what
 // it saw, including the caller chain (weft-caller) and the deadline left that came with each call.
 import * as grpc from '@grpc/grpc-js'
@@ -50,8 +51,10 @@ export interface LedgerInstance extends LedgerEndpoint {
 }
 
 export interface Ledger {
-  mesh: Mesh
+  meshes: Mesh[]
   instances: LedgerInstance[]
+  /** Both meshes' Prometheus text. */
+  metrics(): Promise<string>
   close(): Promise<void>
 }
 
@@ -60,13 +63,15 @@ export const LEDGERS = [
   { name: 'ledger-b', failRate: 0.1 },
 ] as const
 
-export async function startLedger(logger: Logger): Promise<Ledger> {
-  // No load shedding: this process is also the demo's client and checkout, so its event-loop load
-  // says little about the ledger, and shedding it would blur the UNAVAILABLEs the demo counts.
-  const mesh = await createMesh({ service: 'ledger', logger, inbound: { shedding: false } })
+export async function startLedger(control: { url: string; token: string }, logger: Logger): Promise<Ledger> {
   const instances: LedgerInstance[] = []
+  const meshes: Mesh[] = []
   try {
     for (const { name, failRate } of LEDGERS) {
+      // No load shedding: this process is also the demo's client and checkout, so its event-loop
+      // load says little about the ledger, and shedding would blur the UNAVAILABLEs the demo counts.
+      const mesh = await createMesh({ service: 'ledger', control: control.url, token: control.token, labels: { instance: name }, logger, inbound: { shedding: false } })
+      meshes.push(mesh)
       const self: LedgerInstance = { name, address: '', failRate, calls: 0, unavailable: 0, callers: new Map(), deadlineLeft: [] }
       const server = mesh.grpc.server()
       server.addService(LedgerClient.service, {
@@ -87,15 +92,21 @@ export async function startLedger(logger: Logger): Promise<Ledger> {
           }, Math.random() * 2)
         },
       })
+      // Binds, and registers 127.0.0.1:port as an endpoint of "ledger" with the daemon.
       const { port } = await mesh.grpc.listen(server, { port: 0, host: '127.0.0.1' })
       self.address = `127.0.0.1:${port}`
       instances.push(self)
     }
   } catch (err) {
-    await mesh.close()
+    await Promise.all(meshes.map((m) => m.close()))
     throw err
   }
   let closing: Promise<void> | undefined
-  // mesh.close() drains the gRPC servers (GOAWAY, in-flight posts finish), then stops them.
-  return { mesh, instances, close: () => (closing ??= mesh.close()) }
+  return {
+    meshes,
+    instances,
+    metrics: async () => (await Promise.all(meshes.map((m) => m.metrics()))).join('\n'),
+    // mesh.close() deregisters, drains the gRPC server (GOAWAY, in-flight posts finish), then stops it.
+    close: () => (closing ??= Promise.all(meshes.map((m) => m.close())).then(() => {})),
+  }
 }

@@ -1,5 +1,6 @@
 // One payments instance, run as its own process by fleet.ts: a Fastify 5 app with its own mesh
-// (service "payments", which knows the gRPC service "ledger") and the weft plugin, on 127.0.0.1:0.
+// (service "payments", registered with the control daemon, which tells it about the gRPC service
+// "ledger") and the weft plugin, on 127.0.0.1:0.
 // Each charge is posted to the ledger with a mesh.grpc.client before it is answered. It reports its
 // port over IPC, counts what it answers per phase, busy-loops its event loop in the busy phase if
 // it is the busy one, and exits as soon as the parent goes away.
@@ -7,8 +8,7 @@ import Fastify from 'fastify'
 import type { AddressInfo } from 'node:net'
 import { weftPlugin } from '../../adapters/fastify/index.js'
 import { createMesh } from '../../src/index.js'
-import { OUTLIER } from './config.js'
-import { BUSY, PHASES, type FromChild, type InstanceSpec, type LedgerEndpoint, type Phase, type PhaseCounts, type ToChild } from './instances.js'
+import { BUSY, PHASES, type ControlInfo, type FromChild, type InstanceSpec, type Phase, type PhaseCounts, type ToChild } from './instances.js'
 import { LedgerClient, post, type LedgerApi, type Receipt } from './ledger.js'
 
 if (!process.send) {
@@ -23,7 +23,7 @@ process.on('SIGINT', () => {})
 const send = (m: FromChild, then?: () => void): void => void process.send?.(m, undefined, {}, () => then?.())
 
 const spec = JSON.parse(process.argv[2] ?? '{}') as InstanceSpec
-const ledgers = JSON.parse(process.argv[3] ?? '[]') as LedgerEndpoint[]
+const control = JSON.parse(process.argv[3] ?? '{}') as ControlInfo
 const counts: PhaseCounts[] = PHASES.map(() => ({ answered: 0, failed: 0, ledgerFailed: 0, loadSum: 0 }))
 let phase: Phase = 0
 let busy: NodeJS.Timeout | undefined
@@ -43,23 +43,15 @@ function setPhase(p: Phase): void {
   }
 }
 
+// Its policy (the ledger Service) and the ledger's endpoints come from the daemon; its labels make
+// it a member of the route's subsets once it registers.
 const mesh = await createMesh({
   service: 'payments',
+  control: control.url,
+  token: control.token,
+  labels: { version: spec.version, zone: spec.zone },
+  locality: { zone: spec.zone },
   logger: { info: () => {}, warn: (m) => console.error(`payments ${spec.name}: ${m}`), error: (m) => console.error(`payments ${spec.name}: ${m}`) },
-  config: [
-    {
-      apiVersion: 'weft/v1',
-      kind: 'Service',
-      metadata: { name: 'ledger' },
-      spec: {
-        protocol: 'grpc',
-        endpoints: ledgers.map((l) => ({ address: l.address, labels: { instance: l.name } })),
-        // Defaults otherwise: P2C peak-EWMA, and retries: 2 on UNAVAILABLE, before any answer
-        // arrived, within a 20 % budget.
-        outlierDetection: OUTLIER,
-      },
-    },
-  ],
 })
 // A plain grpc-js client; the mesh routes, balances and retries each call.
 const ledger = mesh.grpc.client(LedgerClient, 'ledger') as unknown as LedgerApi
@@ -107,11 +99,14 @@ app.post('/charge', async (request, reply) => {
 })
 
 await app.listen({ port: 0, host: '127.0.0.1' })
+const port = (app.server.address() as AddressInfo).port
+// Fastify listened on its own: tell the daemon where this instance serves.
+await mesh.register({ port, host: '127.0.0.1' })
 process.on('message', (m: ToChild) => {
   if (m.type === 'phase') setPhase(m.phase)
   else if (m.type === 'stop') void stop()
 })
-send({ type: 'ready', port: (app.server.address() as AddressInfo).port })
+send({ type: 'ready', port })
 
 async function stop(): Promise<void> {
   setPhase(2)

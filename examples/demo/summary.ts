@@ -11,6 +11,14 @@ import { histogram, metricByLabel, percentile, sorted, sumMetric } from './metri
 import { versionSplit } from './progress.js'
 import type { ClientStats } from './traffic.js'
 
+export interface Canary {
+  atSeconds: number
+  /** checkout's final responses by instance when the canary version went live on it. */
+  servedBefore: ReadonlyMap<string, number>
+  version?: number
+  liveAfterMs?: number
+}
+
 export interface Summary {
   client: ClientStats
   outbound: OutboundStats
@@ -18,6 +26,8 @@ export interface Summary {
   concurrency: number
   deadlineMs: number
   canary: { v1: number; v2: number }
+  /** When the canary route was applied, and checkout's counts at the moment it went live. */
+  canaryRun: Canary
   /** When the busy phase ran, in seconds since the start of the traffic. */
   busyWindow: [number, number]
   /** checkout's Prometheus text (mesh.metrics()) at the end of the run. */
@@ -56,8 +66,12 @@ export function summaryTable(s: Summary): string {
   const budgetExhausted = sumMetric(metrics, 'weft_retry_budget_exhausted_total')
   const nameOf = new Map(instances.map((i) => [i.address, i.name]))
   const ejections = metricByLabel(metrics, 'weft_endpoint_ejections_total', 'endpoint')
-  const split = versionSplit(out.servedBy, instances)
-  const served = sum(split.values())
+  const before = versionSplit(s.canaryRun.servedBefore, instances)
+  const total = versionSplit(out.servedBy, instances)
+  const after = new Map([...total].map(([v, n]) => [v, n - (before.get(v) ?? 0)]))
+  const servedBefore = sum(before.values())
+  const servedAfter = sum(after.values())
+  const canaryLive = s.canaryRun.liveAfterMs !== undefined
   const callers = [...out.callers].map(([c, n]) => `"${c}"${out.callers.size > 1 ? ` ×${int(n)}` : ''}`).join(', ')
   const left = sorted(out.deadlineLeft)
   const outbound = section('checkout → payments  (mesh.fetch in the handler; outbound: http_client_request_duration_seconds, weft counters)', [
@@ -67,7 +81,9 @@ export function summaryTable(s: Summary): string {
     ['latency p99', `≈ ${ms(calls.quantileMs(0.99))}  (the handler measured ${ms(percentile(handlerLat, 99))})`],
     ['retries', `${int(sumMetric(metrics, 'weft_retries_total'))}${retryReasons.size ? `  (${[...retryReasons].map(([r, n]) => `${r}: ${int(n)}`).join(', ')})` : ''}${budgetExhausted ? `; ${int(budgetExhausted)} refused by the budget` : ''}`],
     ['ejections', `${int(sum(ejections.values()))}${ejections.size ? `  (${[...ejections].map(([a, n]) => `${nameOf.get(a) ?? a} ×${int(n)}`).join(', ')})` : ''}`],
-    ['split v1 / v2', `${pct(split.get('v1') ?? 0, served)} / ${pct(split.get('v2') ?? 0, served)}  (route weights ${s.canary.v1} / ${s.canary.v2})`],
+    ['split v1 / v2', canaryLive
+      ? `${pct(before.get('v1') ?? 0, servedBefore)} / ${pct(before.get('v2') ?? 0, servedBefore)} before the canary (route: all to v1), ${pct(after.get('v1') ?? 0, servedAfter)} / ${pct(after.get('v2') ?? 0, servedAfter)} after it (weights ${s.canary.v1} / ${s.canary.v2}, applied through the daemon at ${s.canaryRun.atSeconds.toFixed(1)}s, live on checkout ${s.canaryRun.liveAfterMs!.toFixed(0)} ms later)`
+      : `${pct(total.get('v1') ?? 0, servedAfter)} / ${pct(total.get('v2') ?? 0, servedAfter)}  (route: all to v1; the run ended before the canary went live)`],
     ['context', `payments saw checkout's trace id on ${pct(out.traceJoined, out.ok)} of charges, weft-caller ${callers || '-'}, deadline left p50 ${int(percentile(left, 50))} ms of the client's ${int(s.deadlineMs)}`],
   ])
 

@@ -6,7 +6,7 @@ import { withClient } from './client.js'
 import { instanceAddress, type InstanceView } from './get.js'
 import { ago, render, table } from './table.js'
 
-interface StatusView extends InstanceView {
+export interface StatusView extends InstanceView {
   state: 'SYNCED' | 'STALE' | 'NACKED' | 'DISCONNECTED' | string
   ackedVersion?: number | null
   sentVersion?: number | null
@@ -20,12 +20,13 @@ export async function status(argv: readonly string[]): Promise<number> {
   const format = outputFormat('status', args)
   return withClient(args, async (client) => {
     const answer = await client.call<{ version: number; instances: StatusView[] }>('GET', '/v1/status')
-    process.stdout.write(render(format, answer, () => describe(answer.version, answer.instances)))
+    process.stdout.write(render(format, answer, () => statusTable(answer.version, answer.instances)))
     return 0
   })
 }
 
-function describe(version: number, list: StatusView[]): string {
+/** The `weft status` table (also printed by the demo). */
+export function statusTable(version: number, list: StatusView[]): string {
   let out = `daemon version ${version}\n`
   if (list.length === 0) return out + 'no instances registered\n'
   const now = Date.now()

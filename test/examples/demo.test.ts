@@ -106,6 +106,17 @@ test('npm run demo: a short run exits 0 and prints the three hops, the instances
   // meanwhile, which puts all of v1 on the busy one: the demo ejects for 250–500 ms at a time.
   assert.ok(num('v1-b (busy)', busyCol) < num('v1-a', busyCol), `busy v1-b got a larger share than v1-a while busy\n${explain(r)}`)
 
+  // The control plane: the canary went in through the daemon mid-run and changed the split live
+  // (all to v1 before it, some to v2 after), and `weft status` lists every instance SYNCED.
+  assert.match(r.stdout, /demo: applied route payments-canary v1 90 \/ v2 10 through the daemon \(version \d+\); live on checkout \d+ ms later/, explain(r))
+  const canary = /^100\.0% \/ 0\.0% before the canary \(route: all to v1\), ([\d.]+)% \/ ([\d.]+)% after it/.exec(row(outbound, 'split v1 / v2') ?? '')
+  assert.ok(canary && Number(canary[2]) > 0, `v2 got traffic only after the canary\n${explain(r)}`)
+  const status = section(r.stdout, 'weft status')
+  assert.match(status[0] ?? '', /^\s+daemon version \d+$/, explain(r))
+  const synced = status.filter((l) => /^\s+\S+\s+(checkout|payments|ledger)\s+127\.0\.0\.1:\d+\s+\d+\s+SYNCED\s/.test(l))
+  assert.equal(synced.length, 6, `checkout, 3 payments and 2 ledger instances SYNCED\n${explain(r)}`)
+  assert.ok(!r.stdout.includes('WEFT_W_SUBSET_EMPTY') && !r.stderr.includes('WEFT_W_SUBSET_EMPTY'), `no subset warnings from registry churn\n${explain(r)}`)
+
   // Not a TTY here, so progress comes as whole lines, never carriage returns.
   assert.match(r.stdout, /^\[[#.]{20}\] [\d.]+s  [\d,]+ req .* v1-b (BUSY|idle) /m, `no progress line\n${explain(r)}`)
   assert.ok(!r.stdout.includes('\r'), 'progress used \\r although stdout is not a TTY')

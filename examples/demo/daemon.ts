@@ -1,0 +1,58 @@
+// The demo's control daemon: `weft daemon` on the embedded store, in this process, on 127.0.0.1:0
+// with a fresh data dir that is removed at the end. Every service registers with it; the demo
+// applies policy through its admin API (what `weft apply` does) and prints `weft status`.
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { request } from 'undici'
+import { statusTable, type StatusView } from '../../src/cli/status.js'
+import { startDaemon, type Daemon } from '../../src/daemon/index.js'
+import type { Logger } from '../../src/index.js'
+
+export interface DemoDaemon {
+  url: string
+  dataDir: string
+  /** The join token every service registers with. */
+  joinToken: string
+  /** Applies resources (POST /v1/policy, like `weft apply`); resolves with the new version. */
+  apply(resources: object[]): Promise<number>
+  /** `weft status` as text. */
+  status(): Promise<string>
+  close(): Promise<void>
+}
+
+export async function startDemoDaemon(logger: Logger): Promise<DemoDaemon> {
+  const dataDir = mkdtempSync(join(tmpdir(), 'weft-demo-daemon-'))
+  let daemon: Daemon
+  try {
+    // The first-start secrets go nowhere: the demo reads them back from the data dir.
+    daemon = await startDaemon({ listen: '127.0.0.1:0', dataDir, logger, print: () => {} })
+  } catch (err) {
+    rmSync(dataDir, { recursive: true, force: true })
+    throw err
+  }
+  const adminToken = readFileSync(join(dataDir, 'admin.token'), 'utf8').trim()
+  const joinToken = readFileSync(join(dataDir, 'join.token'), 'utf8').trim()
+  const admin = async <T>(method: 'GET' | 'POST', path: string, body?: unknown): Promise<T> => {
+    const res = await request(`${daemon.url}${path}`, {
+      method,
+      headers: { authorization: `Bearer ${adminToken}`, ...(body ? { 'content-type': 'application/json' } : {}) },
+      body: body ? JSON.stringify(body) : undefined,
+    })
+    const text = await res.body.text()
+    if (res.statusCode >= 300) throw new Error(`daemon: ${method} ${path} answered ${res.statusCode}: ${text}`)
+    return JSON.parse(text) as T
+  }
+  let closing: Promise<void> | undefined
+  return {
+    url: daemon.url,
+    dataDir,
+    joinToken,
+    apply: async (resources) => (await admin<{ version: number }>('POST', '/v1/policy', resources)).version,
+    status: async () => {
+      const st = await admin<{ version: number; instances: StatusView[] }>('GET', '/v1/status')
+      return statusTable(st.version, st.instances)
+    },
+    close: () => (closing ??= daemon.close().finally(() => rmSync(dataDir, { recursive: true, force: true }))),
+  }
+}
