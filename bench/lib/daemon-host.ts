@@ -5,6 +5,8 @@ import { startDaemon } from '../../src/daemon/index.js'
 
 const dataDir = process.argv[2]!
 const daemon = await startDaemon({ listen: '127.0.0.1:0', dataDir, leaseTtlMs: 60_000, print: () => {}, logger: { info() {}, warn() {}, error() {} } })
+// Never outlive the bench: the IPC channel closes when the parent exits, however it exits.
+process.on('disconnect', () => process.exit(0))
 process.on('message', (m: { mem?: boolean; stop?: boolean }) => {
   if (m.mem) {
     globalThis.gc?.()

@@ -1,6 +1,6 @@
 // A control daemon for tests: on 127.0.0.1:0 in a temp data dir, tokens read back from the files
 // it writes, plus small HTTP helpers (JSON calls, a watch stream read message by message).
-import { mkdtempSync, readFileSync } from 'node:fs'
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { request } from 'undici'
@@ -18,9 +18,16 @@ export interface TestDaemon {
   printed: string[]
 }
 
+/** Data dirs this process made: removed when it exits (tests restart daemons on the same one). */
+const made: string[] = []
+process.once('exit', () => {
+  for (const dir of made) rmSync(dir, { recursive: true, force: true })
+})
+
 /** Starts a daemon; pass `dataDir` to restart on the same one. */
 export async function startTestDaemon(opts: Partial<DaemonOptions> = {}): Promise<TestDaemon> {
-  const dataDir = opts.dataDir ?? mkdtempSync(join(tmpdir(), 'weft-daemon-'))
+  let dataDir = opts.dataDir
+  if (dataDir === undefined) made.push((dataDir = mkdtempSync(join(tmpdir(), 'weft-daemon-'))))
   const printed: string[] = []
   const daemon = await startDaemon({ listen: '127.0.0.1:0', logger: silentLogger, print: (l) => printed.push(l), ...opts, dataDir })
   return {
