@@ -367,11 +367,12 @@ export class Mesh extends EventEmitter {
     await this.control?.close()
     await this.stateCache?.flush()
     // Inbound first: handlers still running may call out through the pools closed below.
-    if (this.inboundCore) {
-      const drained = this.inboundCore.drain()
-      await Promise.all([drained, ...[...this.servers].map((s) => closeServer(s, drained)), this.grpcApi?.closeServers(drained)])
-      this.inboundCore.close()
-    }
+    // A gRPC server that never saw a call has no inbound core yet (it is made on first use): its
+    // server must still be shut down, or it keeps listening (and the process alive) after close.
+    const core = this.inboundCore
+    const drained = core ? core.drain() : Promise.resolve(true)
+    await Promise.all([drained, ...[...this.servers].map((s) => closeServer(s, drained)), this.grpcApi?.closeServers(drained)])
+    core?.close()
     this.isClosed = true
     if (this.onSignal) process.off('SIGTERM', this.onSignal)
     if (this.adminServer) await closeServer(this.adminServer, Promise.resolve())

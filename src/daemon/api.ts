@@ -16,16 +16,7 @@ import type { InstanceStatus, StatusBoard } from './status.js'
 import type { InstanceRecord, Store } from './store.js'
 
 /** An instance as the API shows it: the registration without its token hashes. */
-export interface InstanceView {
-  id: string
-  service: string
-  namespace: string
-  address?: string
-  port?: number
-  protocol: 'http' | 'grpc'
-  labels: Record<string, string>
-  locality?: { region?: string; zone?: string }
-  registeredAt: string
+export interface InstanceView extends Omit<InstanceRecord, 'tokenHash' | 'joinHash'> {
   /** A watch stream of it is open on this daemon. */
   connected: boolean
 }

@@ -14,7 +14,7 @@ import { startDaemon } from '../../src/daemon/index.js'
 import { silentLogger } from '../../src/util/logger.js'
 import { startEtcd } from '../helpers/etcd.js'
 import { applyPolicy, call, eventually, type TestDaemon } from '../helpers/daemon.js'
-import { controlMesh, endpointsOf, servingInstance, trafficLoop, waitEndpoints, waitSynced } from '../helpers/control-kit.js'
+import { endpointsOf, paymentsAndCheckout, trafficLoop, waitEndpoints, waitSynced } from '../helpers/control-kit.js'
 import { metricValue } from '../helpers/mesh.js'
 
 const MAIN = fileURLToPath(new URL('../../src/cli/main.ts', import.meta.url))
@@ -54,14 +54,7 @@ test('two daemons over one etcd: one is killed, its instances fail over to the o
   assert.equal((await applyPolicy(A, PAYMENTS)).status, 200)
   // Every instance lists both daemons; all start on A (the first).
   const both = { url: [urlA, daemonB.url], joinToken }
-  const p1 = await servingInstance(both, 'payments', 'p1')
-  const p2 = await servingInstance(both, 'payments', 'p2')
-  const checkout = await controlMesh(both, 'checkout')
-  t.after(async () => {
-    await checkout.close()
-    await p1.close()
-    await p2.close()
-  })
+  const { checkout, payments: { p1, p2 } } = await paymentsAndCheckout(t, both, { p1: {}, p2: {} })
   const ids = [checkout.instanceId!, p1.mesh.instanceId!, p2.mesh.instanceId!]
   await waitEndpoints(checkout, 'payments', 2, 10_000)
   // B sees A's registrations through etcd.

@@ -3,7 +3,7 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { applyPolicy, call, eventually, startTestDaemon } from '../helpers/daemon.js'
-import { controlMesh, endpointsOf, hits, servingInstance, statusOf, trafficLoop, waitEndpoints, waitSynced } from '../helpers/control-kit.js'
+import { endpointsOf, hits, paymentsAndCheckout, statusOf, trafficLoop, waitEndpoints, waitSynced } from '../helpers/control-kit.js'
 import { metricValue } from '../helpers/mesh.js'
 
 const PAYMENTS = `apiVersion: weft/v1
@@ -26,14 +26,8 @@ test('instances register with the daemon; a caller gets their endpoints and the 
   const d = await startTestDaemon()
   t.after(() => d.daemon.close())
   assert.equal((await applyPolicy(d, PAYMENTS)).status, 200)
-  const v1 = await servingInstance(d, 'payments', 'p-v1', { version: 'v1' })
-  const v2 = await servingInstance(d, 'payments', 'p-v2', { version: 'v2' })
-  const checkout = await controlMesh(d, 'checkout')
-  t.after(async () => {
-    await checkout.close()
-    await v1.close()
-    await v2.close()
-  })
+  const { checkout, payments } = await paymentsAndCheckout(t, d, { 'p-v1': { version: 'v1' }, 'p-v2': { version: 'v2' } })
+  const [v1, v2] = [payments['p-v1'], payments['p-v2']]
   await waitEndpoints(checkout, 'payments', 2)
   assert.equal(checkout.snapshot!.lookup('payments')!.settings.timeoutMs, 2000, 'the Service policy from the daemon applies')
   const before = new Set(await hits(checkout, 'payments', 20))
@@ -58,12 +52,7 @@ test('a view that does not compile on the instance is NACKed: status shows the e
   const d = await startTestDaemon()
   t.after(() => d.daemon.close())
   await applyPolicy(d, PAYMENTS)
-  const p = await servingInstance(d, 'payments', 'p1')
-  const checkout = await controlMesh(d, 'checkout')
-  t.after(async () => {
-    await checkout.close()
-    await p.close()
-  })
+  const { checkout } = await paymentsAndCheckout(t, d, { p1: {} })
   await waitEndpoints(checkout, 'payments', 1)
   const good = checkout.configVersion
   const traffic = trafficLoop(checkout, 'payments')
@@ -91,13 +80,7 @@ test('a view that does not compile on the instance is NACKed: status shows the e
 test('mesh.close() deregisters at once: callers drop the endpoint without waiting for the lease', async (t) => {
   const d = await startTestDaemon({ leaseTtlMs: 60_000 })
   t.after(() => d.daemon.close())
-  const a = await servingInstance(d, 'payments', 'a')
-  const b = await servingInstance(d, 'payments', 'b')
-  const checkout = await controlMesh(d, 'checkout')
-  t.after(async () => {
-    await checkout.close()
-    await a.close()
-  })
+  const { checkout, payments: { a, b } } = await paymentsAndCheckout(t, d, { a: {}, b: {} })
   await waitEndpoints(checkout, 'payments', 2)
   await b.close()
   const left = await waitEndpoints(checkout, 'payments', 1)

@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { applyPolicy, call, eventually, startTestDaemon } from '../helpers/daemon.js'
-import { controlMesh, endpointsOf, hits, servingInstance, trafficLoop, waitEndpoints, waitSynced } from '../helpers/control-kit.js'
+import { controlMesh, endpointsOf, hits, paymentsAndCheckout, servingInstance, trafficLoop, waitEndpoints, waitSynced } from '../helpers/control-kit.js'
 import { metricValue } from '../helpers/mesh.js'
 
 const PAYMENTS = `apiVersion: weft/v1
@@ -57,14 +57,7 @@ test('cold start with the daemon down and no cache: createMesh still resolves (s
 test('daemon down while traffic flows: 0 failed requests, policy unchanged; daemon back: every instance resyncs', async (t) => {
   const d = await startTestDaemon({ leaseTtlMs: 1000 })
   await applyPolicy(d, PAYMENTS)
-  const a = await servingInstance(d, 'payments', 'a')
-  const b = await servingInstance(d, 'payments', 'b')
-  const checkout = await controlMesh(d, 'checkout')
-  t.after(async () => {
-    await checkout.close()
-    await a.close()
-    await b.close()
-  })
+  const { checkout, payments: { a, b } } = await paymentsAndCheckout(t, d, { a: {}, b: {} })
   await waitEndpoints(checkout, 'payments', 2)
   const policyBefore = (await call(d.url, 'GET', '/v1/policy', d.adminToken)).body.resources
   const traffic = trafficLoop(checkout, 'payments')
@@ -89,12 +82,7 @@ test('an instance killed (SIGKILL) leaves every snapshot within the lease TTL; c
   t.after(() => d.daemon.close())
   // Round-robin: every endpoint gets its turn, so the doomed one is certainly being called.
   await applyPolicy(d, PAYMENTS.replace('timeout: 2s', 'timeout: 2s, loadBalancer: { policy: round-robin }'))
-  const live = await servingInstance(d, 'payments', 'live')
-  const checkout = await controlMesh(d, 'checkout')
-  t.after(async () => {
-    await checkout.close()
-    await live.close()
-  })
+  const { checkout, payments: { live } } = await paymentsAndCheckout(t, d, { live: {} })
   const child = fork(fileURLToPath(new URL('../fixtures/control-instance.ts', import.meta.url)), [d.url, d.joinToken, 'payments', 'doomed'], { execArgv: ['--import', 'tsx'], stdio: ['ignore', 'ignore', 'inherit', 'ipc'] })
   t.after(() => child.kill('SIGKILL'))
   const { port } = await new Promise<{ port: number }>((resolve, reject) => {

@@ -61,6 +61,22 @@ test('mesh.close() drains a meshed gRPC server: the call in flight finishes, the
   assert.equal(err.code, grpc.status.UNAVAILABLE, 'after close the server takes no calls')
 })
 
+test('mesh.close() shuts down a meshed gRPC server that never received a call', async () => {
+  const server = await createMesh({ service: 'ledger', logger: quiet, config: [] })
+  const l = await startMeshedLedger(server, ledgerImpl('idle'))
+  await server.close()
+  const { connect } = await import('node:net')
+  const refused = await new Promise<string>((resolve) => {
+    const s = connect(l.port, '127.0.0.1')
+    s.once('connect', () => {
+      s.destroy()
+      resolve('connected')
+    })
+    s.once('error', (e: NodeJS.ErrnoException) => resolve(e.code ?? e.message))
+  })
+  assert.equal(refused, 'ECONNREFUSED', 'the port no longer listens (it kept the process alive before)')
+})
+
 test('P2C peak-EWMA steers gRPC calls away from a slow endpoint, as for HTTP', async () => {
   const hits: Record<string, number> = { fast: 0, slow: 0 }
   const endpoint = (name: string, delayMs: number): grpc.UntypedServiceImplementation => ({ ...ledgerImpl(name), Get(call: grpc.ServerUnaryCall<any, any>, cb: grpc.sendUnaryData<unknown>) {

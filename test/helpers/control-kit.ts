@@ -1,6 +1,7 @@
 // Meshed instances on a control daemon for the control-plane tests: a payments-like HTTP service
 // that answers with its name, a caller, and a traffic loop that counts failures.
 import http from 'node:http'
+import type { TestContext } from 'node:test'
 import type { AddressInfo } from 'node:net'
 import { createMesh, type Mesh } from '../../src/index.js'
 import { capturingLogger, type CapturingLogger } from './mesh.js'
@@ -20,6 +21,23 @@ export async function servingInstance(t: { url: string | string[]; joinToken: st
   const server = http.createServer((_req, res) => res.end(name))
   const { port } = (await mesh.listen(server, { port: 0, host: '127.0.0.1' })) as AddressInfo
   return { mesh, port, close: () => mesh.close() }
+}
+
+export type Served = Awaited<ReturnType<typeof servingInstance>>
+
+/**
+ * The usual cast: payments instances (name → labels) and a checkout caller, all registered with
+ * the daemon(s); closed after the test, the caller first.
+ */
+export async function paymentsAndCheckout<K extends string>(t: TestContext, d: { url: string | string[]; joinToken: string }, instances: Record<K, Record<string, string>>): Promise<{ checkout: LoggedMesh; payments: Record<K, Served> }> {
+  const payments = {} as Record<K, Served>
+  for (const name of Object.keys(instances) as K[]) payments[name] = await servingInstance(d, 'payments', name, instances[name])
+  const checkout = await controlMesh(d, 'checkout')
+  t.after(async () => {
+    await checkout.close()
+    for (const p of Object.values<Served>(payments)) await p.close()
+  })
+  return { checkout, payments }
 }
 
 /** Endpoint addresses of `service` in the mesh's current snapshot. */
