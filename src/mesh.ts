@@ -25,12 +25,7 @@ import { closeServer, listenWithMesh, sendHealth, type ListenOptions } from './h
 import { invalidArg } from './errors/index.js'
 // Imports no grpc-js at load time: MeshGrpc requires @grpc/grpc-js when mesh.grpc is first used.
 import { MeshGrpc } from './grpc/mesh-grpc.js'
-import { ControlClient, type ControlView } from './control/client.js'
-import { composeView } from './control/compose.js'
-import { StateCache } from './control/state-cache.js'
-import { loadValue } from './config/load.js'
-import { validatePolicy } from './config/validate.js'
-import { randomBytes } from 'node:crypto'
+import { ControlMode } from './control/control-mode.js'
 
 /** URLs that need no normalization: scheme, plain host[:port], then a path without spaces or fragment. */
 const SIMPLE_URL = /^https?:\/\/[a-z0-9.-]+(?::\d{1,5})?(?:\/[\x21-\x22\x24-\x7e]*)?$/
@@ -63,12 +58,11 @@ export class Mesh extends EventEmitter {
   private onSignal: (() => void) | undefined
   private closing: Promise<void> | undefined
   private grpcApi: MeshGrpc | undefined
-  private control: ControlClient | undefined
-  private stateCache: StateCache | undefined
+  private control: ControlMode | undefined
+  /** Config comes from a control daemon (set before the first view arrives). */
+  private underDaemon = false
   /** The warnings of the version in use, formatted: the next version logs only new ones. */
   private warned = new Set<string>()
-  /** Config changes apply one at a time, in arrival order (control views, cache, file reloads). */
-  private applying: Promise<unknown> = Promise.resolve()
 
   constructor(private readonly options: MeshOptions) {
     super()
@@ -123,79 +117,32 @@ export class Mesh extends EventEmitter {
     }
   }
 
-  /**
-   * Control mode: register with the daemon and apply what it pushes. Never fails because the daemon
-   * is down: after controlTimeoutMs without a first snapshot the mesh starts from the cached one
-   * (stateDir), else from `config` (or nothing), and keeps reconnecting in the background.
-   */
+  /** Control mode (src/control/control-mode.ts): register, watch, apply what the daemon pushes. */
   private async startControl(urls: string[]): Promise<void> {
     const token = this.options.token ?? process.env.WEFT_TOKEN
     if (!token) invalidArg('token', 'a join token is needed with control (the daemon prints one at first start and keeps it in its data dir as join.token; or set WEFT_TOKEN)')
-    const gauge = this.meshMetrics.controlConnected.labels({ source_service: this.service })
-    gauge.set(0)
-    if (this.options.stateDir) this.stateCache = new StateCache(this.options.stateDir, this.service, this.logger)
-    const labels = { ...this.options.labels }
-    this.control = new ControlClient({
-      urls: urls.map((u) => u.replace(/\/+$/, '')),
-      token,
-      registration: { id: `${this.service}-${randomBytes(6).toString('hex')}`, service: this.service, namespace: this.namespace, labels, locality: this.options.locality },
-      logger: this.logger,
-      apply: (view) => this.applyView(view),
-      onConnected: (up) => gauge.set(up ? 1 : 0),
+    const o = this.options
+    this.underDaemon = true
+    this.control = await ControlMode.start({
+      urls, token, service: this.service, namespace: this.namespace, labels: o.labels, locality: o.locality, stateDir: o.stateDir,
+      timeoutMs: o.controlTimeoutMs ?? 3000, logger: this.logger,
+      connected: this.meshMetrics.controlConnected.labels({ source_service: this.service }),
+      apply: (policy, version) => this.apply(policy, version),
+      hasConfig: () => this.current !== undefined,
+      isClosed: () => this.isClosed,
+      fallback: async () => {
+        const policy = readPolicy(o.config)
+        const errors = policy.issues.filter((i) => i.severity === 'error')
+        if (errors.length > 0) throw policyError(errors)
+        await this.apply(policy)
+        return o.config === undefined ? 'no policy (plain passthrough)' : 'the static config'
+      },
     })
-    this.control.start()
-    if (await this.control.waitForFirstView(this.options.controlTimeoutMs ?? 3000)) return
-    await this.serialized(async () => {
-      if (this.current) return // the first view arrived meanwhile
-      const cached = this.stateCache?.read()
-      if (cached) {
-        const error = await this.compileView(cached)
-        if (error === undefined) {
-          this.logger.warn(`control daemon unreachable; serving cached snapshot version ${cached.version} from ${this.stateCache!.file} (saved ${cached.savedAt})`)
-          return
-        }
-        this.logger.error(`control daemon unreachable and the cached snapshot ${this.stateCache!.file} does not apply:\n${error}`)
-      }
-      const policy = readPolicy(this.options.config)
-      const errors = policy.issues.filter((i) => i.severity === 'error')
-      if (errors.length > 0) throw policyError(errors)
-      await this.apply(policy)
-      this.logger.warn(`control daemon unreachable and no cached snapshot; serving ${this.options.config === undefined ? 'no policy (plain passthrough)' : 'the static config'} until it answers`)
-    })
-  }
-
-  /** Applies a view pushed by the daemon; resolves with the NACK reason when it does not apply. */
-  private applyView(view: ControlView): Promise<string | undefined> {
-    return this.serialized(async () => {
-      const error = await this.compileView(view)
-      if (error === undefined) void this.stateCache?.save(view, this.control?.url ?? '')
-      return error
-    })
-  }
-
-  private async compileView(view: ControlView): Promise<string | undefined> {
-    if (this.isClosed) return 'mesh is closed'
-    const { resources } = composeView(view.resources, view.endpoints, { fillRouteTargets: true })
-    const policy = validatePolicy(loadValue(resources))
-    const errors = policy.issues.filter((i) => i.severity === 'error')
-    if (errors.length > 0) return errors.map(formatIssue).join('\n')
-    try {
-      await this.apply(policy, view.version)
-    } catch (err) {
-      return `compile failed: ${(err as Error).message}`
-    }
-    return undefined
-  }
-
-  private serialized<T>(fn: () => Promise<T>): Promise<T> {
-    const run = this.applying.then(fn, fn)
-    this.applying = run.catch(() => {})
-    return run
   }
 
   /** The id this instance registered with at the control daemon (control mode only). */
   get instanceId(): string | undefined {
-    return this.control?.id
+    return this.control?.client.id
   }
 
   /**
@@ -277,7 +224,7 @@ export class Mesh extends EventEmitter {
    * keeps serving. Resolves with the version in use afterwards.
    */
   async reload(): Promise<number> {
-    if (this.isClosed || this.control) return this.configVersion
+    if (this.isClosed || this.underDaemon) return this.configVersion
     const policy = readPolicy(this.options.config)
     const errors = policy.issues.filter((i) => i.severity === 'error')
     if (errors.length > 0) {
@@ -327,7 +274,7 @@ export class Mesh extends EventEmitter {
     const said = this.warned
     this.warned = new Set(warnings.map(formatIssue))
     for (const w of warnings) {
-      if (said.has(formatIssue(w)) || (this.control && w.code === 'WEFT_W_SUBSET_EMPTY')) continue
+      if (said.has(formatIssue(w)) || (this.underDaemon && w.code === 'WEFT_W_SUBSET_EMPTY')) continue
       this.logger.warn(formatIssue(w))
     }
     this.emit('config', { version, warnings } satisfies ConfigEvent)
@@ -365,7 +312,6 @@ export class Mesh extends EventEmitter {
   private async shutDown(): Promise<void> {
     // Deregister first, so callers stop picking this instance while it drains.
     await this.control?.close()
-    await this.stateCache?.flush()
     // Inbound first: handlers still running may call out through the pools closed below.
     // A gRPC server that never saw a call has no inbound core yet (it is made on first use): its
     // server must still be shut down, or it keeps listening (and the process alive) after close.

@@ -1,0 +1,116 @@
+// A mesh in control mode: the ControlClient, the cached last good view, and the one rule of
+// static stability at start — never fail because the daemon is down: after controlTimeoutMs with
+// no first view, start from the cached one (stateDir), else from the mesh's own fallback (its
+// static config, or nothing), and keep reconnecting in the background. Every config change is
+// applied one at a time, in arrival order.
+import { randomBytes } from 'node:crypto'
+import { loadValue } from '../config/load.js'
+import type { MeshPolicy } from '../config/types.js'
+import { formatIssue, validatePolicy } from '../config/validate.js'
+import type { Logger } from '../util/logger.js'
+import { ControlClient, type ControlView, type ServingAddress } from './client.js'
+import { composeView } from './compose.js'
+import { StateCache } from './state-cache.js'
+
+export interface ControlModeOptions {
+  urls: string[]
+  token: string
+  service: string
+  namespace: string
+  labels?: Record<string, string>
+  locality?: { region?: string; zone?: string }
+  stateDir?: string
+  timeoutMs: number
+  logger: Logger
+  /** weft_control_connected for this mesh. */
+  connected: { set(v: number): void }
+  /** Compiles and swaps in a policy at the daemon's version (the mesh's apply). */
+  apply(policy: MeshPolicy, version: number): Promise<void>
+  /** Whether some config is in use already, and whether the mesh is closed. */
+  hasConfig(): boolean
+  isClosed(): boolean
+  /** Applies what the mesh serves with no daemon and no cache; resolves with what that is. */
+  fallback(): Promise<string>
+}
+
+export class ControlMode {
+  readonly client: ControlClient
+  private readonly cache: StateCache | undefined
+  private applying: Promise<unknown> = Promise.resolve()
+
+  private constructor(private readonly o: ControlModeOptions) {
+    this.cache = o.stateDir ? new StateCache(o.stateDir, o.service, o.logger) : undefined
+    o.connected.set(0)
+    this.client = new ControlClient({
+      urls: o.urls.map((u) => u.replace(/\/+$/, '')),
+      token: o.token,
+      registration: { id: `${o.service}-${randomBytes(6).toString('hex')}`, service: o.service, namespace: o.namespace, labels: { ...o.labels }, locality: o.locality },
+      logger: o.logger,
+      apply: (view) => this.applyView(view),
+      onConnected: (up) => o.connected.set(up ? 1 : 0),
+    })
+  }
+
+  /** Registers and waits for the first view, or starts from the cache or the fallback. */
+  static async start(o: ControlModeOptions): Promise<ControlMode> {
+    const mode = new ControlMode(o)
+    mode.client.start()
+    if (!(await mode.client.waitForFirstView(o.timeoutMs))) await mode.serialized(() => mode.startWithoutDaemon())
+    return mode
+  }
+
+  setServing(addr: ServingAddress): Promise<void> {
+    return this.client.setServing(addr)
+  }
+
+  /** Deregisters at once and writes the pending cache. */
+  async close(): Promise<void> {
+    await this.client.close()
+    await this.cache?.flush()
+  }
+
+  private async startWithoutDaemon(): Promise<void> {
+    const { logger } = this.o
+    if (this.o.hasConfig()) return // the first view arrived meanwhile
+    const cached = this.cache?.read()
+    if (cached) {
+      const error = await this.compileView(cached)
+      if (error === undefined) {
+        logger.warn(`control daemon unreachable; serving cached snapshot version ${cached.version} from ${this.cache!.file} (saved ${cached.savedAt})`)
+        return
+      }
+      logger.error(`control daemon unreachable and the cached snapshot ${this.cache!.file} does not apply:\n${error}`)
+    }
+    const what = await this.o.fallback()
+    logger.warn(`control daemon unreachable and no cached snapshot; serving ${what} until it answers`)
+  }
+
+  /** Applies a view pushed by the daemon; resolves with the NACK reason when it does not apply. */
+  private applyView(view: ControlView): Promise<string | undefined> {
+    return this.serialized(async () => {
+      const error = await this.compileView(view)
+      if (error === undefined) void this.cache?.save(view, this.client.url)
+      return error
+    })
+  }
+
+  private async compileView(view: ControlView): Promise<string | undefined> {
+    if (this.o.isClosed()) return 'mesh is closed'
+    const { resources } = composeView(view.resources, view.endpoints, { fillRouteTargets: true })
+    const policy = validatePolicy(loadValue(resources))
+    const errors = policy.issues.filter((i) => i.severity === 'error')
+    if (errors.length > 0) return errors.map(formatIssue).join('\n')
+    try {
+      await this.o.apply(policy, view.version)
+    } catch (err) {
+      return `compile failed: ${(err as Error).message}`
+    }
+    return undefined
+  }
+
+  private serialized<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.applying.then(fn, fn)
+    this.applying = run.catch(() => {})
+    return run
+  }
+}
