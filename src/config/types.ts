@@ -117,9 +117,108 @@ export interface RouteSettings {
   order: number
 }
 
+export type MtlsMode = 'STRICT' | 'PERMISSIVE' | 'DISABLE'
+
 export interface MeshSettings {
   trustDomain: string
-  mtls: 'STRICT' | 'PERMISSIVE' | 'DISABLE'
+  /** The mesh-wide mode; PeerAuthentication overrides it per namespace or service. */
+  mtls: MtlsMode
+  /**
+   * What an instance's authorization does for a service no ALLOW policy selects: ALLOW (Istio's
+   * default) or DENY (the allow-nothing baseline). Default ALLOW.
+   */
+  defaultAuthorization: 'ALLOW' | 'DENY'
+}
+
+/** PeerAuthentication: the mTLS mode for one service (service set) or a whole namespace. */
+export interface PeerAuthSettings {
+  name: string
+  namespace: string
+  /** The service it applies to; undefined: every service in the namespace. */
+  service?: string
+  mtls: MtlsMode
+}
+
+// --- AuthorizationPolicy (src/authz compiles these; config/validate-authz.ts validates them) ---
+
+/**
+ * A string match in a policy: "exact", "prefix*", "*suffix" or "*" (Istio's forms). Kept as written;
+ * src/authz compiles it.
+ */
+export type AuthzPattern = string
+
+export interface AuthzSource {
+  principals?: AuthzPattern[]
+  notPrincipals?: AuthzPattern[]
+  namespaces?: AuthzPattern[]
+  notNamespaces?: AuthzPattern[]
+  requestPrincipals?: AuthzPattern[]
+  notRequestPrincipals?: AuthzPattern[]
+}
+
+export interface AuthzOperation {
+  methods?: string[]
+  notMethods?: string[]
+  paths?: AuthzPattern[]
+  notPaths?: AuthzPattern[]
+  ports?: number[]
+  notPorts?: number[]
+}
+
+export interface AuthzCondition {
+  /** e.g. request.headers[x-tenant], request.auth.claims[scope], source.namespace. */
+  key: string
+  values?: AuthzPattern[]
+  notValues?: AuthzPattern[]
+}
+
+export interface AuthzRule {
+  /** Any entry matching is a match; empty/absent: any source. */
+  from: AuthzSource[]
+  /** Any entry matching is a match; empty/absent: any operation. */
+  to: AuthzOperation[]
+  /** Every condition must match. */
+  when: AuthzCondition[]
+}
+
+export interface AuthorizationSettings {
+  name: string
+  namespace: string
+  /** The service it selects; undefined: every service in the namespace. */
+  service?: string
+  action: 'ALLOW' | 'DENY' | 'AUDIT'
+  /** No rules: matches nothing (an ALLOW with no rules is "allow nothing"). */
+  rules: AuthzRule[]
+  /** Position in the loaded config. */
+  order: number
+}
+
+// --- RequestAuthentication (src/identity/jwt verifies; config/validate-authn.ts validates) ---
+
+export interface JwtRuleSettings {
+  issuer: string
+  /** Remote key set (fetched by the instance, cached); exactly one of jwksUri / jwks. */
+  jwksUri?: string
+  /** Inline key set ({ keys: [...] }). */
+  jwks?: { keys: Record<string, unknown>[] }
+  /** Required: the token's aud must contain one of these. */
+  audiences: string[]
+  /** Allowed JWS algorithms (never "none", never HS* with a key set). */
+  algorithms: string[]
+  fromHeaders: { name: string; prefix: string }[]
+  fromCookies: string[]
+  fromParams: string[]
+  /** exp/nbf/iat leeway. Default 30 s. */
+  clockToleranceMs: number
+}
+
+export interface RequestAuthSettings {
+  name: string
+  namespace: string
+  /** The service it applies to; undefined: every service in the namespace. */
+  service?: string
+  jwtRules: JwtRuleSettings[]
+  order: number
 }
 
 /** The validated config: what one version of the config says. */
@@ -127,5 +226,8 @@ export interface MeshPolicy {
   services: Map<string, ServiceSettings>
   routes: RouteSettings[]
   mesh: MeshSettings
+  peerAuthentication: PeerAuthSettings[]
+  authorization: AuthorizationSettings[]
+  requestAuthentication: RequestAuthSettings[]
   issues: ConfigIssue[]
 }

@@ -4,11 +4,14 @@ import { Checker } from './checker.js'
 import { DNS_NAME } from './names.js'
 import type { LoadResult, RawResource } from './load.js'
 import { findShadowedRules } from './overlap.js'
-import type { ConfigIssue, MeshPolicy, MeshSettings, RouteSettings, ServiceSettings } from './types.js'
+import type { AuthorizationSettings, ConfigIssue, MeshPolicy, MeshSettings, RequestAuthSettings, RouteSettings, ServiceSettings } from './types.js'
 import { validateRoute } from './validate-route.js'
 import { validateService } from './validate-service.js'
+import { validateAuthorizationPolicy } from './validate-authz.js'
+import { validateRequestAuthentication } from './validate-authn.js'
+import { validateMeshConfig, validatePeerAuthentication } from './validate-mesh.js'
 
-const KINDS = ['Service', 'Route', 'MeshConfig'] as const
+const KINDS = ['Service', 'Route', 'MeshConfig', 'PeerAuthentication', 'AuthorizationPolicy', 'RequestAuthentication'] as const
 
 interface Envelope {
   raw: RawResource
@@ -43,14 +46,22 @@ export function validatePolicy(loaded: LoadResult): MeshPolicy {
     const r = validateRoute(env.checker, env.name, env.namespace, env.spec, env.raw.index, services)
     if (r) routes.push(r)
   }
-  let mesh: MeshSettings = { trustDomain: 'weft.local', mtls: 'STRICT' }
-  for (const env of envelopes.filter((e) => e.kind === 'MeshConfig')) {
-    const c = env.checker
-    const spec = c.object(env.spec ?? {}, ['spec'], ['trustDomain', 'mtls'])
-    mesh = {
-      trustDomain: c.string(spec?.trustDomain, ['spec', 'trustDomain'], { pattern: /^[a-z0-9._-]+$/ }) ?? mesh.trustDomain,
-      mtls: (c.string(spec?.mtls, ['spec', 'mtls'], { oneOf: ['STRICT', 'PERMISSIVE', 'DISABLE'] }) ?? mesh.mtls) as MeshSettings['mtls'],
-    }
+  let mesh: MeshSettings = { trustDomain: 'weft.local', mtls: 'STRICT', defaultAuthorization: 'ALLOW' }
+  const meshConfigs = envelopes.filter((e) => e.kind === 'MeshConfig')
+  for (const env of meshConfigs.slice(1)) env.checker.error(['metadata', 'name'], `only one MeshConfig is allowed (already have "${meshConfigs[0]!.name}")`, 'WEFT_E_DUPLICATE')
+  if (meshConfigs[0]) mesh = validateMeshConfig(meshConfigs[0].checker, meshConfigs[0].spec, mesh)
+  const peerAuthentication = envelopes.filter((e) => e.kind === 'PeerAuthentication')
+    .map((e) => validatePeerAuthentication(e.checker, e.name, e.namespace, e.spec, services))
+    .filter((p) => p !== undefined)
+  const authorization: AuthorizationSettings[] = []
+  for (const env of envelopes.filter((e) => e.kind === 'AuthorizationPolicy')) {
+    const a = validateAuthorizationPolicy(env.checker, env.name, env.namespace, env.spec, env.raw.index, services)
+    if (a) authorization.push(a)
+  }
+  const requestAuthentication: RequestAuthSettings[] = []
+  for (const env of envelopes.filter((e) => e.kind === 'RequestAuthentication')) {
+    const a = validateRequestAuthentication(env.checker, env.name, env.namespace, env.spec, env.raw.index, services)
+    if (a) requestAuthentication.push(a)
   }
 
   for (const s of findShadowedRules(routes)) {
@@ -60,7 +71,7 @@ export function validatePolicy(loaded: LoadResult): MeshPolicy {
       `overlapping routes: this rule can never match because ${by} (evaluated first) matches every request it matches; first match wins, rules are not merged`,
       'WEFT_W_ROUTE_SHADOWED')
   }
-  return { services, routes, mesh, issues }
+  return { services, routes, mesh, peerAuthentication, authorization, requestAuthentication, issues }
 }
 
 function readEnvelope(raw: RawResource, issues: ConfigIssue[]): Envelope | undefined {
