@@ -24,6 +24,11 @@ export interface EndpointSpec {
   host: string
   port: number
   labels: Record<string, string>
+  /**
+   * The endpoint is a mesh member serving mTLS (registry endpoints of instances with an identity,
+   * or `mtls: true` on a static endpoint). Other endpoints are outside the mesh: plaintext.
+   */
+  mtls?: boolean
 }
 
 export interface DnsSpec {
@@ -191,6 +196,11 @@ export interface AuthorizationSettings {
   rules: AuthzRule[]
   /** Position in the loaded config. */
   order: number
+  /**
+   * Match this policy's paths/notPaths ignoring ASCII case (for apps whose router is
+   * case-insensitive, such as Express by default). Default false: paths are case-sensitive.
+   */
+  ignorePathCase?: boolean
 }
 
 // --- RequestAuthentication (src/identity/jwt verifies; config/validate-authn.ts validates) ---
