@@ -243,7 +243,8 @@ export class EtcdStore implements Store {
       // (or detached already) and stays as it is.
       if (!kv || !this.ownIds.has(kv.lease)) return
       const grant = await client.leaseClient.leaseGrant({ TTL: ttlSeconds(ttlMs) })
-      const res = await client.if(key, 'Mod', '==', kv.mod_revision).then(client.put(key).value(kv.value).lease(grant.ID)).commit()
+      // Not held by any daemon any more: other daemons stop showing it as connected elsewhere.
+      const res = await client.if(key, 'Mod', '==', kv.mod_revision).then(client.put(key).value(withoutHolder(kv.value)).lease(grant.ID)).commit()
       // Changed meanwhile (attached again, deleted): the unused lease would expire anyway.
       if (!res.succeeded) await client.leaseClient.leaseRevoke({ ID: grant.ID }).catch(() => {})
     })
@@ -286,8 +287,14 @@ export class EtcdStore implements Store {
     return kv ? kv.value.toString() : undefined
   }
 
-  async setAdminTokenHash(hash: string): Promise<void> {
-    await this.open_().put(this.keys.admin).value(hash)
+  async createAdminTokenHash(hash: string): Promise<string> {
+    const client = this.open_()
+    // Create-only: of daemons starting together on a fresh etcd, exactly one sets it.
+    const res = await client.if(this.keys.admin, 'Create', '==', 0).then(client.put(this.keys.admin).value(hash)).else(client.get(this.keys.admin)).commit()
+    if (res.succeeded) return hash
+    const kv = res.responses[0]?.response_range?.kvs[0]
+    if (!kv) throw new Error('etcd store: the admin token hash was set and is gone again')
+    return kv.value.toString()
   }
 
   onEvent(listener: (e: StoreEvent) => void): void {
@@ -533,6 +540,18 @@ export class EtcdStore implements Store {
     const oldestKept = keys[keep - 1]
     if (keys.length <= keep || oldestKept === undefined) return
     await client.delete().inRange({ start: this.keys.historyPrefix, end: oldestKept })
+  }
+}
+
+/** An instance value without `heldBy` (as is when it does not parse: decodeInstance judges it). */
+function withoutHolder(raw: Buffer): string | Buffer {
+  try {
+    const v = JSON.parse(raw.toString()) as Record<string, unknown>
+    if (typeof v !== 'object' || v === null || !('heldBy' in v)) return raw
+    delete v.heldBy
+    return JSON.stringify(v)
+  } catch {
+    return raw
   }
 }
 

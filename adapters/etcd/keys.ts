@@ -3,9 +3,9 @@
 //   <prefix>policy               { resources, at, action, summary, nonce }  version = its mod revision
 //   <prefix>history/<version>    { version, at, action, summary, resources } the versions before the
 //                                current one, <version> zero-padded to 20 digits so keys sort by it
-//   <prefix>instances/<id>       InstanceRecord, on a lease
+//   <prefix>instances/<id>       InstanceRecord (heldBy: the daemon holding its stream), on a lease
 //   <prefix>tokens/join/<hash>   JoinToken
-//   <prefix>tokens/admin         the admin token's SHA-256 (hex), plain text
+//   <prefix>tokens/admin         the admin token's SHA-256 (hex), plain text; created once, never replaced
 import type { HistoryEntry, InstanceRecord, JoinToken, StoredResource } from '../../src/daemon/store.js'
 
 export interface Keys {

@@ -3,6 +3,7 @@
 // the resources themselves as a multi-document file that `weft apply -f` takes back.
 import { stringify } from 'yaml'
 import type { EndpointMap } from '../control/protocol.js'
+import { parseServiceKey } from '../control/service-key.js'
 import { CONNECTION_FLAGS, OUTPUT_FLAG, outputFormat, parseArgs, UsageError } from './args.js'
 import { withClient, type DaemonClient } from './client.js'
 import { formatLabels, render, table } from './table.js'
@@ -79,10 +80,12 @@ const LISTS: Record<'services' | 'endpoints' | 'policies' | 'instances', (c: Dae
     const answer = await client.call<{ endpoints: EndpointMap }>('GET', '/v1/endpoints')
     if (format !== 'table') return render(format, answer, () => '')
     const rows: string[][] = []
-    for (const svc of Object.keys(answer.endpoints).sort()) {
-      for (const e of answer.endpoints[svc]!) rows.push([svc, e.address, e.protocol, formatLabels(e.labels), e.instance])
+    // Keyed "<namespace>/<name>": a registration belongs to its namespace's service.
+    for (const key of Object.keys(answer.endpoints).sort()) {
+      const { namespace, name } = parseServiceKey(key)
+      for (const e of answer.endpoints[key]!) rows.push([name, namespace, e.address, e.protocol, formatLabels(e.labels), e.instance])
     }
-    const out = rows.length === 0 ? 'no endpoints registered\n' : table(['SERVICE', 'ADDRESS', 'PROTOCOL', 'LABELS', 'INSTANCE'], rows)
+    const out = rows.length === 0 ? 'no endpoints registered\n' : table(['SERVICE', 'NAMESPACE', 'ADDRESS', 'PROTOCOL', 'LABELS', 'INSTANCE'], rows)
     // Endpoints whose protocol differs from their Service's are left out of every view (compose);
     // the daemon lists them with its services.
     return out + warnings(await client.call<ServicesAnswer>('GET', '/v1/services'))

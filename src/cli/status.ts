@@ -1,17 +1,21 @@
 // `weft status`: every instance with the config version it runs and whether that is the daemon's
 // (SYNCED), behind it (STALE), refused (NACKED, with the instance's error) or not watching
-// (DISCONNECTED), and when the daemon last heard from it; like `istioctl proxy-status`.
+// (DISCONNECTED), watching another daemon that shares the store (ELSEWHERE, with that daemon's URL:
+// its sync state is known there), and when the daemon last heard from it; like `istioctl proxy-status`.
 import { CONNECTION_FLAGS, OUTPUT_FLAG, outputFormat, parseArgs, UsageError } from './args.js'
 import { withClient } from './client.js'
 import { instanceAddress, type InstanceView } from './get.js'
+import { printable } from '../util/printable.js'
 import { ago, render, table } from './table.js'
 
 export interface StatusView extends InstanceView {
-  state: 'SYNCED' | 'STALE' | 'NACKED' | 'DISCONNECTED' | string
+  state: 'SYNCED' | 'STALE' | 'NACKED' | 'DISCONNECTED' | 'ELSEWHERE' | string
   ackedVersion?: number | null
   sentVersion?: number | null
   nack?: { version: number; error: string }
   lastSeen?: string | number
+  /** ELSEWHERE: the daemon its watch stream is on (ask that one for its sync state). */
+  daemon?: string
 }
 
 export async function status(argv: readonly string[]): Promise<number> {
@@ -35,12 +39,13 @@ export function statusTable(version: number, list: StatusView[]): string {
     i.namespace && i.namespace !== 'default' ? `${i.service}.${i.namespace}` : i.service,
     instanceAddress(i),
     versionCell(i),
-    i.state === 'NACKED' && i.nack ? `NACKED (version ${i.nack.version})` : i.state,
+    i.state === 'NACKED' && i.nack ? `NACKED (version ${i.nack.version})` : i.state === 'ELSEWHERE' && i.daemon ? `ELSEWHERE (${i.daemon})` : i.state,
     ago(i.lastSeen, now),
   ]))
   for (const i of list) {
     if (!i.nack) continue
-    out += `\n${i.id} NACKED version ${i.nack.version}:\n${i.nack.error.split('\n').map((l) => `  ${l}`).join('\n')}\n`
+    // The error is the instance's text: printable() in case the daemon did not clean it.
+    out += `\n${i.id} NACKED version ${i.nack.version}:\n${printable(i.nack.error).split('\n').map((l) => `  ${l}`).join('\n')}\n`
   }
   return out
 }

@@ -2,6 +2,7 @@
 // keeping a way back from a field path to its line:column.
 import { readFileSync } from 'node:fs'
 import { isMap, isNode, isPair, isScalar, isSeq, LineCounter, parseAllDocuments, type Document, type Node } from 'yaml'
+import { findDeepNesting, MAX_NESTING } from './nesting.js'
 import type { ConfigIssue, PathSeg } from './types.js'
 
 export interface RawResource {
@@ -33,6 +34,13 @@ export function loadFile(file: string): LoadResult {
 
 /** Loads YAML or JSON text; JSON is YAML, so one parser gives positions for both. */
 export function loadText(text: string, file?: string): LoadResult {
+  // Before the parser, which recurses per level: see nesting.ts.
+  const deep = findDeepNesting(text)
+  if (deep) {
+    const { line, column } = lineColumn(text, deep.offset)
+    const message = `nested more than ${MAX_NESTING} levels deep; refused before parsing (a policy nests about ten)`
+    return { resources: [], issues: [{ severity: 'error', code: 'WEFT_E_SYNTAX', resource: '-', path: '', message, file, line, column }] }
+  }
   const lineCounter = new LineCounter()
   const docs = parseAllDocuments(text, { lineCounter, prettyErrors: false, uniqueKeys: true })
   const resources: RawResource[] = []
@@ -81,6 +89,17 @@ export function loadText(text: string, file?: string): LoadResult {
 export function loadValue(value: unknown): LoadResult {
   const list = Array.isArray(value) ? value : [value]
   return { resources: list.map((v, i) => ({ value: v, index: i, locate: noLocation })), issues: [] }
+}
+
+/** 1-based line and column of an offset into `text`. */
+function lineColumn(text: string, offset: number): { line: number; column: number } {
+  let line = 1
+  let start = 0
+  for (let i = text.indexOf('\n'); i >= 0 && i < offset; i = text.indexOf('\n', i + 1)) {
+    line++
+    start = i + 1
+  }
+  return { line, column: offset - start + 1 }
 }
 
 function nodeAt(doc: Document, path: PathSeg[]): Node | undefined {

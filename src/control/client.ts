@@ -2,11 +2,17 @@
 // stream is the lease), apply each pushed view through the caller's apply() and answer ACK or
 // NACK. Reconnects with exponential backoff and full jitter, rotating through the daemon URLs;
 // never throws into the data plane. See docs/design/control-plan.md.
+//
+// Policy and endpoints are kept apart (as xDS keeps resource types): when a pushed view does not
+// apply, its endpoints are tried on top of the last applied policy, so one refused policy does not
+// freeze every endpoint list; the version is still NACKed (its policy is not what runs). A stream
+// resumes from the last version applied, never from a refused one. Each ping is answered with a
+// heartbeat (or with an ACK/NACK that did not get through): the daemon drops a silent instance.
 import { Agent, request } from 'undici'
 import type { Logger } from '../util/logger.js'
 import { fullJitterDelay } from '../resilience/backoff.js'
 import { NdjsonLines } from './ndjson.js'
-import type { EndpointMap, RegisterRequest, RegisterResponse, WatchMessage } from './protocol.js'
+import type { BundleMessage, EndpointMap, RegisterRequest, RegisterResponse, SvidResponse, WatchMessage } from './protocol.js'
 
 /** What the daemon says an instance should run: policy resources and registry endpoints. */
 export interface ControlView {
@@ -31,6 +37,8 @@ export interface ControlClientOptions {
   apply(view: ControlView): Promise<string | undefined>
   /** The watch stream opened (true) or was lost (false). */
   onConnected?(connected: boolean): void
+  /** The daemon sent its trust bundle (first on every stream, again on rotation). */
+  onBundle?(bundle: BundleMessage['bundle']): void
   backoff?: { baseMs: number; maxMs: number }
   /** Timeout of the plain calls (register, ack, deregister). */
   requestTimeoutMs?: number
@@ -57,10 +65,16 @@ export class ControlClient {
   /** Aborts register/ack calls in flight when the client closes (a blackholed daemon must not hold mesh.close). */
   private readonly stopping = new AbortController()
   private loopDone: Promise<void> | undefined
-  /** The last view received (applied or NACKed): deltas build on it. */
+  /** The daemon's view as last told on this stream (applied or NACKed): deltas build on it. */
   private latest: ControlView | undefined
-  /** The last view applied: what this instance serves. */
+  /** The last view applied whole (ACKed): a new stream resumes from its version. */
   private applied: ControlView | undefined
+  /** What runs: `applied`, or its policy with newer endpoints (then at the policy's version). */
+  private running: ControlView | undefined
+  /** An ACK/NACK not known to have reached the daemon: sent again with the next ping. */
+  private pendingAck: { version: number; error?: string } | undefined
+  /** A heartbeat (or a pending ACK) is in flight. */
+  private beating = false
   private connected = false
   private lastError = ''
   private firstView: { promise: Promise<boolean>; resolve: (ok: boolean) => void }
@@ -109,7 +123,12 @@ export class ControlClient {
   /** The instance now serves at this address (mesh.listen): registered as an endpoint. */
   async setServing(addr: ServingAddress): Promise<void> {
     this.serving = addr
-    if (!this.instanceToken) return // the next registration carries it
+    // No registration yet: the next one carries it (and one in flight sends it when it resolves).
+    if (!this.instanceToken) return
+    await this.putServing(addr)
+  }
+
+  private async putServing(addr: ServingAddress): Promise<void> {
     try {
       await this.call('PUT', `/v1/instances/${encodeURIComponent(this.id)}`, this.instanceToken, addr)
     } catch (err) {
@@ -118,6 +137,21 @@ export class ControlClient {
       this.instanceToken = undefined
       this.stream?.abort()
     }
+  }
+
+  /**
+   * Asks the daemon to sign this instance's CSR (its X509-SVID). Needs the registration (the
+   * instance token authenticates the call; the daemon takes the identity from the registration).
+   */
+  async signSvid(csrPem: string): Promise<SvidResponse> {
+    if (!this.instanceToken) throw new Error('not registered with the daemon yet')
+    return (await this.call('POST', `/v1/instances/${encodeURIComponent(this.id)}/svid`, this.instanceToken, { csr: csrPem })) as SvidResponse
+  }
+
+  /** A JWT-SVID for this instance's identity and `audience` (ES256, at most 5 min). */
+  async jwtSvid(audience: string | string[]): Promise<{ token: string; expiresAt: number }> {
+    if (!this.instanceToken) throw new Error('not registered with the daemon yet')
+    return (await this.call('POST', `/v1/instances/${encodeURIComponent(this.id)}/jwt-svid`, this.instanceToken, { audience })) as { token: string; expiresAt: number }
   }
 
   /** Stops watching and deregisters at once (bounded by the request timeout). */
@@ -163,19 +197,28 @@ export class ControlClient {
   }
 
   private async register(): Promise<void> {
-    const body: RegisterRequest = { ...this.opts.registration, ...(this.serving ?? {}) }
+    const sent = this.serving
+    const body: RegisterRequest = { ...this.opts.registration, ...(sent ?? {}) }
     const res = (await this.call('POST', '/v1/register', this.opts.token, body)) as RegisterResponse
     this.instanceToken = res.token
     if (Number.isFinite(res.leaseTtlMs) && res.leaseTtlMs > 0) this.leaseTtlMs = res.leaseTtlMs
+    // mesh.listen ran while the registration was in flight: its body did not carry the address.
+    if (this.serving !== sent && this.serving !== undefined) {
+      await this.putServing(this.serving)
+      if (!this.instanceToken) throw new Error('could not send the serving address; registering again')
+    }
   }
 
   /** Holds the watch stream until it ends; true when at least one message arrived. */
   private async watch(): Promise<boolean> {
     const ac = new AbortController()
     this.stream = ac
-    // After a (re)registration the daemon may be a new one: ask for a full snapshot.
-    const since = this.latest ? `?version=${this.latest.version}` : ''
-    const res = await request(`${this.url}/v1/instances/${encodeURIComponent(this.id)}/watch${since}`, {
+    // Resume from the last version applied, never a NACKed one (the daemon then sends what is
+    // newer, and does not take the resume for an ACK); deltas build on that view from now on.
+    // bundle=1: the daemon sends its trust bundle first (and on rotation).
+    this.latest = this.applied
+    const since = this.applied ? `&version=${this.applied.version}` : ''
+    const res = await request(`${this.url}/v1/instances/${encodeURIComponent(this.id)}/watch?bundle=1${since}`, {
       dispatcher: this.agent,
       method: 'GET',
       headers: { authorization: `Bearer ${this.instanceToken}` },
@@ -186,6 +229,12 @@ export class ControlClient {
     })
     if (res.statusCode !== 200) throw await refusal(res)
     this.setConnected(true)
+    // Say what this instance runs: a daemon that holds the same version sends nothing to ACK (and
+    // may not know this instance's state: a new registration, another daemon).
+    if (this.applied) {
+      this.pendingAck = { version: this.applied.version }
+      this.beat()
+    }
     let saw = false
     const lines = new NdjsonLines()
     try {
@@ -209,7 +258,14 @@ export class ControlClient {
 
   /** Handles one message; false asks for a new stream (a delta that does not fit). */
   private async handle(msg: WatchMessage): Promise<boolean> {
-    if (msg.type === 'ping') return true
+    if (msg.type === 'ping') {
+      this.beat()
+      return true
+    }
+    if (msg.type === 'bundle') {
+      if (msg.bundle && typeof msg.bundle.sequence === 'number' && Array.isArray(msg.bundle.roots)) this.opts.onBundle?.(msg.bundle)
+      return true
+    }
     let view: ControlView
     if (msg.type === 'snapshot') {
       view = { version: msg.version, resources: msg.resources, endpoints: msg.endpoints }
@@ -220,22 +276,60 @@ export class ControlClient {
       for (const [svc, list] of Object.entries(msg.endpoints)) if (list.length === 0) delete view.endpoints[svc]
     } else return true
     this.latest = view
-    let error: string | undefined
-    try {
-      error = await this.opts.apply(view)
-    } catch (err) {
-      error = (err as Error).message
-    }
+    const error = await this.tryApply(view)
     if (error === undefined) {
       this.applied = view
+      this.running = view
       this.firstView.resolve(true)
     } else {
-      this.opts.logger.error(`control: config version ${view.version} rejected (NACK); still serving version ${this.applied?.version ?? 'none'}\n${error}`)
+      const good = this.applied
+      // The endpoints on top of the last applied policy (a refused policy must not freeze them),
+      // numbered as that policy: the instance does not run this version's policy.
+      const newEndpoints = this.running === undefined || canonical(this.running.endpoints) !== canonical(view.endpoints)
+      const otherPolicy = good !== undefined && good.resources !== view.resources && canonical(good.resources) !== canonical(view.resources)
+      const mixed = good && newEndpoints && otherPolicy ? { version: good.version, resources: good.resources, endpoints: view.endpoints } : undefined
+      const endpointsApplied = mixed !== undefined && (await this.tryApply(mixed)) === undefined
+      if (endpointsApplied) this.running = mixed
+      this.opts.logger.error(`control: config version ${view.version} rejected (NACK); still serving the policy of version ${good?.version ?? 'none'}${endpointsApplied ? ', with the endpoints of this version' : ''}\n${error}`)
     }
-    await this.call('POST', `/v1/instances/${encodeURIComponent(this.id)}/ack`, this.instanceToken, error === undefined ? { version: view.version } : { version: view.version, error }).catch((err: Error) => {
-      this.opts.logger.warn(`control: could not send ${error === undefined ? 'ACK' : 'NACK'} for version ${view.version}: ${err.message}`)
-    })
+    await this.sendAck(error === undefined ? { version: view.version } : { version: view.version, error })
     return true
+  }
+
+  private async tryApply(view: ControlView): Promise<string | undefined> {
+    try {
+      return await this.opts.apply(view)
+    } catch (err) {
+      return (err as Error).message
+    }
+  }
+
+  /** ACK or NACK; one that fails is sent again with the next ping. */
+  private async sendAck(ack: { version: number; error?: string }): Promise<void> {
+    this.pendingAck = ack
+    await this.postAck(ack).catch((err: Error) => {
+      this.opts.logger.warn(`control: could not send ${ack.error === undefined ? 'ACK' : 'NACK'} for version ${ack.version} (${err.message}); sending it again with the next heartbeat`)
+    })
+  }
+
+  private async postAck(ack: { version: number; error?: string }): Promise<void> {
+    await this.call('POST', `/v1/instances/${encodeURIComponent(this.id)}/ack`, this.instanceToken, ack)
+    if (this.pendingAck === ack) this.pendingAck = undefined
+  }
+
+  /** Answers a ping: a pending ACK/NACK if there is one (it counts as a heartbeat), else a heartbeat. One at a time, off the stream's loop. */
+  private beat(): void {
+    if (this.beating || !this.instanceToken || this.stopped) return
+    this.beating = true
+    const ack = this.pendingAck
+    const sent = ack ? this.postAck(ack) : this.call('POST', `/v1/instances/${encodeURIComponent(this.id)}/heartbeat`, this.instanceToken, {})
+    void sent.then(
+      () => (this.beating = false),
+      (err: Error) => {
+        this.beating = false
+        if (!this.stopped) this.report(new Error(`heartbeat: ${err.message}`))
+      },
+    )
   }
 
   private async call(method: 'GET' | 'POST' | 'PUT' | 'DELETE', path: string, token: string | undefined, body?: unknown): Promise<unknown> {
@@ -288,6 +382,16 @@ export class ControlClient {
     this.sleeping.wake()
     this.sleeping = undefined
   }
+}
+
+/** JSON with object keys sorted: two policies compare equal whatever their field order. */
+function canonical(v: unknown): string {
+  return JSON.stringify(v, (_k, val: unknown) => {
+    if (typeof val !== 'object' || val === null || Array.isArray(val)) return val
+    const sorted = Object.create(null) as Record<string, unknown>
+    for (const k of Object.keys(val).sort()) sorted[k] = (val as Record<string, unknown>)[k]
+    return sorted
+  })
 }
 
 async function refusal(res: { statusCode: number; body: { text(): Promise<string> } }): Promise<Refused> {

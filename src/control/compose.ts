@@ -1,9 +1,13 @@
 // Turns a control view (policy resources + registry endpoints) into the resources an instance
 // validates and compiles, so a pushed view goes through the same validation as a file.
-// A Service with neither static endpoints nor dns gets the registry's endpoints of that name; a
-// registered service with no Service resource gets a default one. One name has one protocol:
-// registry endpoints of another protocol are left out.
+// A Service with neither static endpoints nor dns gets the registry's endpoints of its namespace and
+// name; a registered service with no Service resource gets a default one in the namespace of its
+// registrations. One name has one protocol:
+// registry endpoints of another protocol are left out. Registry endpoints are marked `mtls: true`
+// (the daemon is the CA of every instance it registers); whether a call uses it is the caller's
+// mTLS mode for that service.
 import type { EndpointMap, RegisteredEndpoint } from './protocol.js'
+import { parseServiceKey, serviceKey } from './service-key.js'
 
 interface ResourceShape {
   apiVersion?: unknown
@@ -25,44 +29,85 @@ export interface ComposeOptions {
    * daemon's apply check leaves this off, so a Route naming an unknown service is refused.
    */
   fillRouteTargets?: boolean
+  /** The namespace of the instance the view is for (preferred among same-named registry services). */
+  namespace?: string
 }
 
 export function composeView(resources: readonly object[], endpoints: EndpointMap, opts: ComposeOptions = {}): ComposeResult {
   const out: object[] = []
   const skipped: ComposeResult['skipped'] = []
-  const declared = new Set<string>()
+  const registry = byServiceKey(endpoints)
+  /** Service name → the namespace of the Service this view holds under that name. */
+  const declared = new Map<string, string>()
+  const joined = new Set<string>()
   for (const r of resources as ResourceShape[]) {
     if (r?.kind !== 'Service' || typeof r.metadata?.name !== 'string') {
       out.push(r)
       continue
     }
     const name = r.metadata.name
-    declared.add(name)
+    const namespace = typeof r.metadata.namespace === 'string' ? r.metadata.namespace : 'default'
+    if (!declared.has(name)) declared.set(name, namespace)
     const spec = (typeof r.spec === 'object' && r.spec !== null ? r.spec : {}) as Record<string, unknown>
-    const registered = endpoints[name]
+    // Only the registrations of the Service's own namespace join it.
+    const key = serviceKey(namespace, name)
+    const registered = registry.get(key)
+    if (registered) joined.add(key)
     if (!registered || spec.endpoints !== undefined || spec.dns !== undefined) {
       out.push(r)
       continue
     }
     const protocol = spec.protocol === 'grpc' ? 'grpc' : 'http'
-    out.push({ ...r, spec: { ...spec, endpoints: pick(name, registered, protocol, skipped) } })
+    out.push({ ...r, spec: { ...spec, endpoints: pick(key, registered, protocol, skipped) } })
   }
-  for (const name of Object.keys(endpoints).sort()) {
-    const registered = endpoints[name]!
-    if (declared.has(name) || registered.length === 0) continue
-    const protocol = registered[0]!.protocol
-    declared.add(name)
-    out.push({ apiVersion: 'weft/v1', kind: 'Service', metadata: { name }, spec: { protocol, endpoints: pick(name, registered, protocol, skipped) } })
+  // Registered services with no Service resource. An instance knows a service by its name, so one
+  // name is one service: a declared Service keeps its name, and of registry-only services sharing
+  // one, the viewer's namespace wins, then default, then the first; the rest are left out.
+  const unclaimed = new Map<string, { namespace: string; key: string; list: RegisteredEndpoint[] }[]>()
+  for (const key of [...registry.keys()].sort()) {
+    const list = registry.get(key)!
+    if (joined.has(key) || list.length === 0) continue
+    const { namespace, name } = parseServiceKey(key)
+    const owner = declared.get(name)
+    if (owner !== undefined) {
+      for (const e of list) skipped.push({ service: key, endpoint: e, reason: `registered in namespace ${namespace}, but the Service "${name}" here is the one of namespace ${owner}` })
+      continue
+    }
+    let same = unclaimed.get(name)
+    if (!same) unclaimed.set(name, (same = []))
+    same.push({ namespace, key, list })
+  }
+  for (const [name, same] of unclaimed) {
+    const chosen = same.find((s) => s.namespace === opts.namespace) ?? same.find((s) => s.namespace === 'default') ?? same[0]!
+    for (const s of same) {
+      if (s === chosen) continue
+      for (const e of s.list) skipped.push({ service: s.key, endpoint: e, reason: `registered in namespace ${s.namespace}, but the service "${name}" here is the one of namespace ${chosen.namespace}` })
+    }
+    const protocol = chosen.list[0]!.protocol
+    declared.set(name, chosen.namespace)
+    out.push({ apiVersion: 'weft/v1', kind: 'Service', metadata: { name, namespace: chosen.namespace }, spec: { protocol, endpoints: pick(chosen.key, chosen.list, protocol, skipped) } })
   }
   if (opts.fillRouteTargets) {
     for (const r of resources as ResourceShape[]) {
       const target = r?.kind === 'Route' ? r.spec?.service : undefined
       if (typeof target !== 'string' || declared.has(target)) continue
-      declared.add(target)
+      declared.set(target, 'default')
       out.push({ apiVersion: 'weft/v1', kind: 'Service', metadata: { name: target }, spec: {} })
     }
   }
   return { resources: out, skipped }
+}
+
+/** The registry by "<namespace>/<name>", a key without namespace read as one in default. */
+function byServiceKey(endpoints: EndpointMap): Map<string, RegisteredEndpoint[]> {
+  const out = new Map<string, RegisteredEndpoint[]>()
+  for (const [k, list] of Object.entries(endpoints)) {
+    if (!Array.isArray(list)) continue
+    const { namespace, name } = parseServiceKey(k)
+    const key = serviceKey(namespace, name)
+    out.set(key, [...(out.get(key) ?? []), ...list])
+  }
+  return out
 }
 
 function pick(service: string, list: RegisteredEndpoint[], protocol: 'http' | 'grpc', skipped: ComposeResult['skipped']): object[] {
@@ -70,12 +115,13 @@ function pick(service: string, list: RegisteredEndpoint[], protocol: 'http' | 'g
   const eps: object[] = []
   for (const e of list) {
     if (e.protocol !== protocol) {
-      skipped.push({ service, endpoint: e, reason: `protocol ${e.protocol} but Service "${service}" is ${protocol}` })
+      skipped.push({ service, endpoint: e, reason: `protocol ${e.protocol} but the Service is ${protocol}` })
       continue
     }
     if (seen.has(e.address)) continue
     seen.add(e.address)
-    eps.push({ address: e.address, labels: e.labels })
+    // Every registered instance is a mesh member with an SVID from the daemon's CA: mTLS to it.
+    eps.push({ address: e.address, labels: e.labels, mtls: true })
   }
   return eps
 }

@@ -31,6 +31,8 @@ export interface ControlModeOptions {
   isClosed(): boolean
   /** Applies what the mesh serves with no daemon and no cache; resolves with what that is. */
   fallback(): Promise<string>
+  /** The daemon's trust bundle arrived (the client signs CSRs for the identity layer). */
+  onBundle?(bundle: unknown, client: ControlClient): void
 }
 
 export class ControlMode {
@@ -48,6 +50,7 @@ export class ControlMode {
       logger: o.logger,
       apply: (view) => this.applyView(view),
       onConnected: (up) => o.connected.set(up ? 1 : 0),
+      onBundle: (bundle) => o.onBundle?.(bundle, this.client),
     })
   }
 
@@ -96,7 +99,7 @@ export class ControlMode {
 
   private async compileView(view: ControlView): Promise<string | undefined> {
     if (this.o.isClosed()) return 'mesh is closed'
-    const { resources } = composeView(view.resources, view.endpoints, { fillRouteTargets: true })
+    const { resources } = composeView(view.resources, view.endpoints, { fillRouteTargets: true, namespace: this.o.namespace })
     const policy = validatePolicy(loadValue(resources))
     const errors = policy.issues.filter((i) => i.severity === 'error')
     if (errors.length > 0) return errors.map(formatIssue).join('\n')

@@ -13,7 +13,10 @@ export interface RegisteredEndpoint {
   instance: string
 }
 
-/** Registry endpoints by service name. */
+/**
+ * Registry endpoints by service, keyed "<namespace>/<name>" (service-key.ts): a registration joins
+ * only the Service of its own namespace.
+ */
 export type EndpointMap = Record<string, RegisteredEndpoint[]>
 
 /** The whole view: sent first on a watch and after every policy change. */
@@ -52,7 +55,34 @@ export interface PingMessage {
   version: number
 }
 
-export type WatchMessage = SnapshotMessage | EndpointsMessage | PolicyMessage | PingMessage
+/**
+ * The CA's trust bundle (roots of the trust domain, with a sequence that only grows): sent first on
+ * a stream opened with `bundle=1` and again when it changes (root rotation). Not config: `version`
+ * is only the stream's current version, and an instance takes the bundle only when its sequence is
+ * newer than the one it holds.
+ */
+export interface BundleMessage {
+  type: 'bundle'
+  version: number
+  bundle: { trustDomain: string; sequence: number; roots: string[] }
+}
+
+export type WatchMessage = SnapshotMessage | EndpointsMessage | PolicyMessage | PingMessage | BundleMessage
+
+/** POST /v1/instances/:id/svid */
+export interface SvidRequest {
+  /** PEM PKCS#10; its URI SAN must be the instance's own SPIFFE ID. */
+  csr: string
+}
+
+export interface SvidResponse {
+  /** Leaf first, then intermediates. */
+  certChain: string[]
+  bundle: BundleMessage['bundle']
+  /** ISO times. */
+  notBefore: string
+  notAfter: string
+}
 
 export interface RegisterRequest {
   id?: string

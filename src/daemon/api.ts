@@ -4,16 +4,20 @@
 import type { ServerResponse } from 'node:http'
 import { composeView } from '../control/compose.js'
 import type { EndpointMap } from '../control/protocol.js'
+import { serviceKey } from '../control/service-key.js'
 import type { Logger } from '../util/logger.js'
 import { notFoundInstance, type Auth } from './auth.js'
 import { readBody, readJsonObject } from './body.js'
-import type { PushHub } from './hub.js'
+import type { PushHub, Watch } from './hub.js'
 import type { PolicyService } from './policy-service.js'
 import type { Registry } from './registry.js'
-import { parseAck, parseRegister, parseRollback, parseTokenRequest, parseUpdate, parseVersionParam } from './requests.js'
+import { parseAck, parseHeartbeat, parseRegister, parseRollback, parseTokenRequest, parseUpdate, parseVersionParam, requirePolicyType } from './requests.js'
 import { Router, type Ctx } from './router.js'
 import type { InstanceStatus, StatusBoard } from './status.js'
 import type { InstanceRecord, Store } from './store.js'
+import type { CaService } from './ca-service.js'
+import type { JwtService } from './jwt-service.js'
+import { parseSvidRequest } from './identity-requests.js'
 
 /** An instance as the API shows it: the registration without its token hashes. */
 export interface InstanceView extends Omit<InstanceRecord, 'tokenHash' | 'joinHash'> {
@@ -40,6 +44,8 @@ export interface ApiDeps {
   registry: Registry
   status: StatusBoard
   logger: Logger
+  ca: CaService
+  jwt: JwtService
 }
 
 export function sendJson(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
@@ -49,7 +55,7 @@ export function sendJson(res: ServerResponse, status: number, body: unknown, hea
 }
 
 export function buildApi(d: ApiDeps): Router {
-  const { store, auth, hub, policy, registry, status, logger } = d
+  const { store, auth, hub, policy, registry, status, logger, ca, jwt } = d
   const authz = (ctx: Ctx) => ctx.req.headers.authorization
   const admin = async (ctx: Ctx) => auth.requireAdmin(authz(ctx))
   const view = (r: InstanceRecord): InstanceView => ({
@@ -63,6 +69,11 @@ export function buildApi(d: ApiDeps): Router {
     registeredAt: r.registeredAt,
     connected: registry.connected(r.id),
   })
+  /** Any call from instance `id`: it is alive (status lastSeen, and its streams are not silent). */
+  const heardFrom = (id: string) => {
+    status.seen(id)
+    hub.heard(id)
+  }
   const sorted = async () => (await store.listInstances()).sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0))
 
   return new Router()
@@ -83,7 +94,7 @@ export function buildApi(d: ApiDeps): Router {
       const id = ctx.params.id!
       await auth.requireInstance(authz(ctx), id, await store.getInstance(id))
       const rec = await registry.update(id, parseUpdate(await readJsonObject(ctx.req)))
-      status.seen(id)
+      heardFrom(id)
       sendJson(ctx.res, 200, view(rec))
     })
 
@@ -99,11 +110,59 @@ export function buildApi(d: ApiDeps): Router {
 
     .add('GET', '/v1/instances/:id/watch', async (ctx) => watch(ctx, d))
 
+    // Identity (docs/design/identity-plan.md): the CA signs the instance's CSR for the identity
+    // its registration holds; the bundle is readable by any authenticated caller.
+    .add('POST', '/v1/instances/:id/svid', async (ctx) => {
+      const id = ctx.params.id!
+      const rec = await store.getInstance(id)
+      await auth.requireInstance(authz(ctx), id, rec)
+      const { csr } = parseSvidRequest(await readJsonObject(ctx.req))
+      const answer = await ca.sign(rec!, csr)
+      logger.info(`signed a certificate for instance ${id} as ${ca.idOf(rec!)} until ${answer.notAfter}`)
+      sendJson(ctx.res, 200, answer)
+    })
+
+    .add('POST', '/v1/instances/:id/jwt-svid', async (ctx) => {
+      const id = ctx.params.id!
+      const rec = await store.getInstance(id)
+      await auth.requireInstance(authz(ctx), id, rec)
+      sendJson(ctx.res, 200, await jwt.sign(ca.idOf(rec!), await readJsonObject(ctx.req)))
+    })
+
+    // Public keys, like any OIDC issuer's: verifiers (RequestAuthentication jwksUri) need no token.
+    .add('GET', '/v1/jwks', async (ctx) => sendJson(ctx.res, 200, jwt.jwks(), { 'cache-control': 'max-age=300' }))
+
+    .add('GET', '/v1/bundle', async (ctx) => {
+      await auth.identify(authz(ctx))
+      sendJson(ctx.res, 200, ca.bundleMessage(hub.version).bundle)
+    })
+
+    .add('POST', '/v1/ca/rotate', async (ctx) => {
+      await admin(ctx)
+      sendJson(ctx.res, 200, { bundle: await ca.rotate() })
+    })
+
+    .add('POST', '/v1/ca/retire', async (ctx) => {
+      await admin(ctx)
+      sendJson(ctx.res, 200, { bundle: await ca.retire() })
+    })
+
+    // The instance answers each ping with this (or with a pending ACK): a stream whose instance
+    // stays silent for a whole lease is dropped (a frozen process keeps its TCP stream open).
+    .add('POST', '/v1/instances/:id/heartbeat', async (ctx) => {
+      const id = ctx.params.id!
+      await auth.requireInstance(authz(ctx), id, await store.getInstance(id))
+      parseHeartbeat(await readJsonObject(ctx.req, true))
+      heardFrom(id)
+      sendJson(ctx.res, 200, { ok: true, version: hub.version })
+    })
+
     .add('POST', '/v1/instances/:id/ack', async (ctx) => {
       const id = ctx.params.id!
       await auth.requireInstance(authz(ctx), id, await store.getInstance(id))
       const ack = parseAck(await readJsonObject(ctx.req))
       status.ack(id, ack.version, ack.error)
+      hub.heard(id)
       if (ack.error !== undefined) logger.warn(`instance ${id} rejected version ${ack.version} (NACK): ${ack.error.split('\n')[0]}`)
       sendJson(ctx.res, 200, { ok: true })
     })
@@ -115,12 +174,15 @@ export function buildApi(d: ApiDeps): Router {
 
     .add('GET', '/v1/status', async (ctx) => {
       await admin(ctx)
-      const instances: StatusEntry[] = (await sorted()).map((r) => ({ ...view(r), ...status.view(r.id, registry.connected(r.id)) }))
+      // heldBy another daemon (a shared store): its stream and sync state are there.
+      const elsewhere = (r: InstanceRecord) => (r.heldBy !== undefined && r.heldBy !== registry.holder ? r.heldBy : undefined)
+      const instances: StatusEntry[] = (await sorted()).map((r) => ({ ...view(r), ...status.view(r.id, registry.connected(r.id), elsewhere(r)) }))
       sendJson(ctx.res, 200, { version: hub.version, instances })
     })
 
     .add('POST', '/v1/policy', async (ctx) => {
       await admin(ctx)
+      requirePolicyType(ctx.req.headers['content-type'])
       const text = await readBody(ctx.req)
       const dryRun = ['true', '1'].includes(ctx.query.get('dryRun') ?? '')
       const result = await policy.apply(text, dryRun)
@@ -196,13 +258,16 @@ async function watch(ctx: Ctx, d: ApiDeps): Promise<void> {
   const rec = await d.registry.streamOpened(id)
   if (!rec) throw notFoundInstance(id)
   let closed = false
-  let handle: { remove(): void } | undefined
+  let handle: Watch | undefined
+  let unsubscribe: (() => void) | undefined
   const onClose = () => {
     if (closed) return
     closed = true
     handle?.remove()
+    unsubscribe?.()
     d.status.seen(id)
-    d.registry.streamClosed(id).catch((err: Error) => d.logger.error(`lease of instance ${id}: ${err.message}`))
+    // Dropped for silence: the instance was not heard from for a whole lease, which is over.
+    d.registry.streamClosed(id, handle?.dropped === 'silent').catch((err: Error) => d.logger.error(`lease of instance ${id}: ${err.message}`))
   }
   res.on('close', onClose)
   res.on('error', () => {})
@@ -213,28 +278,32 @@ async function watch(ctx: Ctx, d: ApiDeps): Promise<void> {
   res.flushHeaders()
   d.status.opened(id)
   if (since !== undefined && since === d.hub.version) d.status.resumed(id, since)
+  // bundle=1 (instances that do mTLS): the trust bundle first, then again on every rotation step.
+  if (ctx.query.get('bundle') === '1') unsubscribe = d.ca.subscribe(res, d.hub.version)
   handle = d.hub.watch(id, res, since)
 }
 
 function servicesView(resources: object[], endpoints: EndpointMap): { services: ServiceView[]; warnings: string[] } {
   const declared = new Set<string>()
-  for (const r of resources as { kind?: unknown; metadata?: { name?: unknown } }[]) {
-    if (r.kind === 'Service' && typeof r.metadata?.name === 'string') declared.add(r.metadata.name)
+  for (const r of resources as { kind?: unknown; metadata?: { name?: unknown; namespace?: unknown } }[]) {
+    if (r.kind === 'Service' && typeof r.metadata?.name === 'string') declared.add(serviceKey(typeof r.metadata.namespace === 'string' ? r.metadata.namespace : 'default', r.metadata.name))
   }
   const composed = composeView(resources, endpoints)
   const services: ServiceView[] = []
   for (const r of composed.resources as { kind?: unknown; metadata?: { name?: unknown; namespace?: unknown }; spec?: { protocol?: unknown; endpoints?: unknown } }[]) {
     if (r.kind !== 'Service' || typeof r.metadata?.name !== 'string') continue
     const name = r.metadata.name
-    const inRegistry = (endpoints[name]?.length ?? 0) > 0
+    const namespace = typeof r.metadata.namespace === 'string' ? r.metadata.namespace : 'default'
+    const key = serviceKey(namespace, name)
+    const inRegistry = (endpoints[key]?.length ?? 0) > 0
     services.push({
       name,
-      namespace: typeof r.metadata.namespace === 'string' ? r.metadata.namespace : 'default',
+      namespace,
       protocol: r.spec?.protocol === 'grpc' ? 'grpc' : 'http',
-      source: declared.has(name) ? (inRegistry ? 'both' : 'policy') : 'registry',
+      source: declared.has(key) ? (inRegistry ? 'both' : 'policy') : 'registry',
       endpoints: Array.isArray(r.spec?.endpoints) ? r.spec.endpoints.length : 0,
     })
   }
-  services.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))
+  services.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : a.namespace < b.namespace ? -1 : a.namespace > b.namespace ? 1 : 0))
   return { services, warnings: composed.skipped.map((s) => `${s.service}: endpoint ${s.endpoint.address} (instance ${s.endpoint.instance}) left out: ${s.reason}`) }
 }

@@ -3,8 +3,10 @@
 // constant-time (crypto.timingSafeEqual over the two digests), so neither a leaked store nor a
 // timing side channel gives a token away.
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto'
+import { readFile, rm } from 'node:fs/promises'
 import { join } from 'node:path'
 import { writeFileAtomic } from '../util/atomic-file.js'
+import type { Logger } from '../util/logger.js'
 import { HttpError } from './http-error.js'
 import type { InstanceRecord, JoinToken, Store } from './store.js'
 
@@ -51,23 +53,34 @@ export class Auth {
 
   /**
    * First start (no admin hash in the store): makes the admin token and an any-service join
-   * token, writes them to <dataDir> (0600) and prints them once. The files are written before the
-   * hashes are stored: a crash in between leaves no admin hash, so the next start makes new ones
-   * instead of leaving a hash whose token nobody has.
+   * token, writes them to <dataDir> (0600), sets the admin hash create-only and prints them once.
+   * The files are written before the hash is stored: a crash in between leaves no admin hash, so
+   * the next start makes new ones instead of leaving a hash whose token nobody has. Of daemons
+   * starting together on one etcd store, one sets the hash; the others adopt it, remove the token
+   * files they wrote (their tokens are void) and say where the admin token is.
    */
-  async init(dataDir: string, print: (line: string) => void): Promise<void> {
-    this.adminHash = await this.store.adminTokenHash()
-    if (this.adminHash !== undefined) return
-    const admin = ADMIN_PREFIX + secret()
-    const joinToken = JOIN_PREFIX + secret()
+  async init(dataDir: string, print: (line: string) => void, logger: Logger): Promise<void> {
     const adminFile = join(dataDir, ADMIN_TOKEN_FILE)
     const joinFile = join(dataDir, JOIN_TOKEN_FILE)
+    this.adminHash = await this.store.adminTokenHash()
+    if (this.adminHash !== undefined) {
+      if (!(await fileHoldsToken(adminFile, this.adminHash))) logger.info(elsewhereNote(adminFile))
+      return
+    }
+    const admin = ADMIN_PREFIX + secret()
+    const joinToken = JOIN_PREFIX + secret()
     await writeFileAtomic(adminFile, admin + '\n', 0o600)
     await writeFileAtomic(joinFile, joinToken + '\n', 0o600)
-    await this.store.addJoinToken({ hash: hashToken(joinToken), services: ['*'], createdAt: new Date().toISOString() })
     const adminHash = hashToken(admin)
-    await this.store.setAdminTokenHash(adminHash)
-    this.adminHash = adminHash
+    const inForce = await this.store.createAdminTokenHash(adminHash)
+    this.adminHash = inForce
+    if (inForce !== adminHash) {
+      // Another daemon on the same store got there first: these tokens were never valid.
+      await Promise.all([rm(adminFile, { force: true }), rm(joinFile, { force: true })])
+      logger.warn(elsewhereNote(adminFile))
+      return
+    }
+    await this.store.addJoinToken({ hash: hashToken(joinToken), services: ['*'], createdAt: new Date().toISOString() })
     print(`weft daemon: admin token (saved in ${adminFile}; shown only now): ${admin}`)
     print(`weft daemon: join token for any service (saved in ${joinFile}; shown only now): ${joinToken}`)
   }
@@ -123,8 +136,10 @@ export class Auth {
 
   /**
    * Calls on instance `id`: its own token or the join token that registered it; with `allowAdmin`
-   * (DELETE) the admin token too. `rec` undefined (unknown id) → 404 for a caller that could have
-   * acted on it, so an instance learns to register again; 401 for anyone else.
+   * (DELETE) the admin token too. An instance token that is not the current one of a known
+   * instance is 401 "unknown token" whether the id exists or not (no existence oracle for a
+   * forged token); the instance registers again on it. `rec` undefined → 404 for an admin or join
+   * token (credentials that may know ids).
    */
   async requireInstance(header: string | undefined, id: string, rec: InstanceRecord | undefined, allowAdmin = false): Promise<Caller> {
     const caller = await this.identify(header)
@@ -133,17 +148,19 @@ export class Auth {
       if (!rec) throw notFoundInstance(id)
       return caller
     }
+    if (caller.kind === 'instance' && caller.id === id) {
+      if (rec && sameHash(caller.hash, rec.tokenHash)) return caller
+      // Unknown id, or not its current token: the same answer (expired, deleted, re-registered,
+      // a restarted daemon — or a forged token).
+      throw unauthenticated(UNKNOWN_INSTANCE_TOKEN)
+    }
+    if (caller.kind === 'instance' && !(await this.instanceTokenValid(caller))) throw unauthenticated('unknown token')
     if (!rec) {
-      if (caller.kind === 'instance' && caller.id !== id) {
-        if (!(await this.instanceTokenValid(caller))) throw unauthenticated('unknown token')
-        throw new HttpError(403, 'WEFT_ERR_FORBIDDEN', `this instance token is for instance "${caller.id}", not "${id}"`)
-      }
+      if (caller.kind === 'instance') throw new HttpError(403, 'WEFT_ERR_FORBIDDEN', `this instance token is for instance "${caller.id}", not "${id}"`)
       // The record (with the hash to check against) is gone: expired, or a restarted daemon.
       throw notFoundInstance(id)
     }
-    if (sameHash(caller.hash, rec.tokenHash) || sameHash(caller.hash, rec.joinHash)) return caller
-    if (caller.kind === 'instance' && caller.id === id) throw unauthenticated(`not the current token of instance "${id}" (it registered again since)`)
-    if (caller.kind === 'instance' && !(await this.instanceTokenValid(caller))) throw unauthenticated('unknown token')
+    if (sameHash(caller.hash, rec.joinHash)) return caller
     throw new HttpError(403, 'WEFT_ERR_FORBIDDEN', caller.kind === 'instance'
       ? `this instance token is for instance "${caller.id}", not "${id}"`
       : `this join token did not register instance "${id}"`)
@@ -153,6 +170,19 @@ export class Auth {
     const rec = await this.store.getInstance(caller.id)
     return rec !== undefined && sameHash(caller.hash, rec.tokenHash)
   }
+}
+
+const UNKNOWN_INSTANCE_TOKEN = 'unknown token (an instance token the daemon does not know: its instance expired, was deleted or registered again, or the daemon restarted; register again)'
+
+/** The token file in the data dir holds the token of `hash`. */
+async function fileHoldsToken(file: string, hash: string): Promise<boolean> {
+  const text = await readFile(file, 'utf8').catch(() => undefined)
+  return text !== undefined && sameHash(hashToken(text.trim()), hash)
+}
+
+function elsewhereNote(adminFile: string): string {
+  return `weft daemon: this store's admin token was made by another daemon sharing it (the first to start), so it is not in ${adminFile}: ` +
+    'use the admin.token of that daemon\'s data dir, with --token or WEFT_TOKEN (`weft` commands take --data-dir of this daemon for its address)'
 }
 
 function unauthenticated(why: string): HttpError {

@@ -7,8 +7,9 @@
 //
 //   <dir>/policy.json            { format, version, revision, resources }
 //   <dir>/history/<version>.json { version, at, action, summary, resources } (the last 100)
-//   <dir>/tokens.json            { admin?: sha256, join: JoinToken[] } (0600)
-//   <dir>/registry.json          { format, savedAt, instances: InstanceRecord[] } (0600)
+//   <dir>/tokens.json            { admin?: sha256, join: JoinToken[] }
+//   <dir>/registry.json          { format, savedAt, instances: InstanceRecord[], expires }
+// (every file 0600, the dirs 0700)
 //
 // Every file write goes through writeFileAtomic, and all of them through one queue, so the files
 // never interleave and a crash leaves each file old or new.
@@ -64,6 +65,8 @@ interface Lease {
   rec: InstanceRecord
   /** Set while the instance is not held (no open stream): when it fires, the instance is gone. */
   timer?: NodeJS.Timeout
+  /** When the timer fires (epoch ms): saved, so a restart does not give the lease a fresh TTL. */
+  expiresAt?: number
 }
 
 export interface EmbeddedStoreOptions {
@@ -80,6 +83,8 @@ interface RegistryFile {
   format: number
   savedAt: string
   instances: InstanceRecord[]
+  /** Epoch ms at which each instance not held at save time expires (held ones get a TTL at restore). */
+  expires?: Record<string, number>
 }
 
 export class EmbeddedStore implements Store {
@@ -169,7 +174,7 @@ export class EmbeddedStore implements Store {
       }
       const h: HistoryFile = { version, at, action: entry.action, summary: entry.summary, resources: stored }
       try {
-        await writeFileAtomic(join(this.historyDir, `${version}.json`), JSON.stringify(h))
+        await writeFileAtomic(join(this.historyDir, `${version}.json`), JSON.stringify(h), 0o600)
         this.historyIndex.unshift({ version, at, action: entry.action, summary: entry.summary })
         await this.pruneHistory()
       } catch (err) {
@@ -196,8 +201,11 @@ export class EmbeddedStore implements Store {
       const lease = this.instances.get(rec.id)
       if (lease) clearTimeout(lease.timer)
       // The same record again (a watch reopening): held, but nothing changed to tell anyone.
-      if (lease && sameJson(lease.rec, rec)) {
+      // Who holds it (heldBy) is no view change either.
+      if (lease && sameJson(withoutHolder(lease.rec), withoutHolder(rec))) {
+        lease.rec = rec
         lease.timer = undefined
+        lease.expiresAt = undefined
         return
       }
       this.instances.set(rec.id, { rec })
@@ -211,6 +219,8 @@ export class EmbeddedStore implements Store {
       const lease = this.instances.get(id)
       if (!lease) return
       clearTimeout(lease.timer)
+      // Held by no stream any more (no event: nobody sees heldBy in a view).
+      if (lease.rec.heldBy !== undefined) lease.rec = withoutHolder(lease.rec)
       const timer = setTimeout(() => {
         void this.mutate(async () => {
           if (this.instances.get(id) !== lease || lease.timer !== timer) return
@@ -220,6 +230,7 @@ export class EmbeddedStore implements Store {
       // Leases must not keep a process alive on their own; close() clears them.
       timer.unref()
       lease.timer = timer
+      lease.expiresAt = Date.now() + ttlMs
     })
   }
 
@@ -252,11 +263,13 @@ export class EmbeddedStore implements Store {
     return this.tokens.admin
   }
 
-  setAdminTokenHash(hash: string): Promise<void> {
+  createAdminTokenHash(hash: string): Promise<string> {
     return this.mutate(async () => {
+      if (this.tokens.admin !== undefined) return this.tokens.admin
       const next = { ...this.tokens, admin: hash }
       await writeFileAtomic(this.tokensFile, JSON.stringify(next), 0o600)
       this.tokens = next
+      return hash
     })
   }
 
@@ -303,20 +316,31 @@ export class EmbeddedStore implements Store {
       return undefined
     })
     if (!f || f.format !== FORMAT || !Array.isArray(f.instances)) return
-    for (const rec of f.instances) {
-      if (typeof rec?.id !== 'string' || typeof rec.service !== 'string' || typeof rec.tokenHash !== 'string') continue
-      const lease: Lease = { rec }
+    const now = Date.now()
+    for (const saved of f.instances) {
+      if (typeof saved?.id !== 'string' || typeof saved.service !== 'string' || typeof saved.tokenHash !== 'string') continue
+      // A lease that was running out keeps its end (a daemon restarting every few seconds must not
+      // keep a dead instance forever); one held by a stream at save time gets restoreTtlMs.
+      const end = f.expires?.[saved.id]
+      const ttl = typeof end === 'number' ? Math.min(end - now, this.restoreTtlMs) : this.restoreTtlMs
+      if (ttl <= 0) continue
+      const rec = withoutHolder(saved)
+      const lease: Lease = { rec, expiresAt: now + ttl }
       const timer = setTimeout(() => {
         void this.mutate(async () => {
           if (this.instances.get(rec.id) !== lease || lease.timer !== timer) return
           await this.remove(rec.id)
         }).catch(() => {})
-      }, this.restoreTtlMs)
+      }, ttl)
       timer.unref()
       lease.timer = timer
       this.instances.set(rec.id, lease)
     }
-    if (this.instances.size > 0) this.logger.info(`embedded store: restored ${this.instances.size} registrations saved ${f.savedAt}; each ends in ${this.restoreTtlMs} ms unless its instance watches again`)
+    if (this.instances.size > 0) {
+      this.logger.info(`embedded store: restored ${this.instances.size} registrations saved ${f.savedAt}; each ends within ${this.restoreTtlMs} ms unless its instance watches again`)
+      // Their ends on disk now: a crash before the next save must not restart them again.
+      this.saveRegistrySoon()
+    }
   }
 
   /** Schedules a registry save; bursts of registrations cost one write, never on the request path. */
@@ -341,7 +365,9 @@ export class EmbeddedStore implements Store {
   }
 
   private async writeRegistry(): Promise<void> {
-    const f: RegistryFile = { format: FORMAT, savedAt: new Date().toISOString(), instances: [...this.instances.values()].map((l) => l.rec) }
+    const expires: Record<string, number> = {}
+    for (const l of this.instances.values()) if (l.timer !== undefined && l.expiresAt !== undefined) expires[l.rec.id] = l.expiresAt
+    const f: RegistryFile = { format: FORMAT, savedAt: new Date().toISOString(), instances: [...this.instances.values()].map((l) => l.rec), expires }
     await writeFileAtomic(this.registryFile, JSON.stringify(f), 0o600).catch((err: Error) => {
       this.logger.warn(`embedded store: could not save ${this.registryFile}: ${err.message}`)
     })
@@ -381,7 +407,8 @@ export class EmbeddedStore implements Store {
 
   private writePolicyFile(): Promise<void> {
     const f: PolicyFile = { format: FORMAT, version: this.policy.version, revision: this.reserved, resources: this.policy.resources }
-    return writeFileAtomic(this.policyFile, JSON.stringify(f))
+    // 0600 like every file here: the policy names services, addresses and JWT issuers.
+    return writeFileAtomic(this.policyFile, JSON.stringify(f), 0o600)
   }
 
   private async readHistoryIndex(): Promise<HistoryEntry[]> {
@@ -440,6 +467,11 @@ async function readPolicyFile(file: string): Promise<PolicyFile | undefined> {
     if (typeof r?.kind !== 'string' || typeof r.namespace !== 'string' || typeof r.name !== 'string' || typeof r.value !== 'object' || r.value === null) throw bad('a resource lacks kind/namespace/name/value')
   }
   return f
+}
+
+function withoutHolder(rec: InstanceRecord): InstanceRecord {
+  const { heldBy: _, ...rest } = rec
+  return rest
 }
 
 function jsonClone<T>(v: T): T {

@@ -11,9 +11,13 @@
 //   view already holds what was just registered (its own endpoint) without breaking coalescing.
 // - Backpressure: when write() returns false the stream is skipped until 'drain', then sent one
 //   full snapshot if it missed anything. Nothing queues per watcher beyond the socket's buffer.
-// - Every pingMs a ping, so both ends see a silent stream is still alive.
+// - Every pingMs a ping, so both ends see a silent stream is still alive. The instance answers pings
+//   with a heartbeat (any call from it counts: heard()); with leaseTtlMs set, a stream whose instance
+//   was not heard from for a whole lease (a frozen process keeps its TCP stream open) or that stayed
+//   backed up that long is dropped: its socket is destroyed and `dropped` says why.
 // Messages are serialized once per version and the same string is written to every stream.
 import type { EndpointMap, RegisteredEndpoint, WatchMessage } from '../control/protocol.js'
+import { serviceKey } from '../control/service-key.js'
 import { formatHostPort } from '../util/host-port.js'
 import type { Logger } from '../util/logger.js'
 import type { InstanceRecord, PolicyState, Store, StoreEvent } from './store.js'
@@ -23,7 +27,11 @@ export interface WatchSink {
   write(chunk: string): boolean
   once(event: 'drain', listener: () => void): unknown
   end(): unknown
+  /** Cuts the stream at once (a frozen peer never reads an orderly end). */
+  destroy?(): unknown
 }
+
+export type DropReason = 'silent' | 'backlog'
 
 export interface HubOptions {
   coalesceMs: number
@@ -31,10 +39,14 @@ export interface HubOptions {
   logger: Logger
   /** A snapshot or delta of `version` went out to a stream of instance `id` (for status). */
   onSent?: (id: string, version: number) => void
+  /** Streams silent or backed up this long are dropped; undefined: never. */
+  leaseTtlMs?: number
 }
 
 export interface Watch {
   readonly id: string
+  /** Set when the hub dropped the stream: its instance went silent, or it stayed backed up. */
+  readonly dropped: DropReason | undefined
   /** Stops pushing to this stream (it closed); does not end it. */
   remove(): void
 }
@@ -45,6 +57,11 @@ interface Watcher {
   /** The version this stream holds from what was written to it; -1 for none. */
   sent: number
   blocked: boolean
+  /** When it got backed up (while blocked). */
+  blockedAt: number
+  /** When its instance was last heard from (stream open, heartbeat, any call). */
+  heardAt: number
+  dropped: DropReason | undefined
   /** A message was skipped while blocked: a snapshot is owed after 'drain'. */
   missed: boolean
   gone: boolean
@@ -69,15 +86,26 @@ export class PushHub {
   private snapshotLine: string | undefined
   private readonly watchers = new Set<Watcher>()
   private closed = false
+  /** While start() loads: told of every deletion event. */
+  private onStartDelete: ((id: string) => void) | undefined
 
   constructor(private readonly store: Store, private readonly opts: HubOptions) {}
 
   async start(): Promise<void> {
     // Listen first, then load: an event that lands meanwhile is applied on top, not lost.
     this.store.onEvent((e) => this.onEvent(e))
+    const deleted = new Set<string>()
+    this.onStartDelete = (id) => deleted.add(id)
     const policy = await this.store.readPolicy()
     if (policy.version > this.policyVersion) this.setPolicy(policy)
-    for (const rec of await this.store.listInstances()) if (!this.instances.has(rec.id)) this.instances.set(rec.id, rec)
+    // A newer policy an event brought meanwhile is the starting one, not a change to push.
+    if (this.pendingPolicy !== undefined && this.pendingPolicy.version > this.policyVersion) this.setPolicy(this.pendingPolicy)
+    this.pendingPolicy = undefined
+    // An event is newer than the list read: a record it put stays, one it deleted stays gone.
+    for (const rec of await this.store.listInstances()) if (!this.instances.has(rec.id) && !deleted.has(rec.id)) this.instances.set(rec.id, rec)
+    this.onStartDelete = undefined
+    clearTimeout(this.timer)
+    this.timer = undefined
     this.latestEndpoints = undefined
     this.version = Math.max(this.store.revision(), this.seen)
     this.seen = this.version
@@ -99,18 +127,27 @@ export class PushHub {
 
   /** Opens pushing to a stream; `since` is the version the instance says it holds. */
   watch(id: string, sink: WatchSink, since: number | undefined): Watch {
-    const w: Watcher = { id, sink, sent: since ?? -1, blocked: false, missed: false, gone: false }
+    const w: Watcher = { id, sink, sent: since ?? -1, blocked: false, blockedAt: 0, heardAt: Date.now(), dropped: undefined, missed: false, gone: false }
     this.watchers.add(w)
     // Holding the current version: nothing to send until a change. Changes pending: the
     // snapshot goes out when the window closes (flush sends one to any stream not at base).
     if (w.sent !== this.version && !this.dirty) this.sendSnapshot(w)
     return {
       id,
+      get dropped() {
+        return w.dropped
+      },
       remove: () => {
         w.gone = true
         this.watchers.delete(w)
       },
     }
+  }
+
+  /** Instance `id` was heard from (a heartbeat or any call): its streams are alive. */
+  heard(id: string): void {
+    const now = Date.now()
+    for (const w of this.watchers) if (w.id === id) w.heardAt = now
   }
 
   /** Ends the streams of instance `id` (it was deleted: it must register again). */
@@ -147,7 +184,10 @@ export class PushHub {
       if (e.state.version <= this.policyVersion) return
       this.pendingPolicy = e.state
     } else {
-      for (const id of e.deleted) this.instances.delete(id)
+      for (const id of e.deleted) {
+        this.instances.delete(id)
+        this.onStartDelete?.(id)
+      }
       for (const rec of e.put) this.instances.set(rec.id, rec)
       this.latestEndpoints = undefined
       // Deleted while its stream is open (DELETE, here or through another daemon): end the stream
@@ -217,8 +257,28 @@ export class PushHub {
 
   private ping(): void {
     if (this.watchers.size === 0) return
+    this.dropDead()
     const msg = line({ type: 'ping', version: this.version })
     for (const w of this.watchers) this.write(w, msg, false)
+  }
+
+  /** Drops streams whose instance was silent, or that stayed backed up, for a whole lease. */
+  private dropDead(): void {
+    const ttl = this.opts.leaseTtlMs
+    if (ttl === undefined) return
+    const now = Date.now()
+    for (const w of [...this.watchers]) {
+      const why: DropReason | undefined = now - w.heardAt > ttl ? 'silent' : w.blocked && now - w.blockedAt > ttl ? 'backlog' : undefined
+      if (!why) continue
+      this.opts.logger.warn(why === 'silent'
+        ? `push hub: instance ${w.id} sent no heartbeat for ${now - w.heardAt} ms (lease ${ttl} ms): dropping its stream and its lease`
+        : `push hub: the stream of instance ${w.id} has been backed up for ${now - w.blockedAt} ms (lease ${ttl} ms): dropping it`)
+      w.dropped = why
+      w.gone = true
+      this.watchers.delete(w)
+      if (w.sink.destroy) w.sink.destroy()
+      else w.sink.end()
+    }
   }
 
   /** Writes unless the stream is backed up; false when skipped. */
@@ -232,6 +292,7 @@ export class PushHub {
       // Accepted into the socket's buffer, but the buffer is over its mark: skip this stream until
       // it drains, then catch it up with one snapshot.
       w.blocked = true
+      w.blockedAt = Date.now()
       w.sink.once('drain', () => {
         w.blocked = false
         if (w.gone || !w.missed) return
@@ -256,14 +317,18 @@ export function endpointOf(rec: InstanceRecord): RegisteredEndpoint | undefined 
   return { address: formatHostPort(rec.address, rec.port), protocol: rec.protocol, labels, instance: rec.id }
 }
 
-/** Endpoints by service, services and endpoints in a stable order (so equal views compare equal). */
+/**
+ * Endpoints by service ("<namespace>/<name>": a registration joins only its own namespace's
+ * service), services and endpoints in a stable order (so equal views compare equal).
+ */
 export function buildEndpoints(records: Iterable<InstanceRecord>): EndpointMap {
   const by = new Map<string, RegisteredEndpoint[]>()
   for (const rec of records) {
     const ep = endpointOf(rec)
     if (!ep) continue
-    let list = by.get(rec.service)
-    if (!list) by.set(rec.service, (list = []))
+    const key = serviceKey(rec.namespace, rec.service)
+    let list = by.get(key)
+    if (!list) by.set(key, (list = []))
     list.push(ep)
   }
   const out: EndpointMap = {}

@@ -5,7 +5,7 @@
 //   policy-service.ts              apply/delete/rollback  registry.ts      registrations and leases
 //   hub.ts                         the watch streams      status.ts        per-instance sync state
 //   api.ts / router.ts / server.ts the HTTP side
-import { mkdir, readFile, rm } from 'node:fs/promises'
+import { mkdir, readFile, rm, stat } from 'node:fs/promises'
 import type { Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { join, resolve } from 'node:path'
@@ -14,6 +14,8 @@ import { consoleLogger, type Logger } from '../util/logger.js'
 import { buildApi } from './api.js'
 import { writeFileAtomic } from '../util/atomic-file.js'
 import { Auth } from './auth.js'
+import { CaService } from './ca-service.js'
+import { JwtService } from './jwt-service.js'
 import { EmbeddedStore } from './embedded-store.js'
 import { PushHub } from './hub.js'
 import { PolicyService } from './policy-service.js'
@@ -42,6 +44,12 @@ export interface DaemonOptions {
   logger?: Logger
   /** Where first-start secrets (admin and join token) are printed; default stdout. */
   print?: (line: string) => void
+  /** The SPIFFE trust domain of the CA made at first start. Default weft.local. */
+  trustDomain?: string
+  /** Lifetime of the X509-SVIDs the CA signs. Default 24 h. */
+  svidTtlMs?: number
+  /** An operator-supplied CA (PEM texts) instead of the one made in <dataDir>/ca/. */
+  ca?: { certPem: string; keyPem: string; chainPem?: string; bundlePem?: string }
 }
 
 export interface Daemon {
@@ -68,6 +76,8 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
   const dataDir = resolve(opts.dataDir)
   // 0700: the dir holds the token files (themselves 0600).
   await mkdir(dataDir, { recursive: true, mode: 0o700 })
+  // An existing dir keeps its mode (it may be a shared one: not changed here, but said).
+  if (((await stat(dataDir)).mode & 0o077) !== 0) logger.warn(`control daemon: data dir ${dataDir} is readable by other users; it holds token files (chmod 700 it)`)
 
   const store = opts.store ?? new EmbeddedStore(dataDir, { logger, restoreTtlMs: leaseTtlMs })
   await store.open()
@@ -75,22 +85,26 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
   let server: Server | undefined
   try {
     const auth = new Auth(store)
-    await auth.init(dataDir, print)
+    await auth.init(dataDir, print, logger)
+    const ca = await CaService.open({ dataDir, ...(opts.trustDomain ? { trustDomain: opts.trustDomain } : {}), ...(opts.svidTtlMs ? { svidTtlMs: opts.svidTtlMs } : {}), ...(opts.ca ? { operator: opts.ca } : {}), logger })
+    const jwt = await JwtService.open(dataDir, ca.trustDomain)
     const status = new StatusBoard()
-    hub = new PushHub(store, { coalesceMs, pingMs: Math.max(1, Math.floor(leaseTtlMs / 3)), logger, onSent: (id, v) => status.sent(id, v) })
+    hub = new PushHub(store, { coalesceMs, pingMs: Math.max(1, Math.floor(leaseTtlMs / 3)), leaseTtlMs, logger, onSent: (id, v) => status.sent(id, v) })
     store.onEvent((e) => {
       if (e.type === 'instances') for (const id of e.deleted) status.forget(id)
     })
     await hub.start()
-    const registry = new Registry(store, leaseTtlMs)
+    const registry = new Registry(store, leaseTtlMs, logger)
     const policy = new PolicyService(store, () => hub!.endpoints())
-    const router = buildApi({ store, auth, hub, policy, registry, status, logger })
+    const router = buildApi({ store, auth, hub, policy, registry, status, logger, ca, jwt })
     server = createDaemonServer(router, logger)
     await listen(server, host, port)
     const bound = (server.address() as AddressInfo).port
     const url = `http://${formatHostPort(advertised(host), bound)}`
+    // Before any request: the records this daemon holds name it (status on daemons sharing a store).
+    registry.holder = url
     const daemonFile = join(dataDir, DAEMON_FILE)
-    await writeFileAtomic(daemonFile, JSON.stringify({ url, pid: process.pid }) + '\n')
+    await writeFileAtomic(daemonFile, JSON.stringify({ url, pid: process.pid }) + '\n', 0o600)
     logger.info(`control daemon listening on ${url} (data dir ${dataDir}, version ${hub.version})`)
 
     const srv = server

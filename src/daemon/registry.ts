@@ -4,10 +4,16 @@
 // with no stream open gets the same leaseTtl, so one never followed by a watch expires too.
 // Operations on one id run one at a time (a stream opening while another closes must not leave
 // the instance detached under an open stream).
+//
+// A stream counts as open only once the store holds the instance (a failed attach counts nothing),
+// and letting a lease run out never depends on one store call succeeding: a failed detach is
+// retried, and if the store still fails when the lease would have ended, the record is deleted.
 import { randomBytes } from 'node:crypto'
 import type { RegisterRequest, RegisterResponse } from '../control/protocol.js'
+import type { Logger } from '../util/logger.js'
 import { hashToken, newInstanceToken, notFoundInstance, sameHash } from './auth.js'
 import { HttpError } from './http-error.js'
+import { LeaseReleases } from './lease-releases.js'
 import { KeyedSerial } from './serial.js'
 import type { InstanceRecord, JoinToken, Store } from './store.js'
 
@@ -15,9 +21,14 @@ export class Registry {
   private readonly locks = new KeyedSerial()
   /** Open watch streams per instance on this daemon. */
   private readonly open = new Map<string, number>()
+  private readonly releases: LeaseReleases
   private closing = false
+  /** This daemon's URL, recorded in the records it holds (heldBy); set once it listens. */
+  holder: string | undefined
 
-  constructor(private readonly store: Store, readonly leaseTtlMs: number) {}
+  constructor(private readonly store: Store, readonly leaseTtlMs: number, private readonly logger: Logger) {
+    this.releases = new LeaseReleases(store, leaseTtlMs, logger, (id, task) => this.locks.run(id, task), (id) => this.connected(id) || this.closing)
+  }
 
   connected(id: string): boolean {
     return (this.open.get(id) ?? 0) > 0
@@ -62,7 +73,10 @@ export class Registry {
   }
 
   remove(id: string): Promise<void> {
-    return this.locks.run(id, () => this.store.deleteInstance(id))
+    return this.locks.run(id, async () => {
+      this.releases.cancel(id)
+      await this.store.deleteInstance(id)
+    })
   }
 
   /** A watch stream opens: the instance is held (undefined when the id is unknown). */
@@ -70,30 +84,61 @@ export class Registry {
     return this.locks.run(id, async () => {
       const rec = await this.store.getInstance(id)
       if (!rec) return undefined
+      const held = this.held(rec)
+      try {
+        await this.store.attachInstance(held)
+      } catch (err) {
+        // Not held, so not counted; the store may have stopped its expiry before failing.
+        if (!this.connected(id)) await this.releases.release(id)
+        throw err
+      }
+      this.releases.cancel(id)
       this.open.set(id, (this.open.get(id) ?? 0) + 1)
-      await this.store.attachInstance(rec)
-      return rec
+      return held
     })
   }
 
-  /** A watch stream closed: after the last one, the lease runs out in leaseTtl. */
-  streamClosed(id: string): Promise<void> {
+  /**
+   * A watch stream closed: after the last one, the lease runs out in leaseTtl. `expired`: the hub
+   * dropped it because the instance was silent for a whole lease: its lease is over now.
+   */
+  streamClosed(id: string, expired = false): Promise<void> {
     return this.locks.run(id, async () => {
       const n = (this.open.get(id) ?? 1) - 1
       if (n > 0) return void this.open.set(id, n)
       this.open.delete(id)
       if (this.closing) return
-      if (await this.store.getInstance(id)) await this.store.detachInstance(id, this.leaseTtlMs)
+      if (expired) await this.releases.expire(id)
+      else await this.releases.release(id)
     })
   }
 
   /** The daemon is closing: streams ending now must not touch the store being closed. */
   close(): void {
     this.closing = true
+    this.releases.close()
+  }
+
+  /** The record as this daemon holds it: heldBy names it, for daemons sharing the store. */
+  private held(rec: InstanceRecord): InstanceRecord {
+    if (this.holder === undefined) return rec
+    return { ...rec, heldBy: this.holder }
   }
 
   private async put(rec: InstanceRecord): Promise<void> {
-    await this.store.attachInstance(rec)
-    if (!this.connected(rec.id)) await this.store.detachInstance(rec.id, this.leaseTtlMs)
+    const connected = this.connected(rec.id)
+    const next = connected ? this.held(rec) : withoutHolder(rec)
+    try {
+      await this.store.attachInstance(next)
+    } catch (err) {
+      if (!this.connected(rec.id)) await this.releases.release(rec.id)
+      throw err
+    }
+    if (!this.connected(rec.id)) await this.releases.release(rec.id)
   }
+}
+
+function withoutHolder(rec: InstanceRecord): InstanceRecord {
+  const { heldBy: _, ...rest } = rec
+  return rest
 }

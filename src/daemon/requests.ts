@@ -4,7 +4,8 @@
 import { isIP } from 'node:net'
 import { DNS_NAME } from '../config/names.js'
 import type { AckRequest, RegisterRequest } from '../control/protocol.js'
-import { badRequest } from './http-error.js'
+import { printable } from '../util/printable.js'
+import { badRequest, HttpError } from './http-error.js'
 
 type Body = Record<string, unknown>
 
@@ -16,6 +17,8 @@ const LABEL_KEY = /^([a-z0-9]([-a-z0-9.]*[a-z0-9])?\/)?[A-Za-z0-9]([-A-Za-z0-9_.
 const HOSTNAME = /^(?=.{1,253}$)[A-Za-z0-9]([-A-Za-z0-9]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([-A-Za-z0-9]{0,61}[A-Za-z0-9])?)*\.?$/
 const MAX_LABELS = 64
 const MAX_LABEL_VALUE = 253
+/** Service names one join token may list. */
+const MAX_TOKEN_SERVICES = 256
 /** A NACK's error text is kept for `weft status`; more than this is cut. */
 export const MAX_NACK_ERROR = 16 * 1024
 
@@ -124,7 +127,27 @@ export function parseAck(body: Body): AckRequest {
     throw badRequest(`version must be a non-negative integer (got ${JSON.stringify(version)})`)
   }
   if (error !== undefined && typeof error !== 'string') throw badRequest('error must be a string (the formatted issues) when present')
-  return { version, ...(error !== undefined ? { error: error.length > MAX_NACK_ERROR ? error.slice(0, MAX_NACK_ERROR) + '…' : error } : {}) }
+  if (error === undefined) return { version }
+  // Shown by `weft status` and logged: see printable().
+  const text = printable(error)
+  return { version, error: text.length > MAX_NACK_ERROR ? text.slice(0, MAX_NACK_ERROR) + '…' : text }
+}
+
+/** POST /v1/instances/:id/heartbeat: no fields (an empty body or {}). */
+export function parseHeartbeat(body: Body): void {
+  onlyFields(body, [], 'heartbeat')
+}
+
+/** Content types POST /v1/policy takes (YAML or JSON text); none given is read as YAML. */
+const POLICY_TYPES = new Set(['application/yaml', 'application/x-yaml', 'text/yaml', 'text/x-yaml', 'application/json', 'text/plain'])
+
+/** 415 for a policy body of another type (a form post, a binary upload), before it is read. */
+export function requirePolicyType(header: string | undefined): void {
+  if (header === undefined || header.trim() === '') return
+  const type = header.split(';')[0]!.trim().toLowerCase()
+  if (!POLICY_TYPES.has(type)) {
+    throw new HttpError(415, 'WEFT_ERR_INVALID_ARG', `content-type ${JSON.stringify(type)} is not a policy: send YAML or JSON (application/yaml, text/yaml or application/json)`)
+  }
 }
 
 export function parseTokenRequest(body: Body): { services: string[]; namespace?: string } {
@@ -132,7 +155,10 @@ export function parseTokenRequest(body: Body): { services: string[]; namespace?:
   let services = ['*']
   if (body.services !== undefined) {
     if (!Array.isArray(body.services) || body.services.length === 0) throw badRequest('services must be a non-empty list of service names (or ["*"] for any)')
-    services = body.services.map((s, i) => (s === '*' ? '*' : name(s, `services[${i}]`, true)!))
+    // Each name once: the list is stored with the token and read on every registration.
+    const named = new Set(body.services.map((s, i) => (s === '*' ? '*' : name(s, `services[${i}]`, true)!)))
+    if (named.size > MAX_TOKEN_SERVICES) throw badRequest(`services: at most ${MAX_TOKEN_SERVICES} different names per join token (got ${named.size}); ["*"] allows any`)
+    services = named.has('*') ? ['*'] : [...named]
   }
   const namespace = name(body.namespace, 'namespace', false)
   return { services, ...(namespace !== undefined ? { namespace } : {}) }

@@ -1,16 +1,20 @@
 // Per-instance sync status, as this daemon sees it: the last version sent to the instance's
-// streams, the last it ACKed, its last NACK, when it was last heard from, and whether a stream is
-// open here. Kept in memory: after a restart every instance reconnects and reports again.
+// streams, the last it ACKed, its last NACK, when it was last heard from (registration, stream
+// open, heartbeat, ACK), and whether a stream is open here. Kept in memory: after a restart every
+// instance reconnects and reports again. With a shared store (etcd) an instance whose stream is
+// open on another daemon is ELSEWHERE: its sync state lives in that daemon's memory.
 
-export type SyncState = 'SYNCED' | 'STALE' | 'NACKED' | 'DISCONNECTED'
+export type SyncState = 'SYNCED' | 'STALE' | 'NACKED' | 'DISCONNECTED' | 'ELSEWHERE'
 
 export interface InstanceStatus {
   state: SyncState
   sentVersion?: number
   ackedVersion?: number
   nack?: { version: number; error: string }
-  /** ISO time: now while a stream is open, else the last call or stream close. */
+  /** ISO time of the last call, heartbeat or stream event from the instance seen here. */
   lastSeen?: string
+  /** ELSEWHERE: the URL of the daemon holding its stream. */
+  daemon?: string
 }
 
 interface Entry {
@@ -51,14 +55,12 @@ export class StatusBoard {
   }
 
   /**
-   * A stream opened holding `held` = the current version, so nothing is sent: the instance says
-   * it has it. Unless this daemon knows it NACKed that version, count it as applied.
+   * A stream opened holding `held` = the current version, so nothing is sent. That is what the
+   * stream holds, not an ACK: the instance ACKs the version it applied itself (a NACKed one is
+   * never what it resumes with), and stays STALE here until it does.
    */
   resumed(id: string, held: number): void {
-    const e = this.entry(id)
-    e.sentVersion = held
-    if (e.nack?.version === held) return
-    if (e.ackedVersion === undefined || e.ackedVersion < held) e.ackedVersion = held
+    this.entry(id).sentVersion = held
   }
 
   ack(id: string, version: number, error: string | undefined): void {
@@ -68,7 +70,8 @@ export class StatusBoard {
       e.nack = { version, error }
       return
     }
-    e.ackedVersion = version
+    // Versions only grow: an older ACK arriving late (a resend, a resume) does not move it back.
+    if (e.ackedVersion === undefined || version > e.ackedVersion) e.ackedVersion = version
     if (e.nack !== undefined && e.nack.version <= version) e.nack = undefined
   }
 
@@ -77,15 +80,18 @@ export class StatusBoard {
     this.entries.delete(id)
   }
 
-  view(id: string, connected: boolean): InstanceStatus {
+  /** `elsewhere`: the daemon holding its stream, when that is another one. */
+  view(id: string, connected: boolean, elsewhere?: string): InstanceStatus {
     const e = this.entries.get(id) ?? {}
     let state: SyncState
-    if (!connected) state = 'DISCONNECTED'
+    if (!connected && elsewhere !== undefined) state = 'ELSEWHERE'
+    else if (!connected) state = 'DISCONNECTED'
     else if (e.nack !== undefined && (e.ackedVersion === undefined || e.nack.version > e.ackedVersion)) state = 'NACKED'
     else if (e.sentVersion !== undefined && e.ackedVersion === e.sentVersion) state = 'SYNCED'
     else state = 'STALE'
-    const lastSeen = connected ? Date.now() : e.lastSeen
+    const lastSeen = e.lastSeen
     return {
+      ...(state === 'ELSEWHERE' ? { daemon: elsewhere } : {}),
       state,
       ...(e.sentVersion !== undefined ? { sentVersion: e.sentVersion } : {}),
       ...(e.ackedVersion !== undefined ? { ackedVersion: e.ackedVersion } : {}),

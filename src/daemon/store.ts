@@ -40,6 +40,11 @@ export interface InstanceRecord {
   /** SHA-256 (hex) of the join token that registered it. */
   joinHash: string
   registeredAt: string
+  /**
+   * The URL of the daemon whose watch stream holds it, while one does (set by attach, dropped by
+   * detach): with a shared store, the other daemons show the instance as connected elsewhere.
+   */
+  heldBy?: string
 }
 
 export interface JoinToken {
@@ -81,7 +86,7 @@ export interface Store {
 
   /** Adds or replaces an instance and holds it alive (its watch stream is open on this daemon). */
   attachInstance(rec: InstanceRecord): Promise<void>
-  /** The stream closed: the instance lives `ttlMs` more unless attached again. */
+  /** The stream closed: the instance lives `ttlMs` more unless attached again; `heldBy` is dropped. */
   detachInstance(id: string, ttlMs: number): Promise<void>
   deleteInstance(id: string): Promise<void>
   getInstance(id: string): Promise<InstanceRecord | undefined>
@@ -91,7 +96,11 @@ export interface Store {
   findJoinToken(hash: string): Promise<JoinToken | undefined>
   /** The admin token's hash (set once at first start). */
   adminTokenHash(): Promise<string | undefined>
-  setAdminTokenHash(hash: string): Promise<void>
+  /**
+   * Sets the admin token's hash unless one is set (create-only: of daemons starting together on
+   * one etcd, one wins); resolves with the hash in force, which is the caller's only if it won.
+   */
+  createAdminTokenHash(hash: string): Promise<string>
 
   /** Every change, from this daemon or (etcd) another. */
   onEvent(listener: (e: StoreEvent) => void): void

@@ -52,6 +52,24 @@ test('weft apply: the daemon refuses a Route to a service it does not know (422)
   assert.match(r.stderr, /the daemon refused it: 1 error \(WEFT_ERR_POLICY_INVALID\); nothing was changed/)
 })
 
+test('weft apply -f a -f b is one change: the daemon refusing b stores nothing of a; its issue points into b; both valid make one version', async () => {
+  const before = JSON.parse((await cli(['get', 'policies', '-o', 'json', ...d.flags])).stdout)
+  // a is fine alone; b names a service only the merged view can judge (so the CLI sends both).
+  const a = writeFile(d.dataDir, 'multi-a.yaml', 'apiVersion: weft/v1\nkind: Service\nmetadata: { name: billing }\nspec: { protocol: http }\n')
+  const b = writeFile(d.dataDir, 'multi-b.yaml', '---\napiVersion: weft/v1\nkind: Route\nmetadata: { name: ghost-route }\nspec:\n  service: ghost\n  rules:\n    - backends: [{ subset: { version: v1 }, weight: 100 }]\n')
+  const r = await cli(['apply', '-f', a, '-f', b, ...d.flags])
+  assert.equal(r.status, 1)
+  assert.match(r.stderr, new RegExp(`${esc(b)}:6:12 error WEFT_E_REF_UNKNOWN Route/ghost-route spec\\.service: unknown service "ghost"`))
+  assert.match(r.stderr, /nothing was changed/)
+  assert.deepEqual(JSON.parse((await cli(['get', 'policies', '-o', 'json', ...d.flags])).stdout), before, 'nothing of a stored')
+  // Both valid (b routes to the Service a declares): one version for both files.
+  const fixed = writeFile(d.dataDir, 'multi-b2.yaml', '%YAML 1.2\n---\napiVersion: weft/v1\nkind: Route\nmetadata: { name: billing-route }\nspec:\n  service: billing\n  rules:\n    - backends: [{ weight: 100 }]\n')
+  const ok = await cli(['apply', '-f', a, '-f', fixed, ...d.flags])
+  assert.equal(ok.status, 0, ok.stderr)
+  assert.match(ok.stdout, new RegExp(`^Service/billing created\nRoute/billing-route created\napplied ${esc(a)}, ${esc(fixed)}: version ${before.version + 1}\n$`))
+  for (const [kind, name] of [['Route', 'billing-route'], ['Service', 'billing']]) assert.equal((await cli(['delete', kind!, name!, ...d.flags])).status, 0)
+})
+
 test('weft apply -f - reads stdin; weft delete removes a resource, refuses one others need, and 404s', async () => {
   const doc = 'apiVersion: weft/v1\nkind: Service\nmetadata: { name: ledger, namespace: books }\nspec: { timeout: 1s }\n'
   const r = await cli(['apply', '-f', '-', ...d.flags], { stdin: doc })

@@ -26,3 +26,16 @@ test('weft with an unknown command exits 2 with usage', () => {
   assert.equal(r.status, 2)
   assert.match(r.stderr, /unknown command "frobnicate"/)
 })
+
+test('weft check on deeply nested YAML/JSON (the review inputs): exit 1 with one clear finding, no crash', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'weft-check-'))
+  for (const [name, text] of [['flow.yaml', '['.repeat(500_000)], ['block.yaml', '- '.repeat(300_000)], ['deep.json', '{"a":'.repeat(100_000) + '1' + '}'.repeat(100_000)]] as const) {
+    const file = join(dir, name)
+    writeFileSync(file, text)
+    const r = cli(['check', '-f', file])
+    assert.equal(r.status, 1, r.stderr)
+    assert.equal(r.signal, null)
+    assert.match(r.stdout, new RegExp(`${file.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}:1:\\d+ error WEFT_E_SYNTAX -: nested more than 64 levels deep; refused before parsing`))
+    assert.match(r.stdout, /0 services, 0 routes, 1 errors, 0 warnings/)
+  }
+})

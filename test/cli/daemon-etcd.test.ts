@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict'
 import { spawn } from 'node:child_process'
-import { mkdtempSync, readFileSync } from 'node:fs'
+import { existsSync, mkdtempSync, readFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -49,6 +49,13 @@ test('weft daemon --etcd keeps the policy in etcd: apply, then a second daemon o
   const pol = await cli(['get', 'policies', '--control', url, '--token', readFileSync(join(dirA, 'admin.token'), 'utf8').trim()])
   assert.equal(pol.status, 0, pol.stderr)
   assert.match(pol.stdout, /Service\s+default\s+payments\nRoute\s+default\s+payments-canary\n/)
+  // B's data dir holds no admin token (the store's is A's, and B says so): --data-dir of B finds
+  // B, and the token comes from WEFT_TOKEN.
+  assert.equal(existsSync(join(dirB, 'admin.token')), false)
+  assert.match(b.stderr(), /admin token was made by another daemon sharing it/)
+  const viaDir = await cli(['get', 'policies', '--data-dir', dirB], { env: { WEFT_TOKEN: readFileSync(join(dirA, 'admin.token'), 'utf8').trim() } })
+  assert.equal(viaDir.status, 0, viaDir.stderr)
+  assert.match(viaDir.stdout, /Service\s+default\s+payments\n/)
   b.child.kill('SIGTERM')
   assert.equal(await b.exited, 0, b.stderr())
 })

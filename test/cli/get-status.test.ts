@@ -44,8 +44,8 @@ test('weft get services|instances|endpoints|policies: tables, JSON and YAML', as
 
   const eps = await cli(['get', 'endpoints', ...d.flags])
   assert.equal(eps.status, 0, eps.stderr)
-  assert.match(eps.stdout, /ledger\s+127\.0\.0\.1:9001\s+grpc\s+-\s+ledger-a\n/)
-  assert.match(eps.stdout, /payments\s+127\.0\.0\.1:8081\s+http\s+version=v1\s+payments-a\n/)
+  assert.match(eps.stdout, /ledger\s+default\s+127\.0\.0\.1:9001\s+grpc\s+-\s+ledger-a\n/)
+  assert.match(eps.stdout, /payments\s+default\s+127\.0\.0\.1:8081\s+http\s+version=v1\s+payments-a\n/)
 
   const pol = await cli(['get', 'policies', ...d.flags])
   assert.match(pol.stdout, /^KIND\s+NAMESPACE\s+NAME\nService\s+default\s+payments\nRoute\s+default\s+payments-canary\n$/)
@@ -61,7 +61,7 @@ test('weft get endpoints warns about a registered endpoint whose protocol differ
   await register(d, { id: 'payments-grpc', service: 'payments', address: '127.0.0.1', port: 8083, protocol: 'grpc' })
   const eps = await cli(['get', 'endpoints', ...d.flags])
   assert.equal(eps.status, 0, eps.stderr)
-  assert.match(eps.stdout, /warning: payments: endpoint 127\.0\.0\.1:8083 \(instance payments-grpc\) left out: protocol grpc but Service "payments" is http/)
+  assert.match(eps.stdout, /warning: default\/payments: endpoint 127\.0\.0\.1:8083 \(instance payments-grpc\) left out: protocol grpc but the Service is http/)
   const del = await call(d.url, 'DELETE', '/v1/instances/payments-grpc', d.adminToken)
   assert.equal(del.status < 300, true)
 })

@@ -54,3 +54,36 @@ test('ndjson: lines split across chunks, and a UTF-8 character cut between chunk
   assert.deepEqual(lines.push(text.subarray(7)), ['{"a":"é"}', '{"b":2}'])
   assert.deepEqual(lines.push(Buffer.from(':3}\n')), ['{"c":3}'])
 })
+
+test('namespaces: a registration joins only the Service of its own namespace (team-a cannot feed default/payments)', () => {
+  const resources = [{ apiVersion: 'weft/v1', kind: 'Service', metadata: { name: 'payments' }, spec: {} }]
+  const endpoints: EndpointMap = { 'default/payments': [ep('127.0.0.1:8081')], 'team-a/payments': [ep('127.0.0.1:6666')] }
+  const out = composeView(resources, endpoints)
+  const policy = validatePolicy(loadValue(out.resources))
+  assert.deepEqual(policy.issues, [])
+  assert.deepEqual(policy.services.get('payments')!.endpoints.map((e) => e.address), ['127.0.0.1:8081'])
+  assert.equal(policy.services.get('payments')!.namespace, 'default')
+  assert.deepEqual(out.skipped.map((s) => [s.service, s.endpoint.address]), [['team-a/payments', '127.0.0.1:6666']])
+  assert.match(out.skipped[0]!.reason, /registered in namespace team-a, but the Service "payments" here is the one of namespace default/)
+  // A Service declared in team-a takes team-a's registrations, and not default's.
+  const teamA = [{ apiVersion: 'weft/v1', kind: 'Service', metadata: { name: 'payments', namespace: 'team-a' }, spec: {} }]
+  const a = validatePolicy(loadValue(composeView(teamA, endpoints).resources))
+  assert.deepEqual(a.services.get('payments')!.endpoints.map((e) => e.address), ['127.0.0.1:6666'])
+})
+
+test('namespaces: a registry-only service gets its registrations\' namespace; of two sharing a name, the viewer\'s wins, then default', () => {
+  const only = validatePolicy(loadValue(composeView([], { 'team-a/ledger': [ep('127.0.0.1:7001', 'grpc')] }).resources))
+  assert.equal(only.services.get('ledger')!.namespace, 'team-a')
+  const both: EndpointMap = { 'default/cache': [ep('127.0.0.1:1')], 'team-a/cache': [ep('127.0.0.1:2')] }
+  const pickFor = (namespace?: string) => {
+    const out = composeView([], both, { namespace })
+    const svc = validatePolicy(loadValue(out.resources)).services.get('cache')!
+    return [svc.namespace, svc.endpoints.map((e) => e.address), out.skipped.map((s) => s.service)]
+  }
+  assert.deepEqual(pickFor('team-a'), ['team-a', ['127.0.0.1:2'], ['default/cache']])
+  assert.deepEqual(pickFor('team-b'), ['default', ['127.0.0.1:1'], ['team-a/cache']])
+  assert.deepEqual(pickFor(undefined), ['default', ['127.0.0.1:1'], ['team-a/cache']])
+  // A key without a namespace (a cache written before keys had one) is the default namespace.
+  const legacy = validatePolicy(loadValue(composeView([{ apiVersion: 'weft/v1', kind: 'Service', metadata: { name: 'cache' }, spec: {} }], { cache: [ep('127.0.0.1:3')] }).resources))
+  assert.deepEqual(legacy.services.get('cache')!.endpoints.map((e) => e.address), ['127.0.0.1:3'])
+})

@@ -130,11 +130,13 @@ test('leases: an attached instance stays; detached, it expires after the TTL unl
   await s.close()
 })
 
-test('join tokens and the admin hash persist in a 0600 file', async () => {
+test('join tokens and the admin hash (set once) persist in a 0600 file', async () => {
   const dir = tmp()
   const s = new EmbeddedStore(dir)
   await s.open()
-  await s.setAdminTokenHash('c'.repeat(64))
+  assert.equal(await s.createAdminTokenHash('c'.repeat(64)), 'c'.repeat(64))
+  // Create-only: a second hash does not replace the first.
+  assert.equal(await s.createAdminTokenHash('f'.repeat(64)), 'c'.repeat(64))
   await s.addJoinToken({ hash: 'd'.repeat(64), services: ['*'], createdAt: 'now' })
   await s.close()
   assert.equal(statSync(join(dir, 'tokens.json')).mode & 0o777, 0o600)
@@ -145,4 +147,19 @@ test('join tokens and the admin hash persist in a 0600 file', async () => {
   assert.equal(await again.findJoinToken('e'.repeat(64)), undefined)
   await again.close()
   assert.ok(!readFileSync(join(dir, 'policy.json'), 'utf8').includes('c'.repeat(64)), 'token hashes live only in tokens.json')
+})
+
+test('the data dir is 0700 and every file in it 0600 (policy, history, tokens, registry, daemon.json)', async () => {
+  const { startTestDaemon, applyPolicy, SERVICE_YAML } = await import('../helpers/daemon.js')
+  const dataDir = join(tmp(), 'fresh')
+  const t = await startTestDaemon({ dataDir })
+  try {
+    assert.equal((await applyPolicy(t, SERVICE_YAML)).status, 200)
+    assert.equal(statSync(dataDir).mode & 0o777, 0o700)
+    const files = [...readdirSync(dataDir).filter((n) => n.endsWith('.json') || n.endsWith('.token')), ...readdirSync(join(dataDir, 'history')).map((n) => join('history', n))]
+    assert.ok(files.includes('policy.json') && files.includes('daemon.json') && files.some((f) => f.startsWith('history')), files.join(' '))
+    for (const f of files) assert.equal(statSync(join(dataDir, f)).mode & 0o777, 0o600, f)
+  } finally {
+    await t.daemon.close()
+  }
 })

@@ -88,7 +88,7 @@ test('register fields are checked, each refusal naming the field', async () => {
   const ok = await call(t.url, 'POST', '/v1/register', t.joinToken, { service: 'a', address: '::1', port: 80, protocol: 'grpc', labels: { 'app.kubernetes.io/version': 'v2' } })
   assert.equal(ok.status, 201)
   const eps = (await call(t.url, 'GET', '/v1/endpoints', t.adminToken)).body.endpoints
-  assert.equal(eps.a[0].address, '[::1]:80')
+  assert.equal(eps['default/a'][0].address, '[::1]:80')
 })
 
 test('ack, update and token bodies are checked too', async () => {

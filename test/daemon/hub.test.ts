@@ -65,7 +65,7 @@ test('backpressure: a backed-up watcher is skipped until drain, then gets one sn
     const last = slow.lines[2]!
     assert.equal(last.type, 'snapshot')
     assert.equal(last.version, hub.version)
-    assert.deepEqual(last.type === 'snapshot' && last.endpoints.payments!.map((e) => e.instance), ['a', 'b', 'c'])
+    assert.deepEqual(last.type === 'snapshot' && last.endpoints['default/payments']!.map((e) => e.instance), ['a', 'b', 'c'])
     // Drained with nothing missed: no extra snapshot.
     slow.full = true
     await store.attachInstance(rec('d', 4))
@@ -117,7 +117,7 @@ test('a stream opened while changes are pending gets its first snapshot when the
     await new Promise((r) => setTimeout(r, 400))
     assert.equal(w.lines.length, 1)
     const snap = w.lines[0]!
-    assert.ok(snap.type === 'snapshot' && snap.endpoints.payments?.[0]?.instance === 'self')
+    assert.ok(snap.type === 'snapshot' && snap.endpoints['default/payments']?.[0]?.instance === 'self')
   } finally {
     await close()
   }
@@ -134,4 +134,41 @@ test('endStreams and close end the sinks', async () => {
   assert.equal(hub.streams('a'), 0)
   await close()
   assert.equal(b.ended, true)
+})
+
+test('start: a deletion (or a newer policy) that lands while the hub loads is not undone by the older read', async () => {
+  class RacyStore extends EmbeddedStore {
+    race = false
+    override async readPolicy() {
+      const p = await super.readPolicy()
+      if (this.race) await this.writePolicy([{ kind: 'Service', namespace: 'default', name: 'late', value: { apiVersion: 'weft/v1', kind: 'Service', metadata: { name: 'late' } } }], { action: 'apply', summary: 'late' }, p.version)
+      return p
+    }
+    override async listInstances() {
+      const list = await super.listInstances()
+      if (this.race) {
+        this.race = false
+        await this.deleteInstance('gone')
+      }
+      return list
+    }
+  }
+  const store = new RacyStore(mkdtempSync(join(tmpdir(), 'weft-hub-')))
+  await store.open()
+  await store.attachInstance(rec('gone', 1))
+  await store.attachInstance(rec('stays', 2))
+  store.race = true
+  const hub = new PushHub(store, { coalesceMs: 10, pingMs: 60_000, logger: silentLogger })
+  try {
+    await hub.start()
+    assert.deepEqual(hub.endpoints()['default/payments']!.map((e) => e.instance), ['stays'])
+    assert.deepEqual(hub.snapshot().resources.map((r) => (r as { metadata: { name: string } }).metadata.name), ['late'])
+    const w = new FakeSink()
+    hub.watch('w', w, undefined)
+    await new Promise((r) => setTimeout(r, 50))
+    assert.deepEqual(w.lines.map((l) => l.type), ['snapshot'], 'the start view is the current one: nothing pending to push')
+  } finally {
+    hub.close()
+    await store.close()
+  }
 })

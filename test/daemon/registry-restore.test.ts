@@ -46,10 +46,39 @@ test('daemon restart: endpoints are served at once from the restored registry, a
   const back = await startTestDaemon({ dataDir: d.dataDir, leaseTtlMs: 5000 })
   t.after(() => back.daemon.close())
   const eps = await call(back.url, 'GET', '/v1/endpoints', back.adminToken)
-  assert.deepEqual(eps.body.endpoints.payments.map((e: { instance: string }) => e.instance), [reg.id], 'known before the instance reconnects')
+  assert.deepEqual(eps.body.endpoints['default/payments'].map((e: { instance: string }) => e.instance), [reg.id], 'known before the instance reconnects')
   const again = await openWatch(back.url, reg.id, reg.token)
   t.after(() => again.close())
   assert.equal(again.status, 200, 'the old instance token still works: no re-registration needed')
   const snap = await again.next()
-  assert.ok(snap.type === 'snapshot' && snap.endpoints.payments?.[0]?.instance === reg.id)
+  assert.ok(snap.type === 'snapshot' && snap.endpoints['default/payments']?.[0]?.instance === reg.id)
+})
+
+test('restarts do not renew a lease that was running out: an unwatched registration ends on time across repeated restarts', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'weft-store-'))
+  const first = new EmbeddedStore(dir, { restoreTtlMs: 5000 })
+  await first.open()
+  await first.attachInstance(rec('dead', 8081))
+  await first.detachInstance('dead', 600) // its stream closed: 600 ms left
+  await first.close()
+  const endsBy = Date.now() + 600
+  // A daemon restarting every 150 ms (a crash loop), each time with a 5 s restore TTL.
+  let store = first
+  while (Date.now() < endsBy + 300) {
+    store = new EmbeddedStore(dir, { restoreTtlMs: 5000 })
+    await store.open()
+    const ids = (await store.listInstances()).map((r) => r.id)
+    if (Date.now() > endsBy + 150) assert.deepEqual(ids, [], 'gone once its lease ended, restarts or not')
+    await new Promise((r) => setTimeout(r, 150))
+    await store.close()
+  }
+  // A registration held by a stream at shutdown still gets the restore TTL (the daemon was down, not the instance).
+  const held = new EmbeddedStore(dir, { restoreTtlMs: 5000 })
+  await held.open()
+  await held.attachInstance({ ...rec('held', 8082), heldBy: 'http://127.0.0.1:1' })
+  await held.close()
+  const back = new EmbeddedStore(dir, { restoreTtlMs: 5000 })
+  await back.open()
+  assert.deepEqual((await back.listInstances()).map((r) => [r.id, r.heldBy]), [['held', undefined]], 'restored, and held by nobody')
+  await back.close()
 })

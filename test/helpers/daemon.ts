@@ -87,13 +87,14 @@ export class WatchStream {
   /** Every message received, pings included. */
   readonly all: WatchMessage[] = []
 
-  constructor(readonly status: number, private readonly ac: AbortController, body: AsyncIterable<Buffer> & { on(e: string, f: (...a: any[]) => void): unknown }) {
+  constructor(readonly status: number, private readonly ac: AbortController, body: AsyncIterable<Buffer> & { on(e: string, f: (...a: any[]) => void): unknown }, onPing?: () => void) {
     body.on('data', (chunk: Buffer) => {
       const parts = (this.partial + chunk.toString('utf8')).split('\n')
       this.partial = parts.pop()!
       for (const p of parts) {
         if (p === '') continue
         const msg = JSON.parse(p) as WatchMessage
+        if (msg.type === 'ping') onPing?.()
         this.all.push(msg)
         this.queue.push(msg)
       }
@@ -159,7 +160,11 @@ export class WatchStream {
   }
 }
 
-export async function openWatch(url: string, id: string, token: string, version?: number): Promise<WatchStream> {
+/**
+ * Opens a watch; like a real instance it answers each ping with a heartbeat, unless `heartbeat` is
+ * false (a frozen instance: the daemon drops its stream after one lease).
+ */
+export async function openWatch(url: string, id: string, token: string, version?: number, opts: { heartbeat?: boolean } = {}): Promise<WatchStream> {
   const ac = new AbortController()
   const res = await request(`${url}/v1/instances/${encodeURIComponent(id)}/watch${version !== undefined ? `?version=${version}` : ''}`, {
     headers: { authorization: `Bearer ${token}` },
@@ -169,7 +174,8 @@ export async function openWatch(url: string, id: string, token: string, version?
   })
   const body = res.body as unknown as AsyncIterable<Buffer> & { on(e: string, f: (...a: any[]) => void): unknown }
   body.on('error', () => {})
-  return new WatchStream(res.statusCode, ac, body)
+  const beat = () => void call(url, 'POST', `/v1/instances/${encodeURIComponent(id)}/heartbeat`, token, {}).catch(() => {})
+  return new WatchStream(res.statusCode, ac, body, opts.heartbeat === false ? undefined : beat)
 }
 
 /** Polls `check` until it returns a value other than undefined/false, or throws after `timeoutMs`. */
