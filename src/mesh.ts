@@ -26,6 +26,11 @@ import { invalidArg } from './errors/index.js'
 // Imports no grpc-js at load time: MeshGrpc requires @grpc/grpc-js when mesh.grpc is first used.
 import { MeshGrpc } from './grpc/mesh-grpc.js'
 import { ControlMode } from './control/control-mode.js'
+import { MeshIdentity } from './mesh-identity.js'
+import { compileInboundSecurity } from './inbound/security.js'
+import type { InboundSecurity } from './inbound/call.js'
+import { JwksRegistry } from './identity/jwt/jwks-cache.js'
+import { attachFrontDoor } from './http/tls-front-door.js'
 
 /** URLs that need no normalization: scheme, plain host[:port], then a path without spaces or fragment. */
 const SIMPLE_URL = /^https?:\/\/[a-z0-9.-]+(?::\d{1,5})?(?:\/[\x21-\x22\x24-\x7e]*)?$/
@@ -48,7 +53,13 @@ export class Mesh extends EventEmitter {
   private readonly targetMetrics = new Map<string, TargetMetrics>()
   private readonly meshMetrics: MeshMetrics
   private readonly passthrough: Agent
-  private readonly transport = makeTransport((e, service) => (e.pool ??= endpointPool(e, service)))
+  /** mTLS: this instance's SVID (under a daemon), the modes, the TLS front door and connect plans. */
+  readonly identity: MeshIdentity
+  private readonly controlUrls: string[] | undefined
+  private readonly transport = makeTransport((e, service) => (e.pool ??= endpointPool(e, service, (ep) => {
+    const settings = this.current?.lookup(service)?.settings
+    return settings ? this.identity.connectPlan(settings, ep) : { tls: false }
+  })))
   private watcher: FileWatcher | undefined
   private version = 0
   private isClosed = false
@@ -58,6 +69,10 @@ export class Mesh extends EventEmitter {
   private onSignal: (() => void) | undefined
   private closing: Promise<void> | undefined
   private grpcApi: MeshGrpc | undefined
+  /** What the identity and authz server layers enforce (compiled per version, before the swap). */
+  private security: InboundSecurity
+  /** Remote JWKS caches, made with the first RequestAuthentication and kept across versions. */
+  private jwks: JwksRegistry | undefined
   private control: ControlMode | undefined
   /** Config comes from a control daemon (set before the first view arrives). */
   private underDaemon = false
@@ -74,6 +89,20 @@ export class Mesh extends EventEmitter {
     this.stack = defaultClientStack(options.tracer)
     this.passthrough = new Agent()
     this.dispatcher = new MeshDispatcher({ snapshot: () => this.current, isClosed: () => this.isClosed }, this.passthrough)
+    const control = options.control ?? process.env.WEFT_CONTROL?.split(',').map((u) => u.trim()).filter(Boolean)
+    this.controlUrls = control === undefined || control.length === 0 ? undefined : Array.isArray(control) ? control : [control]
+    const m = this.meshMetrics
+    this.security = { metrics: m, logger: this.logger }
+    this.identity = new MeshIdentity({
+      service: this.service, namespace: this.namespace, policy: () => this.current?.policy, controlled: this.controlUrls !== undefined, logger: this.logger,
+      onRefused: (reason) => m.mtlsRefused.inc({ source_service: this.service, reason }),
+      onCertificate: (notAfter) => m.certificateExpiry.set({ source_service: this.service }, notAfter === undefined ? 0 : notAfter / 1000),
+    })
+    // A new certificate or bundle: mTLS pools are replaced, the old ones closing once their
+    // requests are done, so connections never outlive the certificate they were made with.
+    this.identity.onUpdate(() => {
+      for (const rt of this.runtimes.values()) for (const e of rt.endpoints.list()) if (e.mtls && e.pool) closePool(e, false)
+    })
   }
 
   /** The config version in use (0 before any config). */
@@ -92,8 +121,7 @@ export class Mesh extends EventEmitter {
 
   /** Loads the first config; a bad first config throws (there is nothing older to keep). */
   async start(): Promise<void> {
-    const control = this.options.control ?? process.env.WEFT_CONTROL?.split(',').map((u) => u.trim()).filter(Boolean)
-    if (control && control.length > 0) await this.startControl(Array.isArray(control) ? control : [control])
+    if (this.controlUrls) await this.startControl(this.controlUrls)
     else await this.startStatic()
     const health = this.options.inbound?.health
     if (health && health.port !== undefined) await this.startAdmin(health.port, health.host, health.metrics !== false)
@@ -123,11 +151,16 @@ export class Mesh extends EventEmitter {
     if (!token) invalidArg('token', 'a join token is needed with control (the daemon prints one at first start and keeps it in its data dir as join.token; or set WEFT_TOKEN)')
     const o = this.options
     this.underDaemon = true
+    await this.identity.load()
     this.control = await ControlMode.start({
       urls, token, service: this.service, namespace: this.namespace, labels: o.labels, locality: o.locality, stateDir: o.stateDir,
       timeoutMs: o.controlTimeoutMs ?? 3000, logger: this.logger,
       connected: this.meshMetrics.controlConnected.labels({ source_service: this.service }),
       apply: (policy, version) => this.apply(policy, version),
+      onBundle: (bundle, client) => this.identity.onBundle(bundle, async (csr) => {
+        const r = await client.signSvid(csr)
+        return { certChainPem: r.certChain, bundle: r.bundle, notBefore: Date.parse(r.notBefore), notAfter: Date.parse(r.notAfter) }
+      }, (audience) => client.jwtSvid(audience)),
       hasConfig: () => this.current !== undefined,
       isClosed: () => this.isClosed,
       fallback: async () => {
@@ -138,6 +171,10 @@ export class Mesh extends EventEmitter {
         return o.config === undefined ? 'no policy (plain passthrough)' : 'the static config'
       },
     })
+    // Servers wait for this instance's first certificate (they fail closed until then; bounded).
+    if (!(await this.identity.ready(o.controlTimeoutMs ?? 3000))) {
+      this.logger.warn(`identity: no certificate from the daemon yet; mTLS servers refuse connections and calls to STRICT services fail until it arrives (retrying)`)
+    }
   }
 
   /** The id this instance registered with at the control daemon (control mode only). */
@@ -167,12 +204,13 @@ export class Mesh extends EventEmitter {
         service: this.service,
         namespace: this.namespace,
         metrics: this.meshMetrics,
+        logger: this.logger,
         tracer: this.options.tracer ?? trace.getTracer('weft'),
         options: this.options.inbound ?? {},
         ready: () => this.current !== undefined && !this.isClosed,
         metricsText: () => this.metrics(),
       })
-      this.inboundCore.rebuild(this.configVersion)
+      this.inboundCore.rebuild(this.configVersion, undefined, this.security)
     }
     return this.inboundCore
   }
@@ -182,7 +220,7 @@ export class Mesh extends EventEmitter {
    * Loads @grpc/grpc-js (an optional peer dependency) on first use.
    */
   get grpc(): MeshGrpc {
-    return (this.grpcApi ??= new MeshGrpc({ snapshot: () => this.current, isClosed: () => this.isClosed, inbound: () => this.inbound, onListen: (host, port) => void this.register({ host, port, protocol: 'grpc' }) }))
+    return (this.grpcApi ??= new MeshGrpc({ snapshot: () => this.current, isClosed: () => this.isClosed, inbound: () => this.inbound, identity: this.identity, onListen: (host, port) => void this.register({ host, port, protocol: 'grpc' }) }))
   }
 
   /**
@@ -197,9 +235,22 @@ export class Mesh extends EventEmitter {
     if (opts.host !== undefined && typeof opts.host !== 'string') invalidArg('host', 'must be a string')
     if (opts.route !== undefined && typeof opts.route !== 'function') invalidArg('route', 'must be a function (req) => route template')
     this.servers.add(server)
+    this.secure(server)
     const address = await listenWithMesh(this.inbound, server, opts)
     await this.register({ port: address.port, host: opts.host, protocol: 'http' })
     return address
+  }
+
+  /**
+   * Puts the mesh's mTLS front door before a server the application listens itself (Express's
+   * app.listen, Fastify's own server): by the instance's mode its connections are mTLS with a
+   * checked client SVID, plaintext, or both. Call right after listen() returns (before the first
+   * connection); mesh.listen and the Fastify plugin do it themselves. No-op without a daemon.
+   * @example const server = app.listen(8080); mesh.secure(server); await mesh.register({ port: 8080 })
+   */
+  secure(server: Server): Server {
+    if (this.identity.enabled) attachFrontDoor(server, this.identity.frontDoor)
+    return server
   }
 
   private async startAdmin(port: number, host: string | undefined, withMetrics: boolean): Promise<void> {
@@ -239,6 +290,9 @@ export class Mesh extends EventEmitter {
 
   /** Compiles and swaps in a policy; `version` is the daemon's (control mode) or the next local one. */
   private async apply(policy: MeshPolicy, version = this.version + 1): Promise<void> {
+    // First, as it may throw: a version whose security does not compile is not applied (NACK).
+    if (policy.requestAuthentication.length > 0) this.jwks ??= new JwksRegistry({ logger: this.logger })
+    const security = compileInboundSecurity(policy, { service: this.service, namespace: this.namespace, jwks: this.jwks, metrics: this.meshMetrics, logger: this.logger })
     this.version = version
     const { snapshot, ready } = compileSnapshot(policy, version, {
       source: this.service,
@@ -258,7 +312,9 @@ export class Mesh extends EventEmitter {
     })
     await ready
     this.current = snapshot
-    this.inboundCore?.rebuild(version)
+    this.security = security
+    this.jwks?.retain(security.authn?.jwksUris ?? [])
+    this.inboundCore?.rebuild(version, undefined, security)
     this.grpcApi?.warm(snapshot)
     for (const [name, rt] of this.runtimes) {
       if (!policy.services.has(name)) {
@@ -270,11 +326,12 @@ export class Mesh extends EventEmitter {
     const warnings = policy.issues.filter((i) => i.severity === 'warning')
     // Each warning is logged once, not again with every version that still has it. Under a daemon,
     // an empty route subset is the registry's passing state (instances starting, leaving), said
-    // once at the door by `weft apply`; the instance does not repeat it.
+    // once at the door by `weft apply`; the instance does not repeat it. Nor a policy naming a
+    // service with no Service resource: under a daemon such services come from the registry.
     const said = this.warned
     this.warned = new Set(warnings.map(formatIssue))
     for (const w of warnings) {
-      if (said.has(formatIssue(w)) || (this.underDaemon && w.code === 'WEFT_W_SUBSET_EMPTY')) continue
+      if (said.has(formatIssue(w)) || (this.underDaemon && (w.code === 'WEFT_W_SUBSET_EMPTY' || w.code === 'WEFT_W_SERVICE_UNKNOWN'))) continue
       this.logger.warn(formatIssue(w))
     }
     this.emit('config', { version, warnings } satisfies ConfigEvent)
@@ -319,6 +376,7 @@ export class Mesh extends EventEmitter {
     const drained = core ? core.drain() : Promise.resolve(true)
     await Promise.all([drained, ...[...this.servers].map((s) => closeServer(s, drained)), this.grpcApi?.closeServers(drained)])
     core?.close()
+    this.identity.close()
     this.isClosed = true
     if (this.onSignal) process.off('SIGTERM', this.onSignal)
     if (this.adminServer) await closeServer(this.adminServer, Promise.resolve())
@@ -334,14 +392,17 @@ export class Mesh extends EventEmitter {
     }
     this.runtimes.clear()
     pools.push(this.passthrough.close().catch(() => {}))
+    if (this.jwks) pools.push(this.jwks.close().catch(() => {}))
     await Promise.all(pools)
   }
 }
 
-function closePool(e: Endpoint): void {
+/** Closes an endpoint's connections once their requests finish (its next request opens a new pool). */
+function closePool(e: Endpoint, grpc = true): void {
   const pool = e.pool
   e.pool = undefined
   if (pool) void pool.close().catch(() => {})
+  if (!grpc) return
   e.grpcChannel?.close()
   e.grpcChannel = undefined
 }

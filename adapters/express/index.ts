@@ -98,6 +98,6 @@ export function weft(mesh: Mesh): (req: ExpressRequest, res: ServerResponse, nex
     if (answerHealth(core, req, res)) return
     markResponse(core, res)
     const url = req.originalUrl ?? req.url ?? '/'
-    core.run(core.begin(req.method ?? 'GET', url, req.headers, expressFrontEnd, { req, res, next } satisfies ExpressIo), onRejected)
+    core.run(core.begin(req.method ?? 'GET', url, req.headers, expressFrontEnd, { req, res, next } satisfies ExpressIo, req.socket), onRejected)
   }
 }

@@ -66,6 +66,8 @@ function weft(fastify: FastifyInstance, opts: WeftPluginOptions, pluginDone: (er
   }
 
   fastify.decorateRequest('weft', null)
+  // Under a daemon: the mTLS front door before Fastify's own server (it is made, not yet listening).
+  mesh.secure(fastify.server)
 
   fastify.addHook('onRequest', (request, reply, next) => {
     const h = core.health(request.method, request.url)
@@ -76,7 +78,7 @@ function weft(fastify: FastifyInstance, opts: WeftPluginOptions, pluginDone: (er
     }
     void reply.header(LOAD_HEADER, core.monitor.header)
     if (core.draining) void reply.header('connection', 'close')
-    core.run(core.begin(request.method, request.url, request.headers, fastifyFrontEnd, { request, reply, next } satisfies FastifyIo), onRejected)
+    core.run(core.begin(request.method, request.url, request.headers, fastifyFrontEnd, { request, reply, next } satisfies FastifyIo, request.raw.socket), onRejected)
   })
 
   // No second hook to re-enter the context after body parsing: Fastify 5 runs the parser's

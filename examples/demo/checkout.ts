@@ -94,7 +94,9 @@ export async function startCheckout(control: ControlInfo, logger: Logger): Promi
     }
   })
 
-  const server: Server = app.listen(0, '127.0.0.1')
+  // mesh.secure: the mTLS front door (checkout is the edge, PERMISSIVE: the plain client comes in
+  // plaintext, meshed callers over mTLS).
+  const server: Server = mesh.secure(app.listen(0, '127.0.0.1'))
   await once(server, 'listening')
   await mesh.register({ port: (server.address() as AddressInfo).port, host: '127.0.0.1' })
   let closing: Promise<void> | undefined

@@ -1,6 +1,7 @@
 // The mesh policy the demo applies through the daemon: Services "payments" and "ledger" (their
-// endpoints come from the registry: every instance registers itself) and the route for payments —
-// all to v1 at first, then the 90/10 canary, applied mid-run.
+// endpoints come from the registry: every instance registers itself), the route for payments —
+// all to v1 at first, then the 90/10 canary, applied mid-run — and identity: STRICT mTLS between
+// the services, checkout's edge PERMISSIVE, payments accepting only checkout, ledger only payments.
 export const CANARY = { v1: 90, v2: 10 } as const
 /** When the canary route is applied, as a fraction of the run. */
 export const CANARY_AT = 0.3
@@ -41,7 +42,22 @@ export function meshPolicy(): object[] {
       spec: { protocol: 'grpc', outlierDetection: OUTLIER },
     },
     route([{ subset: { version: 'v1' }, weight: 100 }]),
+    // Identity: under the daemon every hop is mTLS with SPIFFE IDs (MeshConfig's default STRICT).
+    // checkout is the edge: the demo's plain HTTP client reaches it in plaintext, so PERMISSIVE.
+    { apiVersion: 'weft/v1', kind: 'PeerAuthentication', metadata: { name: 'checkout-edge' }, spec: { service: 'checkout', mtls: 'PERMISSIVE' } },
+    allowOnly('payments', 'checkout'),
+    allowOnly('ledger', 'payments'),
   ]
+}
+
+/** An AuthorizationPolicy: `service` accepts calls only from workload `caller` (by its certificate). */
+function allowOnly(service: string, caller: string): object {
+  return {
+    apiVersion: 'weft/v1',
+    kind: 'AuthorizationPolicy',
+    metadata: { name: `${service}-allow-${caller}` },
+    spec: { service, action: 'ALLOW', rules: [{ from: [{ principals: [`spiffe://weft.local/ns/default/sa/${caller}`] }] }] },
+  }
 }
 
 /** The canary: the same route, now 90/10 between v1 and v2. */

@@ -6,6 +6,8 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { request } from 'undici'
 import { statusTable, type StatusView } from '../../src/cli/status.js'
+import { explain, type Explanation } from '../../src/cli/explain-model.js'
+import type { EndpointMap } from '../../src/control/protocol.js'
 import { startDaemon, type Daemon } from '../../src/daemon/index.js'
 import type { Logger } from '../../src/index.js'
 
@@ -18,6 +20,8 @@ export interface DemoDaemon {
   apply(resources: object[]): Promise<number>
   /** `weft status` as text. */
   status(): Promise<string>
+  /** `weft explain --from FROM URL -X METHOD`, as the CLI computes it from the daemon's view. */
+  explain(from: string, url: string, method: string): Promise<Explanation>
   close(): Promise<void>
 }
 
@@ -49,6 +53,10 @@ export async function startDemoDaemon(logger: Logger): Promise<DemoDaemon> {
     dataDir,
     joinToken,
     apply: async (resources) => (await admin<{ version: number }>('POST', '/v1/policy', resources)).version,
+    explain: async (from, url, method) => {
+      const snap = await admin<{ version: number; resources: object[]; endpoints: EndpointMap }>('GET', `/v1/snapshot?service=${from}`)
+      return explain(snap, { from, url, method, headers: [] })
+    },
     status: async () => {
       const st = await admin<{ version: number; instances: StatusView[] }>('GET', '/v1/status')
       return statusTable(st.version, st.instances)

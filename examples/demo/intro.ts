@@ -41,6 +41,8 @@ export function intro({ checkout, daemon, instances, ledgers, busyWindow, canary
     `  retries, budget and breaker at their defaults; ${OUTLIER.consecutive5xx} consecutive 5xx eject an endpoint for ${OUTLIER.baseEjectionTime} (up to ${OUTLIER.maxEjectionTime})`,
     `  each payments /charge posts to the ledger with mesh.grpc.client(LedgerClient, 'ledger') before answering (503 if that fails);`,
     `  its mesh balances the ledger's instances (P2C peak-EWMA) and retries UNAVAILABLE on the other one`,
+    '  identity: STRICT mTLS between the services with SPIFFE IDs from the daemon\'s CA (checkout\'s edge PERMISSIVE for the plain client);',
+    '  AuthorizationPolicy: payments accepts only checkout, the ledger only payments; one denied call is shown at the end',
     `  a plain HTTP client sends ${concurrency} concurrent POST /checkout/:cart for ${seconds}s, each with weft-deadline-ms: ${deadlineMs}`,
     '',
   )

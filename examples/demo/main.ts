@@ -15,6 +15,7 @@ import { sumMetric } from './metrics.js'
 import { Progress, progressLine, type Live } from './progress.js'
 import { summaryTable, type Canary } from './summary.js'
 import { drive, newClientStats } from './traffic.js'
+import { deniedCall } from './denied.js'
 
 const CONCURRENCY = 16
 const DEADLINE_MS = 1500
@@ -139,13 +140,16 @@ try {
   progress.done()
 
   const metrics = await mesh.metrics()
-  // While every instance still runs: what the daemon says about them.
+  // While every instance still runs: what the daemon says about them, and one call the policy denies.
   const status = await daemon.status()
+  const denied = await deniedCall(daemon).catch((err: Error) => [`the denied-call step failed: ${err.message}`])
   await checkout.close()
   await fleet.stop()
   const ledgerMetrics = await ledger.metrics()
   await ledger.close()
   console.log(summaryTable({ client, outbound, instances, concurrency: CONCURRENCY, deadlineMs: DEADLINE_MS, canary: CANARY, canaryRun: canary, busyWindow, metrics, ledgers: ledger.instances, ledgerMetrics }))
+  console.log('\nidentity  (STRICT mTLS between the services, SPIFFE IDs from the daemon\'s CA; payments accepts only checkout, ledger only payments)')
+  console.log(denied.map((l) => `  ${l}`).join('\n'))
   console.log(`\nweft status  (the control daemon at ${daemon.url.replace('http://', '')}, embedded store; at the end of the traffic, before the services stopped)`)
   console.log(status.replace(/^/gm, '  ').trimEnd())
 } finally {

@@ -1,6 +1,7 @@
 // `weft daemon`: runs the control daemon in this process until SIGINT/SIGTERM, then closes it
 // (watch streams end, the store is flushed) and exits 0. The daemon prints the admin and join
 // tokens itself, once, at its first start, and writes <data dir>/daemon.json for the other commands.
+import { readFileSync } from 'node:fs'
 import { parseListen, startDaemon } from '../daemon/index.js'
 import { parseDuration } from '../util/duration.js'
 import { consoleLogger } from '../util/logger.js'
@@ -14,6 +15,11 @@ export async function daemon(argv: readonly string[]): Promise<number> {
     'data-dir': { kind: 'string' },
     etcd: { kind: 'string' },
     'lease-ttl': { kind: 'string' },
+    'trust-domain': { kind: 'string' },
+    'svid-ttl': { kind: 'string' },
+    'ca-cert': { kind: 'string' },
+    'ca-key': { kind: 'string' },
+    'ca-bundle': { kind: 'string' },
   })
   if (args.positional.length > 0) throw new UsageError(`weft daemon: unexpected argument ${args.positional[0]}`)
   const listen = args.strings.listen ?? '127.0.0.1:7070'
@@ -27,6 +33,27 @@ export async function daemon(argv: readonly string[]): Promise<number> {
     leaseTtlMs = parseDuration(args.strings['lease-ttl'])
     if (leaseTtlMs === undefined || leaseTtlMs < 1000) throw new UsageError(`weft daemon: --lease-ttl must be a duration of at least 1s, like 10s (got "${args.strings['lease-ttl']}")`)
   }
+  let svidTtlMs: number | undefined
+  if (args.strings['svid-ttl'] !== undefined) {
+    svidTtlMs = parseDuration(args.strings['svid-ttl'])
+    if (svidTtlMs === undefined || svidTtlMs < 1000) throw new UsageError(`weft daemon: --svid-ttl must be a duration of at least 1s, like 24h (got "${args.strings['svid-ttl']}")`)
+  }
+  const trustDomain = args.strings['trust-domain']
+  if (trustDomain !== undefined && !/^[a-z0-9._-]{1,255}$/.test(trustDomain)) throw new UsageError(`weft daemon: --trust-domain must be lowercase letters, digits, ".", "-" and "_" (got "${trustDomain}")`)
+  const caFiles = { cert: args.strings['ca-cert'], key: args.strings['ca-key'], bundle: args.strings['ca-bundle'] }
+  if ((caFiles.cert === undefined) !== (caFiles.key === undefined)) throw new UsageError('weft daemon: --ca-cert and --ca-key go together')
+  if (caFiles.bundle !== undefined && caFiles.cert === undefined) throw new UsageError('weft daemon: --ca-bundle needs --ca-cert and --ca-key')
+  let ca: { certPem: string; keyPem: string; bundlePem?: string } | undefined
+  if (caFiles.cert !== undefined) {
+    const read = (f: string, what: string) => {
+      try {
+        return readFileSync(f, 'utf8')
+      } catch (err) {
+        throw new CliError(`weft daemon: cannot read ${what} ${f}: ${(err as Error).message}`)
+      }
+    }
+    ca = { certPem: read(caFiles.cert, '--ca-cert'), keyPem: read(caFiles.key!, '--ca-key'), ...(caFiles.bundle !== undefined ? { bundlePem: read(caFiles.bundle, '--ca-bundle') } : {}) }
+  }
   const etcd = args.strings.etcd?.split(',').map((s) => s.trim()).filter((s) => s !== '')
   if (etcd !== undefined && etcd.length === 0) throw new UsageError('weft daemon: --etcd needs URL[,URL…]')
 
@@ -38,6 +65,9 @@ export async function daemon(argv: readonly string[]): Promise<number> {
       dataDir: args.strings['data-dir'] ?? DEFAULT_DATA_DIR,
       store,
       leaseTtlMs,
+      ...(trustDomain !== undefined ? { trustDomain } : {}),
+      ...(svidTtlMs !== undefined ? { svidTtlMs } : {}),
+      ...(ca ? { ca } : {}),
       logger: consoleLogger,
       print: (line) => void process.stdout.write(line + '\n'),
     })

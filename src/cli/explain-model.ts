@@ -3,11 +3,15 @@
 // endpoints are eligible, which settings apply, and where each came from. It goes through the
 // same steps as an instance (composeView → validatePolicy → the compile's rule order and the data
 // plane's match predicates and subset groups) but builds no stack and starts no discovery or pool.
+import { AuthzEngine } from '../authz/engine.js'
+import { mtlsModeFor } from '../identity/mtls-mode.js'
+import { workloadId } from '../identity/spiffe-id.js'
 import { loadValue } from '../config/load.js'
 import type { ConfigIssue, MatchSpec, MeshPolicy, RetrySettings, RouteSettings, RuleSettings, ServiceSettings, StringMatch } from '../config/types.js'
 import { validatePolicy } from '../config/validate.js'
 import { composeView } from '../control/compose.js'
 import type { EndpointMap } from '../control/protocol.js'
+import { serviceKey } from '../control/service-key.js'
 import { ServiceEndpoints } from '../discovery/endpoint-set.js'
 import { originHost } from '../http/dispatcher.js'
 import { compileMatch, compileRule, type RequestView } from '../routing/match.js'
@@ -87,8 +91,22 @@ export type Explanation =
       endpointSource: string
       backends: BackendTrace[]
       settings: Setting[]
+      /** mTLS and AuthorizationPolicy at the destination for this caller (issue 6). */
+      access: AccessTrace
       notes: string[]
     }
+
+export interface AccessTrace {
+  /** The destination's mTLS mode, and which resource set it. */
+  mtls: { mode: string; from: string }
+  /** The caller's SPIFFE ID as the destination would see it over mTLS. */
+  principal: string
+  allowed: boolean
+  /** Why, in a sentence: the deciding policy and rule, or that none applies. */
+  why: string
+  /** Per AuthorizationPolicy in config order: applies or not, and what its rules said. */
+  policies: { name: string; action: string; applies: boolean; notApplied?: string; rules: { index: number; matched: boolean; why?: string }[] }[]
+}
 
 /** Explains one request as an instance of `req.from` holding `view` would route it. */
 export function explain(view: ExplainView, req: ExplainRequest): Explanation {
@@ -175,16 +193,43 @@ export function explain(view: ExplainView, req: ExplainRequest): Explanation {
     { name: 'concurrency limit', value: `${settings.concurrencyLimit} in flight`, from: svcFrom('concurrencyLimit') },
   ]
 
+  const access = explainAccess(policy, settings, req.from, method, url.pathname + url.search, Number(url.port) || 80, headers)
+  if (access.policies.some((p) => p.applies)) notes.push('authorization is checked as if the caller had no end-user JWT (the server verifies JWTs; -H authorization is not verified here)')
+
   return {
     kind: 'routed',
     ...base,
     service: { name: settings.name, namespace: settings.namespace, protocol: settings.protocol, declared },
     rules,
     chosen: { rule: rule.name, route: chosen?.route.name, fallback: !chosen, why },
-    endpointSource: endpointSource(settings, declaredSpec, view.endpoints[settings.name]?.length ?? 0),
+    endpointSource: endpointSource(settings, declaredSpec, (view.endpoints[serviceKey(settings.namespace, settings.name)] ?? view.endpoints[settings.name])?.length ?? 0),
     backends: traceBackends(settings, rule),
     settings: out,
+    access,
     notes,
+  }
+}
+
+/** Would the destination let `from` in: its mTLS mode, and its AuthorizationPolicy on the caller's SPIFFE ID. */
+function explainAccess(policy: MeshPolicy, dest: ServiceSettings, from: string, method: string, path: string, port: number, headers: HeaderRecord): AccessTrace {
+  const mode = mtlsModeFor(policy, dest.name, dest.namespace)
+  const pa = policy.peerAuthentication.find((p) => p.namespace === dest.namespace && p.service === dest.name) ?? policy.peerAuthentication.find((p) => p.namespace === dest.namespace && p.service === undefined)
+  const principal = workloadId(policy.mesh.trustDomain, 'default', from).toString()
+  const engine = new AuthzEngine(policy.authorization, { service: dest.name, namespace: dest.namespace, defaultAuthorization: policy.mesh.defaultAuthorization })
+  const x = engine.explain({ principal, namespace: 'default', method, path, port, headers })
+  const d = x.decision
+  const why = d.reason === 'deny-matched' ? `DENY ${d.policy} rule ${d.rule} matches`
+    : d.reason === 'allow-matched' ? `ALLOW ${d.policy} rule ${d.rule} matches`
+      : d.reason === 'no-allow-matched' ? `ALLOW policies select ${dest.name} (${d.policy}) and none of their rules matches: denied`
+        : d.reason === 'default-deny' ? `no ALLOW policy selects ${dest.name} and MeshConfig defaultAuthorization is DENY`
+          : d.reason === 'no-policy' ? `no ALLOW policy selects ${dest.name} (and no DENY matches): allowed`
+            : `the ${d.reason === 'path-invalid' ? 'path' : 'method'} cannot be normalised safely and a policy matches on it: denied`
+  return {
+    mtls: { mode, from: pa ? `PeerAuthentication ${pa.name}` : policy.peerAuthentication.length === 0 && mode === policy.mesh.mtls ? 'MeshConfig (default STRICT)' : 'MeshConfig' },
+    principal,
+    allowed: d.allowed,
+    why,
+    policies: x.policies.map((p) => ({ name: p.name, action: p.action, applies: p.applies, ...(p.notApplied ? { notApplied: p.notApplied } : {}), rules: p.rules.map((r) => ({ index: r.index, matched: r.matched, ...(r.why ? { why: r.why } : {}) })) })),
   }
 }
 

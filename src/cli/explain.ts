@@ -89,6 +89,18 @@ export function describeExplanation(x: Explanation): string {
   out.push('settings:')
   const t = table(['', ''], x.settings.map((s) => [s.name, `${s.value}  (${s.from})`]))
   out.push(...t.trimEnd().split('\n').slice(1).map((l) => '  ' + l))
+  out.push('')
+  const a = x.access
+  out.push(`access     ${a.allowed ? 'allowed' : 'DENIED'} for ${a.principal}: ${a.why}`)
+  out.push(`mtls       ${a.mtls.mode} (${a.mtls.from}); enforced under a daemon, plaintext in embedded mode`)
+  for (const p of a.policies) {
+    if (!p.applies) {
+      out.push(`  · ${p.action} ${p.name}: does not apply (${p.notApplied ?? 'another service'})`)
+      continue
+    }
+    out.push(`  ${p.rules.some((r) => r.matched) ? '✓' : '✗'} ${p.action} ${p.name}`)
+    for (const r of p.rules) out.push(`      rule ${r.index}: ${r.matched ? 'matches' : `no match${r.why ? ` (${r.why})` : ''}`}`)
+  }
   if (x.notes.length > 0) {
     out.push('')
     out.push('notes:')

@@ -8,7 +8,8 @@ const USAGE = `usage: weft <command> [flags]
 
 commands:
   daemon [--listen HOST:PORT] [--data-dir DIR] [--etcd URL,…] [--lease-ttl 10s]
-                             run the control daemon until SIGINT/SIGTERM
+         [--trust-domain TD] [--svid-ttl 24h] [--ca-cert F --ca-key F [--ca-bundle F]]
+                             run the control daemon (and its CA) until SIGINT/SIGTERM
   apply -f FILE [--dry-run]  validate FILE, then upsert its resources; prints what changed
   delete KIND NAME [-n NS]   remove one policy resource
   get services|endpoints|policies|instances [-o table|json|yaml]
@@ -20,6 +21,8 @@ commands:
                              which rule, endpoints and settings a request from SERVICE gets
   token create [--service S]… [-n NS]
                              a join token for instances
+  ca bundle|rotate|retire    the CA's trust bundle; rotate adds a new signing root (instances
+                             re-issue onto it), retire drops the old one
   check -f FILE [-f FILE…]   validate policy files offline; exit 1 when any has errors
   version                    print the version
   help                       this text
@@ -41,6 +44,7 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   rollback: async () => (await import('./history.js')).rollback,
   explain: async () => (await import('./explain.js')).explainCommand,
   token: async () => (await import('./token.js')).token,
+  ca: async () => (await import('./ca.js')).ca,
   check: async () => (await import('./check.js')).check,
 }
 

@@ -20,15 +20,16 @@ export function validateService(c: Checker, name: string, namespace: string, spe
   const endpoints: EndpointSpec[] = []
   const list = c.array(spec.endpoints, [...p, 'endpoints']) ?? []
   list.forEach((item, i) => {
-    const ep = c.object(item, [...p, 'endpoints', i], ['address', 'labels'])
+    const ep = c.object(item, [...p, 'endpoints', i], ['address', 'labels', 'mtls'])
     if (!ep) return
     const address = c.string(ep.address, [...p, 'endpoints', i, 'address'], { required: true })
     const labels = c.labels(ep.labels, [...p, 'endpoints', i, 'labels']) ?? {}
+    if (ep.mtls !== undefined && typeof ep.mtls !== 'boolean') c.error([...p, 'endpoints', i, 'mtls'], 'must be true or false')
     if (address === undefined) return
     const hp = splitHostPort(address)
     if (!hp) return c.error([...p, 'endpoints', i, 'address'], `must be host:port (got "${address}")`)
     if (endpoints.some((e) => e.address === address)) return c.error([...p, 'endpoints', i, 'address'], `duplicate endpoint ${address}`, 'WEFT_E_DUPLICATE')
-    endpoints.push({ address, host: hp.host, port: hp.port, labels })
+    endpoints.push({ address, host: hp.host, port: hp.port, labels, ...(ep.mtls === true ? { mtls: true } : {}) })
   })
 
   const dns = validateDns(c, spec.dns, [...p, 'dns'])

@@ -81,9 +81,9 @@ export class ServiceEndpoints {
     let changed = specs.length !== this.byAddress.size
     for (const s of specs) {
       const prev = this.byAddress.get(s.address)
-      if (prev && sameLabels(prev.labels, s.labels)) next.set(s.address, prev)
+      if (prev && prev.mtls === (s.mtls === true) && sameLabels(prev.labels, s.labels)) next.set(s.address, prev)
       else {
-        next.set(s.address, new Endpoint(s.address, s.host, s.port, { ...s.labels }))
+        next.set(s.address, new Endpoint(s.address, s.host, s.port, { ...s.labels }, s.mtls === true))
         changed = true
       }
     }

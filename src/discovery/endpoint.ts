@@ -31,6 +31,8 @@ export class Endpoint {
     readonly host: string,
     readonly port: number,
     readonly labels: Readonly<Record<string, string>>,
+    /** A mesh member serving mTLS: connections to it use this instance's SVID (when it has one). */
+    readonly mtls = false,
   ) {}
 
   get zone(): string | undefined {

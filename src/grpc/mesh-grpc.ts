@@ -11,6 +11,8 @@ import { loadGrpc, type GrpcModule } from './load.js'
 import { MeshChannel } from './mesh-channel.js'
 import { meshServerInterceptor } from './server.js'
 import { makeGrpcTransport } from './transport.js'
+import { GrpcIdentity } from './identity.js'
+import type { MeshIdentity } from '../mesh-identity.js'
 
 export interface GrpcListenOptions {
   port: number
@@ -24,6 +26,8 @@ export interface MeshGrpcDeps {
   inbound(): InboundCore
   /** A server started serving (the mesh registers it with the control daemon). */
   onListen?(host: string, port: number): void
+  /** The mesh's identity: mTLS credentials for servers and endpoint channels. */
+  identity: MeshIdentity
 }
 
 /** Endpoint channels: grpc-js must not retry or balance on its own; the mesh does both. */
@@ -42,17 +46,21 @@ export class MeshGrpc {
   /** Services some gRPC client of this mesh calls: their endpoints' channels are kept warm. */
   private readonly called = new Set<string>()
   private readonly servers = new Set<Server>()
+  private readonly identity: GrpcIdentity
 
   constructor(private readonly deps: MeshGrpcDeps) {
     this.grpc = loadGrpc()
-    this.transport = makeGrpcTransport((e) => this.channelFor(e))
+    this.identity = new GrpcIdentity(this.grpc, deps.identity)
+    this.transport = makeGrpcTransport((e, service) => this.channelFor(e, service))
   }
 
   /** The endpoint's channel, made on first use and asked to connect at once (kept warm). */
-  private channelFor(e: Endpoint): Channel {
+  private channelFor(e: Endpoint, service?: string): Channel {
     let ch = e.grpcChannel as Channel | undefined
     if (!ch) {
-      ch = new this.grpc.Channel(e.address, this.grpc.credentials.createInsecure(), ENDPOINT_CHANNEL_OPTIONS)
+      const settings = service === undefined ? undefined : this.deps.snapshot()?.lookup(service)?.settings
+      const { credentials, options } = this.identity.channel(settings, e)
+      ch = new this.grpc.Channel(e.address, credentials, { ...ENDPOINT_CHANNEL_OPTIONS, ...options })
       ch.getConnectivityState(true)
       e.grpcChannel = ch
     }
@@ -85,14 +93,15 @@ export class MeshGrpc {
   warm(snap: Snapshot): void {
     for (const service of this.called) {
       const svc = snap.lookup(service)
-      if (svc) for (const e of svc.runtime.endpoints.list()) this.channelFor(e)
+      if (svc) for (const e of svc.runtime.endpoints.list()) this.channelFor(e, service)
     }
   }
 
   /** A grpc.Server whose handlers run behind the inbound stack (the mesh's interceptor goes first). */
   server(options: ServerOptions = {}): Server {
     if (typeof options !== 'object' || options === null) invalidArg('grpc.server(options)', 'must be an object of grpc-js server options')
-    const interceptor = meshServerInterceptor(this.grpc, this.deps.inbound)
+    const id = this.deps.identity
+    const interceptor = meshServerInterceptor(this.grpc, this.deps.inbound, id.enabled ? (cert) => id.peerFromCertificate(cert) : undefined)
     const server = new this.grpc.Server({ ...options, interceptors: [interceptor, ...(options.interceptors ?? [])] })
     this.meshed.add(server)
     return server
@@ -107,7 +116,7 @@ export class MeshGrpc {
     const host = opts.host ?? '0.0.0.0'
     const target = host.includes(':') ? `[${host}]:${opts.port}` : `${host}:${opts.port}`
     const port = await new Promise<number>((resolve, reject) => {
-      server.bindAsync(target, this.grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p)))
+      server.bindAsync(target, this.identity.serverCredentials(), (err, p) => (err ? reject(err) : resolve(p)))
     })
     this.servers.add(server)
     this.deps.onListen?.(host, port)

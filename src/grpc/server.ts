@@ -9,7 +9,9 @@ import type { Metadata, ServerInterceptor, StatusObject } from '@grpc/grpc-js'
 import type { PartialStatusObject } from '@grpc/grpc-js/build/src/call-interface.js'
 import { LOAD_HEADER } from '../balance/endpoint-stats-layer.js'
 import { httpStatusOfGrpc } from '../errors/grpc-status.js'
-import { isWeftError } from '../errors/index.js'
+import { isWeftError, WeftError } from '../errors/index.js'
+import type { PeerIdentity } from '../identity/peer.js'
+import type { PeerCertificate } from 'node:tls'
 import type { FrontEnd, InboundCall } from '../inbound/call.js'
 import { requestContext } from '../inbound/context.js'
 import type { InboundCore } from '../inbound/core.js'
@@ -41,7 +43,13 @@ class GrpcFrontEnd implements FrontEnd {
 
 const frontEnd = new GrpcFrontEnd()
 
-export function meshServerInterceptor(grpc: GrpcModule, coreOf: () => InboundCore): ServerInterceptor {
+/**
+ * The caller's checked identity from grpc-js's auth context: a PeerIdentity, why its certificate is
+ * refused (a string), or undefined for a plaintext call.
+ */
+export type GrpcPeerCheck = (cert: PeerCertificate | undefined) => PeerIdentity | string
+
+export function meshServerInterceptor(grpc: GrpcModule, coreOf: () => InboundCore, checkPeer?: GrpcPeerCheck): ServerInterceptor {
   /** The status of a call the server stack refused, from the error table. */
   const refusal = (err: Error, core: InboundCore): PartialStatusObject => {
     const md = new grpc.Metadata()
@@ -78,7 +86,16 @@ export function meshServerInterceptor(grpc: GrpcModule, coreOf: () => InboundCor
             io.nextMd = nextMd
             const dl = base.getDeadline()
             deadline = dl instanceof Date ? dl.getTime() : dl
-            call = core.beginGrpc(methodDef.path, headersOf(md), deadline, frontEnd, io)
+            // Over mTLS grpc-js verified the chain against the bundle; the SPIFFE checks are ours.
+            const cert = checkPeer ? (base.getAuthContext?.()?.sslPeerCertificate as PeerCertificate | undefined) : undefined
+            const peer = cert ? checkPeer!(cert) : undefined
+            if (typeof peer === 'string') {
+              refused = true
+              ended = true
+              self.sendStatus(refusal(new WeftError('WEFT_ERR_UNAUTHENTICATED', `${methodDef.path}: ${peer}`), core))
+              return
+            }
+            call = core.beginGrpc(methodDef.path, headersOf(md), deadline, frontEnd, io, peer)
             core.runGrpc(call, (err) => {
               refused = true
               ended = true // the stack has its outcome already

@@ -220,14 +220,14 @@ export class GrpcAttempt implements UpstreamResponse, Abortable, InterceptingLis
 }
 
 /** The terminal handler over per-endpoint channels (`channelFor` makes and keeps them). */
-export function makeGrpcTransport(channelFor: (e: Endpoint) => import('@grpc/grpc-js').Channel): ClientHandler {
+export function makeGrpcTransport(channelFor: (e: Endpoint, service: string) => import('@grpc/grpc-js').Channel): ClientHandler {
   return (call, done) => {
     if (call.aborted) return done(call.aborted)
     const source = call.body as unknown as GrpcRequestSource
     const endpoint = call.endpoint!
     // grpc-js takes deadlines on the Date.now() clock; the mesh keeps them on performance.now().
     const deadline = call.deadline === Infinity ? Infinity : Date.now() + (call.deadline - performance.now())
-    const wire = channelFor(endpoint).createCall(call.path, deadline, undefined, null, null)
+    const wire = channelFor(endpoint, call.target.service.name).createCall(call.path, deadline, undefined, null, null)
     const attempt = new GrpcAttempt(call, endpoint, done, wire)
     wire.start(source.metadataFor(call.headers, MESH_METADATA), attempt)
     attempt.begin()

@@ -1,8 +1,12 @@
 // The connection pool for one endpoint. Its origin is the service's logical name, not the
 // endpoint's address, so undici writes "host: payments" from a header line it builds once per
 // pool; a Host header passed per request costs header validation and a server-name check on
-// every call. A connector that dials the endpoint's own address makes that possible.
+// every call. A connector that dials the endpoint's own address makes that possible. The same
+// connector decides, per new connection, whether it is mTLS (a mesh endpoint, this instance's
+// SVID, the destination's expected SPIFFE ID) or plaintext, so a certificate renewal or a mode
+// change applies to the next connection without touching open ones.
 import { Pool, buildConnector } from 'undici'
+import type { ConnectionOptions } from 'node:tls'
 import type { Endpoint } from '../discovery/endpoint.js'
 
 /** HTTP/1.1 keep-alive (faster than h2 on loopback and LAN for small requests). */
@@ -11,9 +15,29 @@ const CONNECT_TIMEOUT_MS = 5_000
 
 const connect = buildConnector({ timeout: CONNECT_TIMEOUT_MS })
 
-export function endpointPool(e: Endpoint, service: string): Pool {
+/** How the next connection to an endpoint is made (see MeshIdentity.connectPlan). */
+export type ConnectPlan = { tls: false } | { tls: true; options: ConnectionOptions } | { error: Error }
+export type PlanConnection = (e: Endpoint) => ConnectPlan
+
+// One TLS connector per options object (one per certificate and expected identity). No session
+// cache: the mesh's contexts issue no tickets (every handshake checks the peer's SVID again, and a
+// session from before a root was retired must not resume), so caching would only hold memory.
+const tlsConnectors = new WeakMap<ConnectionOptions, buildConnector.connector>()
+
+function tlsConnector(options: ConnectionOptions): buildConnector.connector {
+  let c = tlsConnectors.get(options)
+  if (!c) tlsConnectors.set(options, (c = buildConnector({ ...options, timeout: CONNECT_TIMEOUT_MS, maxCachedSessions: 0 } as buildConnector.BuildOptions)))
+  return c
+}
+
+export function endpointPool(e: Endpoint, service: string, plan?: PlanConnection): Pool {
   return new Pool(`http://${service}`, {
     keepAliveTimeout: KEEP_ALIVE_MS,
-    connect: (opts, callback) => connect({ ...opts, hostname: e.host, host: e.address, port: String(e.port) }, callback),
+    connect: (opts, callback) => {
+      const p = plan && e.mtls ? plan(e) : undefined
+      if (!p || ('tls' in p && !p.tls)) return connect({ ...opts, hostname: e.host, host: e.address, port: String(e.port) }, callback)
+      if ('error' in p) return callback(p.error, null)
+      return tlsConnector(p.options)({ ...opts, protocol: 'https:', hostname: e.host, host: e.address, port: String(e.port), servername: undefined }, callback)
+    },
   })
 }

@@ -98,7 +98,7 @@ export async function listenWithMesh(core: InboundCore, server: Server, opts: Li
   server.on('request', (req: IncomingMessage, res: ServerResponse) => {
     if (answerHealth(core, req, res)) return
     markResponse(core, res)
-    core.run(core.begin(req.method ?? 'GET', req.url ?? '/', req.headers, frontEnd, { req, res } satisfies NodeIo), onRejected)
+    core.run(core.begin(req.method ?? 'GET', req.url ?? '/', req.headers, frontEnd, { req, res } satisfies NodeIo, req.socket), onRejected)
   })
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject)

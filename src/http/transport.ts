@@ -15,6 +15,12 @@ const TIMEOUT_CODES = new Set(['UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT'
 
 /** Wraps a transport error from undici or the socket into the error table. */
 export function wrapTransportError(err: Error, call: OutboundCall, endpoint: Endpoint): Error {
+  // The client's SPIFFE ID check (identity/tls-material) fails the handshake with a WeftError
+  // naming expected and presented IDs: for the caller that endpoint's handshake failed, and
+  // another endpoint may be the right one.
+  if (err instanceof WeftError && err.code === 'WEFT_ERR_UNAUTHENTICATED' && (err.details as { expected?: unknown } | undefined)?.expected !== undefined) {
+    return new WeftError('WEFT_ERR_TLS_HANDSHAKE', `${call.target.service.name}: mTLS handshake with ${endpoint.address} failed: ${err.message}`, { cause: err, details: callDetails(call, { endpoint: endpoint.address, cause: err.message }) })
+  }
   if (err instanceof WeftError) return err
   const code = (err as { code?: string }).code ?? ''
   const svc = call.target.service.name
@@ -22,7 +28,13 @@ export function wrapTransportError(err: Error, call: OutboundCall, endpoint: End
   if (CONNECT_CODES.has(code)) return new WeftError('WEFT_ERR_CONNECT_FAILED', `${svc}: cannot connect to ${endpoint.address} (${code})`, { cause: err, details: details() })
   if (RESET_CODES.has(code)) return new WeftError('WEFT_ERR_UPSTREAM_RESET', `${svc}: ${endpoint.address} closed the connection (${code}: ${err.message})`, { cause: err, details: details() })
   if (TIMEOUT_CODES.has(code)) return new WeftError('WEFT_ERR_UPSTREAM_TIMEOUT', `${svc}: ${endpoint.address} timed out (${code})`, { cause: err, details: details() })
+  if (isTlsFailure(code, err)) return new WeftError('WEFT_ERR_TLS_HANDSHAKE', `${svc}: mTLS handshake with ${endpoint.address} failed: ${err.message}`, { cause: err, details: details() })
   return err
+}
+
+/** Node's TLS and OpenSSL failures (ERR_TLS_*, ERR_SSL_*, certificate verification codes), and our SPIFFE ID check's. */
+function isTlsFailure(code: string, err: Error): boolean {
+  return code.startsWith('ERR_TLS_') || code.startsWith('ERR_SSL_') || code === 'WEFT_ERR_TLS_HANDSHAKE' || /CERT|SELF_SIGNED|UNABLE_TO_(GET|VERIFY)/.test(code) || (err as { library?: string }).library === 'SSL routines'
 }
 
 const noop = (): void => {}

@@ -118,7 +118,8 @@ export function handshakeRefusal(err: Error, socket: TLSSocket | undefined): str
  * the bundle, and a `checkServerIdentity` that ignores the hostname and checks the server's SVID
  * (role server) and its SPIFFE ID. A mismatch fails the handshake with a WeftError
  * WEFT_ERR_UNAUTHENTICATED naming both IDs. The object is frozen and shared: spread it
- * (`{ ...clientTlsOptions(m, id), host, port }`).
+ * (`{ ...clientTlsOptions(m, id), host, port }`). Never add a `session`: node skips
+ * checkServerIdentity on a resumed session.
  */
 export function clientTlsOptions(material: TlsMaterial, expectedServerId: SpiffeId): ConnectionOptions {
   let byDestination = clientOptionsCache.get(material)
@@ -132,8 +133,10 @@ export function clientTlsOptions(material: TlsMaterial, expectedServerId: Spiffe
     options = Object.freeze({
       secureContext: serverSecureContext(material),
       rejectUnauthorized: true,
-      // node calls this only after OpenSSL verified the chain, and skips it on a resumed session;
-      // sessions are never resumed with these contexts (no tickets).
+      // node calls this only after OpenSSL verified the chain, and SKIPS it on a resumed session.
+      // NO_TICKET on our context does not stop a client resuming against a server that issues
+      // tickets: a caller must never pass a `session` with these options (the mesh's connectors
+      // keep no session cache, maxCachedSessions: 0), or the SPIFFE check would not run.
       checkServerIdentity: (_hostname: string, cert: PeerCertificate) => serverIdentityError(cert, expectedServerId),
     })
     if (byDestination.size >= CLIENT_OPTIONS_MAX_DESTINATIONS) byDestination.clear()

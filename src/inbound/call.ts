@@ -9,6 +9,21 @@ import type { TraceParent } from '../telemetry/tracing.js'
 import type { InboundContext } from './context.js'
 import type { LoadMonitor } from './load-monitor.js'
 import type { RpcObserver } from '../telemetry/rpc-metrics.js'
+import type { PeerIdentity } from '../identity/peer.js'
+import type { AuthzEngine } from '../authz/engine.js'
+import type { JwtAuthenticator } from '../identity/jwt/authenticator.js'
+import type { MeshMetrics } from '../telemetry/metrics.js'
+import type { Logger } from '../util/logger.js'
+
+/** A verified end-user JWT (RequestAuthentication), set by the identity layer. */
+export interface RequestAuth {
+  /** "iss/sub" */
+  readonly principal: string
+  readonly issuer: string
+  readonly subject: string
+  readonly audiences: readonly string[]
+  readonly claims: Readonly<Record<string, unknown>>
+}
 
 /** What a framework adapter provides: how to run the application for a call. */
 export interface FrontEnd {
@@ -29,6 +44,8 @@ export class InboundCall {
   route = ''
   /** gRPC calls: the final status code, set by the gRPC front end when the call ended. */
   grpcCode = -1
+  /** The verified end-user JWT, when a RequestAuthentication applies and the request carried one. */
+  auth: RequestAuth | undefined = undefined
 
   constructor(
     readonly method: string,
@@ -43,6 +60,12 @@ export class InboundCall {
     readonly frontEnd: FrontEnd,
     /** The front end's own per-request objects (req/res, request/reply). */
     readonly io: unknown,
+    /** The caller's verified SPIFFE identity, when the connection is mTLS. */
+    readonly peer: PeerIdentity | undefined,
+    /** The raw query string (after '?', '' when none): JWTs may be read from it. */
+    readonly query: string,
+    /** The local port the request arrived on (0 when unknown). */
+    readonly port: number,
   ) {}
 }
 
@@ -62,6 +85,18 @@ export interface InboundTarget {
   readonly protocol: 'http' | 'grpc'
   /** rpc_server_duration_seconds by caller (gRPC stacks). */
   readonly rpcFrom?: (source: string) => RpcObserver
+  /** This version's identity and authorization (undefined parts cost nothing: their layers pass through). */
+  readonly security: InboundSecurity
+}
+
+/** What the identity and authz server layers enforce for one config version. */
+export interface InboundSecurity {
+  /** AuthorizationPolicy for this service; undefined when none applies and the default is ALLOW. */
+  readonly authz?: AuthzEngine
+  /** RequestAuthentication for this service; undefined when none selects it. */
+  readonly authn?: JwtAuthenticator
+  readonly metrics: MeshMetrics
+  readonly logger: Logger
 }
 
 export type ServerLayer = Layer<InboundCall, InboundCall, InboundTarget>

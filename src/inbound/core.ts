@@ -3,15 +3,18 @@
 // runs it through the server stack with run(), and writes mesh-generated failures with
 // errorResponse(). It also answers the health paths and drains in-flight requests on close.
 import type { IncomingHttpHeaders } from 'node:http'
+import type { Socket } from 'node:net'
+import { peerOf, type PeerIdentity } from '../identity/peer.js'
 import type { Tracer } from '@opentelemetry/api'
 import { isWeftError, WeftError } from '../errors/index.js'
 import { LOAD_HEADER } from '../balance/endpoint-stats-layer.js'
 import { DEADLINE_HEADER } from '../http/transport.js'
 import { ERROR_CODE_HEADER } from '../telemetry/call-layer.js'
 import type { MeshMetrics } from '../telemetry/metrics.js'
+import type { Logger } from '../util/logger.js'
 import { ServerMetrics } from '../telemetry/server-metrics.js'
 import { newTraceId, parseTraceparent } from '../telemetry/tracing.js'
-import { InboundCall, type FrontEnd, type InboundTarget, type ServerHandler } from './call.js'
+import { InboundCall, type FrontEnd, type InboundSecurity, type InboundTarget, type ServerHandler } from './call.js'
 import { CALLER_HEADER, extendChain, InboundContext, lastCaller } from './context.js'
 import { LoadMonitor, RETRY_AFTER_S, type SheddingSettings } from './load-monitor.js'
 import { defaultServerStack, runApplication, type ServerStack } from './server-stack.js'
@@ -48,6 +51,7 @@ export interface InboundDeps {
   service: string
   namespace: string
   metrics: MeshMetrics
+  logger: Logger
   tracer: Tracer
   options: InboundOptions
   ready: () => boolean
@@ -71,11 +75,13 @@ export class InboundCore {
   private handler: ServerHandler
   private grpcHandler: ServerHandler | undefined
   private configVersion = 0
+  private security: InboundSecurity
   private drained: (() => void) | undefined
   private readonly healthOnApp: boolean
   private readonly metricsOnApp: boolean
 
   constructor(private readonly deps: InboundDeps) {
+    this.security = { metrics: deps.metrics, logger: deps.logger }
     this.monitor = new LoadMonitor(deps.options.shedding)
     this.serverMetrics = new ServerMetrics(deps.metrics)
     this.handler = this.build()
@@ -89,9 +95,10 @@ export class InboundCore {
   }
 
   /** Rebuilds the server handler for a new config version (or an edited stack). */
-  rebuild(configVersion: number, stack: ServerStack = this.stack): void {
+  rebuild(configVersion: number, stack: ServerStack = this.stack, security: InboundSecurity = this.security): void {
     this.configVersion = configVersion
     this.stack = stack
+    this.security = security
     this.handler = this.build()
     this.grpcHandler = undefined
   }
@@ -109,33 +116,38 @@ export class InboundCore {
       admitted: this.admitted,
       protocol,
       rpcFrom: protocol === 'grpc' ? (source) => m.rpcServerFrom(source) : undefined,
+      security: this.security,
     }
     return this.stack.build(runApplication, target)
   }
 
-  /** Makes the call for one request: its context (deadline, trace, caller chain) from the headers. */
-  begin(method: string, url: string, headers: IncomingHttpHeaders, frontEnd: FrontEnd, io: unknown): InboundCall {
+  /**
+   * Makes the call for one request: its context (deadline, trace, caller chain) from the headers,
+   * its peer identity and local port from the connection.
+   */
+  begin(method: string, url: string, headers: IncomingHttpHeaders, frontEnd: FrontEnd, io: unknown, socket?: Socket | null): InboundCall {
     const q = url.indexOf('?')
     const path = q < 0 ? url : url.slice(0, q)
+    const query = q < 0 ? '' : url.slice(q + 1)
     const d = first(headers[DEADLINE_HEADER])
     let deadline = Infinity
     if (d !== undefined) {
       const ms = Number(d)
       if (Number.isFinite(ms)) deadline = performance.now() + Math.max(0, ms)
     }
-    return this.makeCall(method, path, headers, deadline, frontEnd, io)
+    return this.makeCall(method, path, headers, deadline, frontEnd, io, peerOf(socket), query, socket?.localPort ?? 0)
   }
 
   /**
    * Makes the call for one gRPC request: `path` is "/pkg.Service/Method", `deadline` the call's
    * deadline on the Date.now() clock (grpc-timeout; Infinity when none).
    */
-  beginGrpc(path: string, headers: IncomingHttpHeaders, deadline: number, frontEnd: FrontEnd, io: unknown): InboundCall {
+  beginGrpc(path: string, headers: IncomingHttpHeaders, deadline: number, frontEnd: FrontEnd, io: unknown, peer?: PeerIdentity, port = 0): InboundCall {
     const d = deadline === Infinity ? Infinity : performance.now() + (deadline - Date.now())
-    return this.makeCall('POST', path, headers, d, frontEnd, io)
+    return this.makeCall('POST', path, headers, d, frontEnd, io, peer, '', port)
   }
 
-  private makeCall(method: string, path: string, headers: IncomingHttpHeaders, deadline: number, frontEnd: FrontEnd, io: unknown): InboundCall {
+  private makeCall(method: string, path: string, headers: IncomingHttpHeaders, deadline: number, frontEnd: FrontEnd, io: unknown, peer: PeerIdentity | undefined, query: string, port: number): InboundCall {
     const parent = parseTraceparent(first(headers.traceparent))
     const chainIn = first(headers[CALLER_HEADER])
     const rid = first(headers['x-request-id'])
@@ -147,8 +159,9 @@ export class InboundCore {
       extendChain(chainIn, this.deps.service),
       rid !== undefined && rid.length > 0 && rid.length <= MAX_REQUEST_ID ? rid : undefined,
     )
-    const source = this.serverMetrics.sourceLabel(lastCaller(chainIn))
-    return new InboundCall(method, path, headers, ctx, source, parent, frontEnd, io)
+    // Over mTLS the caller is who its certificate says; the weft-caller header is only a claim.
+    const source = this.serverMetrics.sourceLabel(peer?.service ?? lastCaller(chainIn))
+    return new InboundCall(method, path, headers, ctx, source, parent, frontEnd, io, peer, query, port)
   }
 
   /**

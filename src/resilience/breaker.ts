@@ -9,7 +9,7 @@ export const CIRCUIT_STATE_NAME = ['closed', 'open', 'half-open', 'isolated'] as
 
 /** Attempt failures that say the endpoint is unwell (not the caller giving up). */
 export function isUpstreamFailure(err: unknown): boolean {
-  return isWeftError(err) && (err.code === 'WEFT_ERR_CONNECT_FAILED' || err.code === 'WEFT_ERR_UPSTREAM_RESET' || err.code === 'WEFT_ERR_UPSTREAM_TIMEOUT')
+  return isWeftError(err) && (err.code === 'WEFT_ERR_CONNECT_FAILED' || err.code === 'WEFT_ERR_TLS_HANDSHAKE' || err.code === 'WEFT_ERR_UPSTREAM_RESET' || err.code === 'WEFT_ERR_UPSTREAM_TIMEOUT')
 }
 
 /** Call failures that count against the service's circuit: the upstream failed the caller. */
@@ -17,6 +17,7 @@ export function isServiceFailure(err: unknown): boolean {
   if (!isWeftError(err)) return false
   switch (err.code) {
     case 'WEFT_ERR_CONNECT_FAILED':
+    case 'WEFT_ERR_TLS_HANDSHAKE':
     case 'WEFT_ERR_UPSTREAM_RESET':
     case 'WEFT_ERR_UPSTREAM_TIMEOUT':
     case 'WEFT_ERR_RETRY_BUDGET_EXHAUSTED':

@@ -17,7 +17,9 @@ const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE', 'TRACE'])
 /** Why a failed attempt may be retried under these settings, or undefined. */
 export function retryReasonForError(err: unknown, r: RetrySettings): string | undefined {
   if (!isWeftError(err)) return undefined
-  if (err.code === 'WEFT_ERR_CONNECT_FAILED') return r.retryOnConnectFailure ? 'connect-failure' : undefined
+  // A failed mTLS handshake is a connection never made (no request byte was sent): the same as a
+  // connect failure, so another endpoint is tried whatever the method.
+  if (err.code === 'WEFT_ERR_CONNECT_FAILED' || err.code === 'WEFT_ERR_TLS_HANDSHAKE') return r.retryOnConnectFailure ? 'connect-failure' : undefined
   if (err.code === 'WEFT_ERR_UPSTREAM_RESET') return r.retryOnReset ? 'reset' : undefined
   if (err.code === 'WEFT_ERR_UPSTREAM_TIMEOUT') return r.retryOnTimeout || r.retryOnStatus.has(504) ? 'per-try-timeout' : undefined
   return undefined

@@ -18,6 +18,11 @@ export class MeshMetrics {
   readonly ejections: Counter<string>
   readonly configVersion: Gauge<string>
   readonly controlConnected: Gauge<string>
+  readonly mtlsRefused: Counter<string>
+  readonly authzDenied: Counter<string>
+  readonly authzAudit: Counter<string>
+  readonly authnInvalid: Counter<string>
+  readonly certificateExpiry: Gauge<string>
 
   constructor(readonly registry: Registry, readonly source: string) {
     this.clientDuration = new FastHistogram({
@@ -67,6 +72,36 @@ export class MeshMetrics {
     this.controlConnected = new Gauge({
       name: 'weft_control_connected',
       help: '1 while this instance holds a watch stream to a control daemon, 0 otherwise (it serves its last good config).',
+      labelNames: ['source_service'],
+      registers: [registry],
+    })
+    this.mtlsRefused = new Counter({
+      name: 'weft_mtls_connections_refused_total',
+      help: 'Inbound connections the mTLS front door refused, by reason (plaintext in STRICT, handshake, peer-identity, no-certificate, timeout).',
+      labelNames: ['source_service', 'reason'],
+      registers: [registry],
+    })
+    this.authzDenied = new Counter({
+      name: 'weft_authz_denied_total',
+      help: 'Inbound requests an AuthorizationPolicy denied, by the deciding policy (or the reason when none decided: default-deny, path-invalid).',
+      labelNames: ['destination_service', 'policy'],
+      registers: [registry],
+    })
+    this.authzAudit = new Counter({
+      name: 'weft_authz_audit_total',
+      help: 'Inbound requests an AUDIT AuthorizationPolicy matched (reported, never denied).',
+      labelNames: ['destination_service', 'policy'],
+      registers: [registry],
+    })
+    this.authnInvalid = new Counter({
+      name: 'weft_authn_rejected_total',
+      help: 'Inbound requests refused 401 because their end-user JWT failed verification (RequestAuthentication), by the check that failed.',
+      labelNames: ['destination_service', 'reason'],
+      registers: [registry],
+    })
+    this.certificateExpiry = new Gauge({
+      name: 'weft_certificate_expiry_timestamp_seconds',
+      help: 'When this instance\'s X509-SVID expires (Unix seconds); 0 while it has none. Alert when it nears now (RELIABILITY M11).',
       labelNames: ['source_service'],
       registers: [registry],
     })

@@ -99,3 +99,28 @@ test('explain: a view that would not validate is reported as a NACK, not explain
   const x = explain(bad, { from: 'checkout', url: 'http://payments/', method: 'GET', headers: [] })
   assert.equal(x.kind, 'invalid')
 })
+
+test('explain answers "would this caller be allowed, and by which rule": the destination\'s mTLS mode and its AuthorizationPolicy on the caller\'s SPIFFE ID', () => {
+  const authz = [
+    { apiVersion: 'weft/v1', kind: 'PeerAuthentication', metadata: { name: 'payments-permissive' }, spec: { service: 'payments', mtls: 'PERMISSIVE' } },
+    { apiVersion: 'weft/v1', kind: 'AuthorizationPolicy', metadata: { name: 'payments-allow-checkout' }, spec: { service: 'payments', action: 'ALLOW', rules: [{ from: [{ principals: ['spiffe://weft.local/ns/default/sa/checkout'] }], to: [{ methods: ['POST'], paths: ['/charge'] }] }] } },
+    { apiVersion: 'weft/v1', kind: 'AuthorizationPolicy', metadata: { name: 'ledger-only' }, spec: { service: 'ledger', action: 'ALLOW', rules: [{}] } },
+  ]
+  const v = { ...view, resources: [...view.resources, ...authz] }
+  const ok = explain(v, { from: 'checkout', url: 'http://payments/charge', method: 'POST', headers: [] })
+  assert.equal(ok.kind, 'routed')
+  if (ok.kind !== 'routed') return
+  assert.equal(ok.access.allowed, true)
+  assert.equal(ok.access.principal, 'spiffe://weft.local/ns/default/sa/checkout')
+  assert.match(ok.access.why, /ALLOW payments-allow-checkout rule 0 matches/)
+  assert.deepEqual(ok.access.mtls, { mode: 'PERMISSIVE', from: 'PeerAuthentication payments-permissive' })
+  assert.equal(ok.access.policies.find((p) => p.name === 'ledger-only')?.applies, false)
+
+  const no = explain(v, { from: 'ledger', url: 'http://payments/charge', method: 'POST', headers: [] })
+  assert.ok(no.kind === 'routed' && !no.access.allowed)
+  if (no.kind !== 'routed') return
+  assert.match(no.access.why, /none of their rules matches: denied/)
+  const rule = no.access.policies.find((p) => p.name === 'payments-allow-checkout')!.rules[0]!
+  assert.equal(rule.matched, false)
+  assert.match(rule.why ?? '', /principals/)
+})

@@ -1,6 +1,6 @@
 // Static stability: the data plane never depends on the daemon being up. Real daemons and meshes
 // on loopback; outage windows are short and bounded (the logic is the same as for 60 s).
-import { test } from 'node:test'
+import { test, type TestContext } from 'node:test'
 import assert from 'node:assert/strict'
 import { fork } from 'node:child_process'
 import { mkdtempSync, readFileSync } from 'node:fs'
@@ -17,10 +17,47 @@ metadata: { name: payments }
 spec: { timeout: 2s }
 `
 
+// The instance's key never leaves its process (identity issue), so a cold start with the daemon
+// down has no certificate: mTLS to a STRICT service fails closed (next test); a PERMISSIVE one is
+// served in plaintext from the cached view.
+const PERMISSIVE = `---
+apiVersion: weft/v1
+kind: PeerAuthentication
+metadata: { name: payments-permissive }
+spec: { service: payments, mtls: PERMISSIVE }
+`
+
+async function coldStart(t: TestContext, policy: string) {
+  const d = await startTestDaemon()
+  const stateDir = mkdtempSync(join(tmpdir(), 'weft-state-'))
+  await applyPolicy(d, policy)
+  const p = await servingInstance(d, 'payments', 'p1')
+  t.after(() => p.close())
+  const first = await controlMesh(d, 'checkout', { stateDir })
+  await waitEndpoints(first, 'payments', 1)
+  const version = first.configVersion
+  await first.close()
+  await d.daemon.close()
+  const cold = await controlMesh({ url: d.url, joinToken: d.joinToken }, 'checkout', { stateDir, controlTimeoutMs: 300 })
+  t.after(() => cold.close())
+  return { cold, version }
+}
+
+test('cold start with the daemon down and STRICT mTLS: config from the cache, but calls fail closed with a clear error until the daemon signs a certificate', async (t) => {
+  const { cold, version } = await coldStart(t, PAYMENTS)
+  assert.equal(cold.configVersion, version)
+  assert.equal(cold.identity.current(), undefined)
+  await assert.rejects(cold.request('http://payments/'), (err: Error & { code?: string }) => {
+    assert.equal(err.code, 'WEFT_ERR_UNAUTHENTICATED')
+    assert.match(err.message, /requires mTLS \(STRICT\) and this instance \(checkout\) has no certificate yet/)
+    return true
+  })
+})
+
 test('cold start with the daemon down: the instance serves from its cached snapshot and says so', async (t) => {
   const d = await startTestDaemon()
   const stateDir = mkdtempSync(join(tmpdir(), 'weft-state-'))
-  await applyPolicy(d, PAYMENTS)
+  await applyPolicy(d, PAYMENTS + PERMISSIVE)
   const p = await servingInstance(d, 'payments', 'p1')
   t.after(() => p.close())
   const first = await controlMesh(d, 'checkout', { stateDir })

