@@ -276,7 +276,13 @@ export class ControlClient {
       for (const [svc, list] of Object.entries(msg.endpoints)) if (list.length === 0) delete view.endpoints[svc]
     } else return true
     this.latest = view
-    const error = await this.tryApply(view)
+    // Anti-rollback (RELIABILITY S8d): versions only grow (embedded store: reserved blocks; etcd:
+    // revisions), so a snapshot older than the one running is a replay, or a daemon whose store was
+    // reset; it is refused whole, endpoints too. (`weft rollback` makes a new, higher version.)
+    const stale = msg.type === 'snapshot' && this.applied !== undefined && view.version < this.applied.version
+      ? `version ${view.version} is older than version ${this.applied.version}, which this instance runs: refused as a replayed or rolled-back view (if the daemon's store was reset on purpose, restart the instances)`
+      : undefined
+    const error = stale ?? (await this.tryApply(view))
     if (error === undefined) {
       this.applied = view
       this.running = view
@@ -287,7 +293,7 @@ export class ControlClient {
       // numbered as that policy: the instance does not run this version's policy.
       const newEndpoints = this.running === undefined || canonical(this.running.endpoints) !== canonical(view.endpoints)
       const otherPolicy = good !== undefined && good.resources !== view.resources && canonical(good.resources) !== canonical(view.resources)
-      const mixed = good && newEndpoints && otherPolicy ? { version: good.version, resources: good.resources, endpoints: view.endpoints } : undefined
+      const mixed = !stale && good && newEndpoints && otherPolicy ? { version: good.version, resources: good.resources, endpoints: view.endpoints } : undefined
       const endpointsApplied = mixed !== undefined && (await this.tryApply(mixed)) === undefined
       if (endpointsApplied) this.running = mixed
       this.opts.logger.error(`control: config version ${view.version} rejected (NACK); still serving the policy of version ${good?.version ?? 'none'}${endpointsApplied ? ', with the endpoints of this version' : ''}\n${error}`)
