@@ -2,13 +2,18 @@
 // version and overwrite the other's writes. The lock is a file made with O_EXCL holding the pid and
 // a random nonce; a lock whose process is gone (a crash, kill -9) is stale and taken over.
 //
+// The lock appears whole: it is written to a file of its own first and then hard-linked to the lock
+// name (link fails if the name exists, like O_EXCL). Created empty and written after, another
+// daemon could read it in between, see no pid, judge it stale and take it over (seen here: two
+// holders of one dir in a race of four).
+//
 // Taking over must not remove a lock another process has just taken (two starting daemons both
 // finding the same stale lock: the second's rm would delete the first's fresh one). Takeovers run
 // one at a time under a second O_EXCL file, and remove the lock only if it still holds exactly
 // what was judged stale; a plain O_EXCL create can only succeed once the lock is gone, so whoever
 // creates it first holds it and the others see a live lock.
 import { randomBytes } from 'node:crypto'
-import { open, readFile, rm, stat } from 'node:fs/promises'
+import { link, open, readFile, rm, stat, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 
 const held = new Set<string>()
@@ -20,9 +25,7 @@ export async function lockDir(dir: string): Promise<() => Promise<void>> {
   const mine = `${process.pid}\n${randomBytes(8).toString('hex')}\n`
   for (let attempt = 0; ; attempt++) {
     try {
-      const fh = await open(file, 'wx', 0o600)
-      await fh.writeFile(mine)
-      await fh.close()
+      await createWhole(file, mine)
       held.add(file)
       return async () => {
         held.delete(file)
@@ -40,6 +43,17 @@ export async function lockDir(dir: string): Promise<() => Promise<void>> {
     }
     // Stale: its process is gone (or is this process after a pid reuse, without holding it).
     await takeOver(file, seen)
+  }
+}
+
+/** Creates `file` holding `text`, or fails with EEXIST; no reader ever sees it partly written. */
+async function createWhole(file: string, text: string): Promise<void> {
+  const tmp = `${file}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`
+  await writeFile(tmp, text, { mode: 0o600, flag: 'wx' })
+  try {
+    await link(tmp, file)
+  } finally {
+    await rm(tmp, { force: true })
   }
 }
 
