@@ -191,7 +191,11 @@ export class ControlClient {
       if (this.stopped) break
       if (sawMessage) this.failures = 0
       this.urlIndex++
-      await this.sleep(fullJitterDelay(++this.failures, this.backoff.baseMs, this.backoff.maxMs))
+      // Registered: try again well inside the lease, or a daemon that blipped (or restarted and
+      // restored its registry for one TTL) lets the registration lapse while the instance waits,
+      // and callers see its endpoint vanish. Unregistered: the configured ceiling.
+      const ceiling = this.instanceToken ? Math.min(this.backoff.maxMs, Math.max(this.backoff.baseMs, this.leaseTtlMs / 2)) : this.backoff.maxMs
+      await this.sleep(fullJitterDelay(++this.failures, this.backoff.baseMs, ceiling))
     }
     this.setConnected(false)
   }
