@@ -280,7 +280,8 @@ async function watch(ctx: Ctx, d: ApiDeps): Promise<void> {
   if (since !== undefined && since === d.hub.version) d.status.resumed(id, since)
   // bundle=1 (instances that do mTLS): the trust bundle first, then again on every rotation step.
   if (ctx.query.get('bundle') === '1') unsubscribe = d.ca.subscribe(res, d.hub.version)
-  handle = d.hub.watch(id, res, since)
+  // The view scoped to the instance's own service (view-scope.ts): other services' inbound policy stays out.
+  handle = d.hub.watch(id, res, since, { namespace: rec.namespace, service: rec.service })
 }
 
 function servicesView(resources: object[], endpoints: EndpointMap): { services: ServiceView[]; warnings: string[] } {

@@ -21,6 +21,10 @@ import { serviceKey } from '../control/service-key.js'
 import { formatHostPort } from '../util/host-port.js'
 import type { Logger } from '../util/logger.js'
 import type { InstanceRecord, PolicyState, Store, StoreEvent } from './store.js'
+import { scopeKey, scopeResources, type ViewScope } from './view-scope.js'
+
+/** Streams opened without a scope (tests driving the hub directly) see the whole policy. */
+const UNSCOPED: ViewScope = { namespace: '*', service: '*' }
 
 /** The part of a ServerResponse the hub writes to (a fake in unit tests). */
 export interface WatchSink {
@@ -53,6 +57,8 @@ export interface Watch {
 
 interface Watcher {
   id: string
+  /** Which view it gets (view-scope.ts): its instance's namespace/service. */
+  scope: string
   sink: WatchSink
   /** The version this stream holds from what was written to it; -1 for none. */
   sent: number
@@ -83,7 +89,10 @@ export class PushHub {
   private latestEndpoints: EndpointMap | undefined
   private timer: NodeJS.Timeout | undefined
   private pinger: NodeJS.Timeout | undefined
-  private snapshotLine: string | undefined
+  /** Serialized once per version and scope; every stream of a scope gets the same string. */
+  private snapshotLines = new Map<string, string>()
+  private scoped = new Map<string, object[]>()
+  private readonly scopes = new Map<string, ViewScope>()
   private readonly watchers = new Set<Watcher>()
   private closed = false
   /** While start() loads: told of every deletion event. */
@@ -126,8 +135,10 @@ export class PushHub {
   }
 
   /** Opens pushing to a stream; `since` is the version the instance says it holds. */
-  watch(id: string, sink: WatchSink, since: number | undefined): Watch {
-    const w: Watcher = { id, sink, sent: since ?? -1, blocked: false, blockedAt: 0, heardAt: Date.now(), dropped: undefined, missed: false, gone: false }
+  watch(id: string, sink: WatchSink, since: number | undefined, scope: ViewScope = UNSCOPED): Watch {
+    const key = scopeKey(scope)
+    if (scope !== UNSCOPED && !this.scopes.has(key)) this.scopes.set(key, scope)
+    const w: Watcher = { id, scope: key, sink, sent: since ?? -1, blocked: false, blockedAt: 0, heardAt: Date.now(), dropped: undefined, missed: false, gone: false }
     this.watchers.add(w)
     // Holding the current version: nothing to send until a change. Changes pending: the
     // snapshot goes out when the window closes (flush sends one to any stream not at base).
@@ -226,15 +237,20 @@ export class PushHub {
     this.version = version
     if (policyChanged) this.setPolicy(policy)
     this.pushed = next
-    this.snapshotLine = undefined
+    this.snapshotLines.clear()
     // A stream at the base version gets only what changed: the resources when the policy did (never
     // the unchanged endpoints of every service), the changed services' endpoint lists otherwise.
-    const delta = policyChanged
-      ? line({ type: 'policy', version, base, resources: this.resources, endpoints: changed ?? {} })
-      : line({ type: 'endpoints', version, base, endpoints: changed! })
+    const deltas = new Map<string, string>()
+    const endpointsDelta = policyChanged ? undefined : line({ type: 'endpoints', version, base, endpoints: changed! })
+    const deltaFor = (scope: string): string => {
+      if (endpointsDelta !== undefined) return endpointsDelta
+      let d = deltas.get(scope)
+      if (d === undefined) deltas.set(scope, (d = line({ type: 'policy', version, base, resources: this.resourcesFor(scope), endpoints: changed ?? {} })))
+      return d
+    }
     for (const w of [...this.watchers]) {
-      if (delta !== undefined && w.sent === base) {
-        if (this.write(w, delta, true)) this.markSent(w)
+      if (w.sent === base) {
+        if (this.write(w, deltaFor(w.scope), true)) this.markSent(w)
       } else this.sendSnapshot(w)
     }
   }
@@ -242,12 +258,23 @@ export class PushHub {
   private setPolicy(p: PolicyState): void {
     this.policyVersion = p.version
     this.resources = p.resources.map((r) => r.value)
-    this.snapshotLine = undefined
+    this.snapshotLines.clear()
+    this.scoped.clear()
+  }
+
+  /** The policy resources instances of `scope` are shown. */
+  private resourcesFor(scope: string): object[] {
+    const s = this.scopes.get(scope)
+    if (!s) return this.resources
+    let r = this.scoped.get(scope)
+    if (!r) this.scoped.set(scope, (r = scopeResources(this.resources, s)))
+    return r
   }
 
   private sendSnapshot(w: Watcher): void {
-    this.snapshotLine ??= line({ type: 'snapshot', version: this.version, resources: this.resources, endpoints: this.pushed })
-    if (this.write(w, this.snapshotLine, true)) this.markSent(w)
+    let text = this.snapshotLines.get(w.scope)
+    if (text === undefined) this.snapshotLines.set(w.scope, (text = line({ type: 'snapshot', version: this.version, resources: this.resourcesFor(w.scope), endpoints: this.pushed })))
+    if (this.write(w, text, true)) this.markSent(w)
   }
 
   private markSent(w: Watcher): void {
