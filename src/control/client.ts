@@ -69,6 +69,8 @@ export class ControlClient {
   private latest: ControlView | undefined
   /** The last view applied whole (ACKed): a new stream resumes from its version. */
   private applied: ControlView | undefined
+  /** The last view offered was refused as older than (or forged at) the running version. */
+  private refusedStale = false
   /** What runs: `applied`, or its policy with newer endpoints (then at the policy's version). */
   private running: ControlView | undefined
   /** An ACK/NACK not known to have reached the daemon: sent again with the next ping. */
@@ -189,7 +191,8 @@ export class ControlClient {
       }
       this.setConnected(false)
       if (this.stopped) break
-      if (sawMessage) this.failures = 0
+      // A daemon that only offers a view older than this instance's is not progress: keep backing off.
+      if (sawMessage && !this.refusedStale) this.failures = 0
       this.urlIndex++
       // Registered: try again well inside the lease, or a daemon that blipped (or restarted and
       // restored its registry for one TTL) lets the registration lapse while the instance waits,
@@ -279,13 +282,14 @@ export class ControlClient {
       view = { version: msg.version, resources, endpoints: { ...this.latest.endpoints, ...msg.endpoints } }
       for (const [svc, list] of Object.entries(msg.endpoints)) if (list.length === 0) delete view.endpoints[svc]
     } else return true
-    this.latest = view
     // Anti-rollback (RELIABILITY S8d): versions only grow (embedded store: reserved blocks; etcd:
-    // revisions), so a snapshot older than the one running is a replay, or a daemon whose store was
-    // reset; it is refused whole, endpoints too. (`weft rollback` makes a new, higher version.)
-    const stale = msg.type === 'snapshot' && this.applied !== undefined && view.version < this.applied.version
-      ? `version ${view.version} is older than version ${this.applied.version}, which this instance runs: refused as a replayed or rolled-back view (if the daemon's store was reset on purpose, restart the instances)`
-      : undefined
+    // revisions), so a view older than the one running is a replay, or a daemon whose store was
+    // reset; it is refused whole, endpoints too. (`weft rollback` makes a new, higher version.) So is
+    // the running version with another policy (one version is one content). A refused view never
+    // becomes the base of a delta: deltas built on it do not fit, and the stream is opened again.
+    const stale = this.staleReason(view)
+    this.refusedStale = stale !== undefined
+    if (stale === undefined) this.latest = view
     const error = stale ?? (await this.tryApply(view))
     if (error === undefined) {
       this.applied = view
@@ -304,6 +308,16 @@ export class ControlClient {
     }
     await this.sendAck(error === undefined ? { version: view.version } : { version: view.version, error })
     return true
+  }
+
+  private staleReason(view: ControlView): string | undefined {
+    const running = this.applied
+    if (running === undefined) return undefined
+    if (view.version < running.version) return `version ${view.version} is older than version ${running.version}, which this instance runs: refused as a replayed or rolled-back view (if the daemon's store was reset on purpose, restart the instances)`
+    if (view.version === running.version && view.resources !== running.resources && canonical(view.resources) !== canonical(running.resources)) {
+      return `version ${view.version} is the version this instance runs, with another policy: refused as a forged or reset view (if the daemon's store was reset on purpose, restart the instances)`
+    }
+    return undefined
   }
 
   private async tryApply(view: ControlView): Promise<string | undefined> {
