@@ -1,5 +1,6 @@
 // The composition root: owns the config source, compiles snapshots, holds per-service runtimes
 // and connection pools, and exposes fetch/request/dispatcher/metrics/close.
+import { parseBundle } from './identity/bundle.js'
 import { EventEmitter } from 'node:events'
 import { Agent, fetch as undiciFetch, request as undiciRequest, type Dispatcher } from 'undici'
 import { Registry } from 'prom-client'
@@ -159,7 +160,8 @@ export class Mesh extends EventEmitter {
       apply: (policy, version) => this.apply(policy, version),
       onBundle: (bundle, client) => this.identity.onBundle(bundle, async (csr) => {
         const r = await client.signSvid(csr)
-        return { certChainPem: r.certChain, bundle: r.bundle, notBefore: Date.parse(r.notBefore), notAfter: Date.parse(r.notAfter) }
+        // Checked like a pushed bundle: a malformed answer fails this signing (retried), not later use.
+        return { certChainPem: r.certChain, bundle: parseBundle(r.bundle), notBefore: Date.parse(r.notBefore), notAfter: Date.parse(r.notAfter) }
       }, (audience) => client.jwtSvid(audience)),
       hasConfig: () => this.current !== undefined,
       isClosed: () => this.isClosed,

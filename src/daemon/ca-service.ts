@@ -72,13 +72,21 @@ export class CaService {
 
   private async load(): Promise<void> {
     const { operator, logger } = this.o
-    const saved = await this.readFile()
+    const saved = await this.readJson<CaFile>(this.file)
     if (operator) {
       this.active = await CertificateAuthority.fromPem({ certPem: operator.certPem, keyPem: operator.keyPem, ...(operator.chainPem ? { chainPem: operator.chainPem } : {}), ...(operator.bundlePem ? { bundleRoots: operator.bundlePem } : {}), ...(this.o.trustDomain ? { trustDomain: this.o.trustDomain } : {}) })
-      // The sequence must keep growing across restarts, even when the operator's roots change.
-      const seq = saved && saved.bundle.trustDomain === this.active.trustDomain ? saved.bundle.sequence + 1 : 1
-      this.bundleNow = newBundle(this.active.trustDomain, this.active.toPem().bundleRoots, seq)
-      logger.info(`CA: operator-supplied, trust domain ${this.active.trustDomain}, ${this.bundleNow.roots.length} root(s) in the bundle`)
+      // The sequence must keep growing across restarts when the operator's roots change (a restart
+      // with a --ca-bundle of both roots is how an operator CA rotates: instances take a bundle
+      // only with a higher sequence), and stays when they do not. It is kept in a file of its own:
+      // a CA made here earlier (ca.json, with its key) is left as it was.
+      const td = this.active.trustDomain
+      const roots = this.active.toPem().bundleRoots
+      const last = [await this.readJson<{ bundle: TrustBundle }>(this.operatorFile), saved].map((f) => f?.bundle).filter((b): b is TrustBundle => b !== undefined && b.trustDomain === td)
+      const same = last[0] !== undefined && sameRoots(last[0].roots, roots)
+      const seq = same ? last[0]!.sequence : Math.max(0, ...last.map((b) => b.sequence)) + 1
+      this.bundleNow = newBundle(td, roots, seq)
+      if (!same) await this.saveOperatorBundle(this.bundleNow)
+      logger.info(`CA: operator-supplied, trust domain ${td}, ${this.bundleNow.roots.length} root(s) in the bundle (sequence ${seq}${same ? ', unchanged' : ''})`)
       return
     }
     if (saved) {
@@ -91,34 +99,42 @@ export class CaService {
       return
     }
     const td = this.o.trustDomain ?? 'weft.local'
-    this.active = await CertificateAuthority.createRoot({ trustDomain: td })
-    this.bundleNow = newBundle(td, this.active.toPem().bundleRoots, 1)
-    await this.save()
+    const root = await CertificateAuthority.createRoot({ trustDomain: td })
+    const bundle = newBundle(td, root.toPem().bundleRoots, 1)
+    await this.save(root, undefined, bundle)
+    this.active = root
+    this.bundleNow = bundle
     logger.info(`CA: made a new root for trust domain ${td} (${this.file})`)
   }
 
-  private async readFile(): Promise<CaFile | undefined> {
-    const text = await readFile(this.file, 'utf8').catch((err: NodeJS.ErrnoException) => {
+  private get operatorFile(): string {
+    return join(dirname(this.file), 'operator-bundle.json')
+  }
+
+  private async readJson<T>(file: string): Promise<T | undefined> {
+    const text = await readFile(file, 'utf8').catch((err: NodeJS.ErrnoException) => {
       if (err.code === 'ENOENT') return undefined
       throw err
     })
     if (text === undefined) return undefined
     try {
-      return JSON.parse(text) as CaFile
+      return JSON.parse(text) as T
     } catch (err) {
-      throw new Error(`${this.file} is not valid JSON (${(err as Error).message}); restore it from a backup, or move it away to make a new CA (every instance then needs new certificates)`)
+      throw new Error(`${file} is not valid JSON (${(err as Error).message}); restore it from a backup, or move it away to make a new CA (every instance then needs new certificates)`)
     }
   }
 
-  private async save(): Promise<void> {
+  /** Writes the CA's state before it is used: a root that signs is always on disk first. */
+  private async save(active: CertificateAuthority, previous: CertificateAuthority | undefined, bundle: TrustBundle): Promise<void> {
     await mkdir(dirname(this.file), { recursive: true, mode: 0o700 })
-    if (this.o.operator) {
-      // Only the bundle's sequence is ours to keep; the operator's key is not copied anywhere.
-      await writeFileAtomic(this.file, JSON.stringify({ trustDomain: this.trustDomain, bundle: this.bundleNow }, null, 2) + '\n', 0o600)
-      return
-    }
-    const state: CaFile = { trustDomain: this.trustDomain, active: this.active.toPem(), ...(this.previous ? { previous: this.previous.toPem() } : {}), bundle: this.bundleNow }
+    const state: CaFile = { trustDomain: active.trustDomain, active: active.toPem(), ...(previous ? { previous: previous.toPem() } : {}), bundle }
     await writeFileAtomic(this.file, JSON.stringify(state, null, 2) + '\n', 0o600)
+  }
+
+  /** Operator CA: only the bundle's sequence is ours to keep; the operator's key is not copied anywhere. */
+  private async saveOperatorBundle(bundle: TrustBundle): Promise<void> {
+    await mkdir(dirname(this.file), { recursive: true, mode: 0o700 })
+    await writeFileAtomic(this.operatorFile, JSON.stringify({ trustDomain: bundle.trustDomain, bundle }, null, 2) + '\n', 0o600)
   }
 
   /** The SPIFFE ID a registration holds: its namespace and service, in this CA's trust domain. */
@@ -158,10 +174,12 @@ export class CaService {
     if (this.o.operator) throw new HttpError(409, 'WEFT_ERR_CONFLICT', 'the CA is operator-supplied (--ca-cert): rotate it by restarting the daemon with the new CA and a --ca-bundle holding both roots')
     if (this.previous) throw new HttpError(409, 'WEFT_ERR_CONFLICT', 'a rotation is already under way: retire the old root first (weft ca retire)')
     const next = await CertificateAuthority.createRoot({ trustDomain: this.trustDomain })
+    const bundle = addRoot(this.bundleNow, next.toPem().certPem)
+    // On disk before it signs anything: a certificate from a root lost in a crash would never chain.
+    await this.save(next, this.active, bundle)
     this.previous = this.active
     this.active = next
-    this.bundleNow = addRoot(this.bundleNow, next.toPem().certPem)
-    await this.save()
+    this.bundleNow = bundle
     this.broadcast()
     this.o.logger.info(`CA: rotated; signing with a new root, both roots trusted (bundle sequence ${this.bundleNow.sequence})`)
     return this.bundleNow
@@ -170,9 +188,10 @@ export class CaService {
   /** Rotation step 2: the old root leaves the bundle; certificates it signed are refused from then on. */
   async retire(): Promise<TrustBundle> {
     if (!this.previous) throw new HttpError(409, 'WEFT_ERR_CONFLICT', 'no rotation under way: nothing to retire (weft ca rotate first)')
-    this.bundleNow = removeRoot(this.bundleNow, this.previous.toPem().certPem)
+    const bundle = removeRoot(this.bundleNow, this.previous.toPem().certPem)
+    await this.save(this.active, undefined, bundle)
+    this.bundleNow = bundle
     this.previous = undefined
-    await this.save()
     this.broadcast()
     this.o.logger.info(`CA: retired the old root (bundle sequence ${this.bundleNow.sequence})`)
     return this.bundleNow
@@ -194,4 +213,9 @@ export class CaService {
     const line = JSON.stringify(this.bundleMessage()) + '\n'
     for (const res of this.subscribers) if (!res.destroyed) res.write(line)
   }
+}
+
+function sameRoots(a: readonly string[], b: readonly string[]): boolean {
+  const norm = (l: readonly string[]) => l.map((p) => p.trim()).sort().join('\n')
+  return norm(a) === norm(b)
 }
