@@ -2,10 +2,11 @@
 // byte (0x16 starts a TLS handshake) and, by the instance's mTLS mode, wrapped in TLS with the
 // current SVID and a required, checked client certificate, served as plaintext, or refused. The
 // server keeps its own listen/address/close: only its 'connection' listeners are put behind this,
-// so the same code serves node:http, Express's app.listen and Fastify's server.
+// so the same code serves node:http, Express's app.listen and Fastify's server — and node:https
+// servers (Fastify's `https`), whose own certificate is then used only in DISABLE mode.
 import type { Server } from 'node:http'
 import type { Socket } from 'node:net'
-import { createServer as createTlsServer, type SecureContextOptions, type Server as TlsServer, type TLSSocket } from 'node:tls'
+import { createServer as createTlsServer, Server as TlsServerClass, type SecureContextOptions, type Server as TlsServer, type TLSSocket } from 'node:tls'
 import type { MtlsMode } from '../config/types.js'
 import { setPeer, type PeerIdentity } from '../identity/peer.js'
 
@@ -45,19 +46,29 @@ export function attachFrontDoor(server: Server, sec: FrontDoorSecurity): void {
   marked[ATTACHED] = true
   const inner = server.listeners('connection') as ConnectionListener[]
   server.removeAllListeners('connection')
-  const forward = (socket: Socket): void => {
+  // The server as it was (DISABLE): an https server's own TLS with its own certificate.
+  const asBefore = (socket: Socket): void => {
     for (const l of inner) l.call(server, socket)
   }
-  const tls = new TlsTerminator(sec, forward)
+  // Where a socket to serve HTTP on goes once the mesh has dealt with TLS. An https server's
+  // 'connection' listener is node's TLS handshake (a second one on a decrypted socket would fail);
+  // its HTTP handler listens on 'secureConnection' and serves any socket, so mesh TLS (or
+  // PERMISSIVE plaintext) goes there and the server's own certificate is not used.
+  const toHttp = server instanceof TlsServerClass
+    ? (socket: Socket): void => {
+        for (const l of server.listeners('secureConnection') as ConnectionListener[]) l.call(server, socket)
+      }
+    : asBefore
+  const tls = new TlsTerminator(sec, toHttp)
   server.on('connection', (socket: Socket) => {
     const mode = sec.mode()
-    if (mode === 'DISABLE') return forward(socket)
+    if (mode === 'DISABLE') return asBefore(socket)
     firstByte(socket, (b) => {
       if (b === TLS_HANDSHAKE) return tls.accept(socket)
       if (mode === 'PERMISSIVE') {
         // The first chunk was put back into the socket's buffer and the socket paused: node:http
         // reads buffered data through 'data' events, so flowing must resume once it listens.
-        forward(socket)
+        toHttp(socket)
         socket.resume()
         return
       }
