@@ -15,6 +15,7 @@
 //   record to a single-use lease of the given TTL with no keepalive: it expires unless some daemon
 //   attaches it again. A daemon that dies stops its keepalive and its instances expire with its
 //   lease.
+// - The identity documents (the CA, the JWT-SVID key) are in shared-docs.ts.
 import type { Etcd3, IKeyValue, IRequestOp, IWatchResponse, Lease, Watcher } from 'etcd3'
 import { randomUUID } from 'node:crypto'
 import { invalidArg } from '../../src/errors/index.js'
@@ -24,6 +25,8 @@ import {
   type InstanceRecord,
   type JoinToken,
   type PolicyState,
+  type SharedDoc,
+  type SharedDocName,
   type Store,
   type StoreEvent,
   type StoredResource,
@@ -31,6 +34,7 @@ import {
 import { silentLogger, type Logger } from '../../src/util/logger.js'
 import { decodeHistory, decodeInstance, decodeJoinToken, decodePolicy, keysFor, type HistoryValue, type Keys, type PolicyValue } from './keys.js'
 import { loadEtcd3, type Etcd3Module } from './load.js'
+import { EtcdSharedDocs } from './shared-docs.js'
 import { decodeBatch } from './watch-batch.js'
 
 /** History entries kept, the current version's included (older ones are deleted). */
@@ -82,6 +86,7 @@ export class EtcdStore implements Store {
   private readonly known = new Map<string, string>()
   private policyVersion = 0
   private readonly listeners: ((e: StoreEvent) => void)[] = []
+  private readonly docs: EtcdSharedDocs
 
   /** This store's own lease: the current object, its id once granted, and a pending grant. */
   private lease?: Lease
@@ -113,6 +118,7 @@ export class EtcdStore implements Store {
     this.leaseTtlS = ttlSeconds(ttl)
     this.timeoutMs = timeout
     this.logger = opts.logger ?? silentLogger
+    this.docs = new EtcdSharedDocs(() => this.open_(), this.keys, this.logger)
   }
 
   async open(): Promise<void> {
@@ -297,6 +303,10 @@ export class EtcdStore implements Store {
     return kv.value.toString()
   }
 
+  sharedDoc(name: SharedDocName): SharedDoc {
+    return this.docs.doc(name)
+  }
+
   onEvent(listener: (e: StoreEvent) => void): void {
     this.listeners.push(listener)
   }
@@ -313,6 +323,7 @@ export class EtcdStore implements Store {
     const watcher = this.watcher
     this.watcher = undefined
     if (watcher) await bounded(watcher.cancel(), 1000).catch(() => {})
+    await this.docs.close()
     if (opts.revokeLease) await bounded(this.lease!.revoke(), this.timeoutMs).catch((err: Error) => this.logger.warn(`etcd store: could not revoke the lease: ${err.message}`))
     else this.lease?.release()
     client.close()

@@ -6,7 +6,12 @@
 //   <prefix>instances/<id>       InstanceRecord (heldBy: the daemon holding its stream), on a lease
 //   <prefix>tokens/join/<hash>   JoinToken
 //   <prefix>tokens/admin         the admin token's SHA-256 (hex), plain text; created once, never replaced
-import type { HistoryEntry, InstanceRecord, JoinToken, StoredResource } from '../../src/daemon/store.js'
+//   <prefix>ca/state             the CA made by the first daemon: its keys, the previous CA during a
+//                                rotation, the trust bundle (what ca.json holds on the embedded store)
+//   <prefix>ca/operator-bundle   an operator CA's trust bundle and its sequence (no key)
+//   <prefix>ca/jwt-key           the JWT-SVID private JWK
+// The ca/ values are written by src/daemon (ca-service.ts, jwt-service.ts); the store keeps them as is.
+import type { HistoryEntry, InstanceRecord, JoinToken, SharedDocName, StoredResource } from '../../src/daemon/store.js'
 
 export interface Keys {
   prefix: string
@@ -18,7 +23,10 @@ export interface Keys {
   joinPrefix: string
   join(hash: string): string
   admin: string
+  shared(name: SharedDocName): string
 }
+
+const SHARED: Record<SharedDocName, string> = { ca: 'ca/state', 'ca-operator-bundle': 'ca/operator-bundle', 'jwt-key': 'ca/jwt-key' }
 
 export function keysFor(prefix: string): Keys {
   const historyPrefix = `${prefix}history/`
@@ -34,6 +42,7 @@ export function keysFor(prefix: string): Keys {
     joinPrefix,
     join: (hash) => joinPrefix + hash,
     admin: `${prefix}tokens/admin`,
+    shared: (name) => prefix + SHARED[name],
   }
 }
 

@@ -111,3 +111,10 @@ export interface AckRequest {
 export interface ErrorBody {
   error: { code: string; message: string; details?: unknown }
 }
+
+/**
+ * The daemon's own workload name: its API's TLS certificate is the SVID
+ * `spiffe://<td>/ns/weft-system/sa/weft-daemon`, which an instance checks before it sends anything.
+ */
+export const DAEMON_NAMESPACE = 'weft-system'
+export const DAEMON_SERVICE = 'weft-daemon'

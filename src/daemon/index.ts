@@ -79,15 +79,17 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
   // An existing dir keeps its mode (it may be a shared one: not changed here, but said).
   if (((await stat(dataDir)).mode & 0o077) !== 0) logger.warn(`control daemon: data dir ${dataDir} is readable by other users; it holds token files (chmod 700 it)`)
 
-  const store = opts.store ?? new EmbeddedStore(dataDir, { logger, restoreTtlMs: leaseTtlMs })
+  const store: Store = opts.store ?? new EmbeddedStore(dataDir, { logger, restoreTtlMs: leaseTtlMs })
   await store.open()
   let hub: PushHub | undefined
   let server: Server | undefined
   try {
     const auth = new Auth(store)
     await auth.init(dataDir, print, logger)
-    const ca = await CaService.open({ dataDir, ...(opts.trustDomain ? { trustDomain: opts.trustDomain } : {}), ...(opts.svidTtlMs ? { svidTtlMs: opts.svidTtlMs } : {}), ...(opts.ca ? { operator: opts.ca } : {}), logger })
-    const jwt = await JwtService.open(dataDir, ca.trustDomain)
+    // A store daemons share holds the CA and the JWT key: one root and one JWKS for all of them.
+    const shared = store.sharedDoc ? { state: store.sharedDoc('ca'), operatorBundle: store.sharedDoc('ca-operator-bundle'), jwtKey: store.sharedDoc('jwt-key') } : undefined
+    const ca = await CaService.open({ dataDir, ...(opts.trustDomain ? { trustDomain: opts.trustDomain } : {}), ...(opts.svidTtlMs ? { svidTtlMs: opts.svidTtlMs } : {}), ...(opts.ca ? { operator: opts.ca } : {}), ...(shared ? { shared } : {}), logger })
+    const jwt = await JwtService.open(dataDir, ca.trustDomain, shared?.jwtKey)
     const status = new StatusBoard()
     hub = new PushHub(store, { coalesceMs, pingMs: Math.max(1, Math.floor(leaseTtlMs / 3)), leaseTtlMs, logger, onSent: (id, v) => status.sent(id, v) })
     store.onEvent((e) => {

@@ -1,6 +1,7 @@
 // The daemon's store contract: policy (versioned, with history), the instance registry (with
-// leases) and tokens. Two implementations: the embedded store (files in a data dir, registry in
-// memory) and the etcd store (adapters/etcd). The daemon's logic only sees this interface.
+// leases), tokens and, on a store daemons share, the identity documents. Two implementations: the
+// embedded store (files in a data dir, registry in memory) and the etcd store (adapters/etcd). The
+// daemon's logic only sees this interface.
 
 /** A policy resource as stored: its identity and the resource object as applied. */
 export interface StoredResource {
@@ -67,6 +68,33 @@ export class ConflictError extends Error {
   }
 }
 
+/** A shared document's text and the store's revision of it (etcd: its mod revision). */
+export interface SharedDocVersion {
+  value: string
+  revision: number
+}
+
+/**
+ * What daemons sharing one store must agree on to be one mesh: the CA's state (its signing key, so
+ * any daemon signs for the same root), an operator CA's bundle sequence (never its key) and the
+ * JWT-SVID key (one JWKS).
+ */
+export type SharedDocName = 'ca' | 'ca-operator-bundle' | 'jwt-key'
+
+/** One shared document: text the store keeps as is; writes are create-only or compare-and-set. */
+export interface SharedDoc {
+  get(): Promise<SharedDocVersion | undefined>
+  /** Writes `value` unless the document exists; resolves with the one in force, `created` when that is `value`. */
+  createIfAbsent(value: string): Promise<SharedDocVersion & { created: boolean }>
+  /** Writes `value` if the document is still at `revision`: the new revision, or undefined when another write came first. */
+  compareAndSet(value: string, revision: number): Promise<number | undefined>
+  /**
+   * Calls `listener` with every version after `afterRevision`, written by any daemon (this one
+   * included), until the store closes. Resolves once watching.
+   */
+  watch(afterRevision: number, listener: (doc: SharedDocVersion) => void): Promise<void>
+}
+
 export interface Store {
   /** Loads state; for etcd, connects and starts watching. */
   open(): Promise<void>
@@ -101,6 +129,12 @@ export interface Store {
    * one etcd, one wins); resolves with the hash in force, which is the caller's only if it won.
    */
   createAdminTokenHash(hash: string): Promise<string>
+
+  /**
+   * The identity documents, on a store several daemons share (etcd). Absent (embedded store): the
+   * daemon keeps them in files in its data dir.
+   */
+  sharedDoc?(name: SharedDocName): SharedDoc
 
   /** Every change, from this daemon or (etcd) another. */
   onEvent(listener: (e: StoreEvent) => void): void
