@@ -2,7 +2,8 @@
 // destination), the server side of the TLS front door, and the client TLS options for a connection
 // to a mesh endpoint. Reads the current snapshot's policy per connection, never per request; TLS
 // objects are built once per certificate (or bundle) and reused.
-import type { SecureContextOptions, TLSSocket } from 'node:tls'
+import type { ConnectionOptions, SecureContextOptions, TLSSocket } from 'node:tls'
+import { DAEMON_NAMESPACE, DAEMON_SERVICE } from './control/protocol.js'
 import type { MeshPolicy, MtlsMode, ServiceSettings } from './config/types.js'
 import type { Endpoint } from './discovery/endpoint.js'
 import { WeftError } from './errors/index.js'
@@ -50,6 +51,9 @@ export class MeshIdentity {
   private provider: IdentityProvider | undefined
   private firstCert: Promise<unknown> | undefined
   private readonly listeners = new Set<(m: IdentityMaterial | undefined) => void>()
+  /** Told when the bundle's roots change (open connections are re-checked against them). */
+  private readonly trustListeners = new Set<() => void>()
+  private roots: readonly string[] | undefined
   private jwtSource: JwtSvidSource | undefined
   private readonly jwts = new Map<string, Promise<{ token: string; expiresAt: number }>>()
   private lastRefusalLog = 0
@@ -105,6 +109,11 @@ export class MeshIdentity {
     p.on('update', (m: IdentityMaterial | undefined) => {
       this.d.onCertificate?.(m?.notAfter)
       for (const l of this.listeners) l(m)
+      // A renewal keeps the bundle; a rotation or a retirement changes its roots.
+      if (!m || m.bundle.roots === this.roots) return
+      const changed = this.roots !== undefined && !sameRoots(this.roots, m.bundle.roots)
+      this.roots = m.bundle.roots
+      if (changed) for (const l of this.trustListeners) l()
     })
     this.provider = p
     this.firstCert = p.start()
@@ -133,6 +142,15 @@ export class MeshIdentity {
   onUpdate(listener: (m: IdentityMaterial | undefined) => void): () => void {
     this.listeners.add(listener)
     return () => this.listeners.delete(listener)
+  }
+
+  /**
+   * Tells `listener` when the trust bundle's roots change (a root added or retired), after the
+   * new material is current: open connections are then re-checked against `current().bundle`.
+   */
+  onTrustChange(listener: () => void): () => void {
+    this.trustListeners.add(listener)
+    return () => this.trustListeners.delete(listener)
   }
 
   /** A peer's leaf as grpc-js hands it over (its chain already verified against the bundle). */
@@ -200,6 +218,8 @@ export class MeshIdentity {
     contextOptions: () => this.contextOptions(),
     verifyPeer: (socket: TLSSocket) => this.verifyPeer(socket),
     refused: (reason, detail, remote) => this.refused(reason, detail, remote),
+    // Connections end at their client certificate's notAfter and when a retired root was theirs.
+    watchTrust: (listener) => this.onTrustChange(listener),
   }
 
   /** The client's SPIFFE identity checked on a server-side TLS socket. */
@@ -229,6 +249,17 @@ export class MeshIdentity {
     return { tls: true, options: this.lib!.tls.clientTlsOptions(m, workloadId(m.bundle.trustDomain, service.namespace, service.name)) }
   }
 
+  /**
+   * TLS options for this instance's calls to the control daemon: its SVID, and the daemon's SPIFFE
+   * ID (spiffe://<td>/ns/weft-system/sa/weft-daemon) checked before anything is sent; undefined
+   * while there is no certificate (then the control client uses plaintext and its tokens).
+   */
+  controlTls(): ConnectionOptions | undefined {
+    const m = this.provider?.current()
+    if (!m || !this.lib) return undefined
+    return this.lib.tls.clientTlsOptions(m, workloadId(m.bundle.trustDomain, DAEMON_NAMESPACE, DAEMON_SERVICE))
+  }
+
   /** Refusals are counted always and logged at most once per 10 s (a flood must not flood the log). */
   private refused(reason: FrontDoorRefusal, detail: string, remote: string): void {
     this.d.onRefused?.(reason)
@@ -245,3 +276,7 @@ export class MeshIdentity {
 }
 
 const PLAIN: ConnectPlan = { tls: false }
+
+function sameRoots(a: readonly string[], b: readonly string[]): boolean {
+  return a.length === b.length && a.every((r) => b.includes(r))
+}

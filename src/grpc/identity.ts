@@ -1,12 +1,36 @@
 // mTLS for gRPC (identity issue): grpc-js credentials fed by the instance's SVID through a
 // certificate provider, so a renewal or a bundle rotation reaches new connections without
 // rebuilding servers or channels (RELIABILITY M7: grpc-js's own certificate-provider path).
+// grpc-js keeps an open connection whatever its provider says later, so an endpoint channel is
+// closed (the next call makes a new one, a new handshake) at its server chain's notAfter or this
+// instance's own certificate's, whichever comes first, and when the trust bundle no longer holds
+// the root the server's chain goes to. grpc-js closes a channel's HTTP/2 session gracefully: calls
+// already on it finish. Servers: see docs/design/identity-plan.md ("mTLS modes").
 import type { ChannelCredentials, ServerCredentials } from '@grpc/grpc-js'
+import type { PeerCertificate } from 'node:tls'
 import type { ServiceSettings } from '../config/types.js'
 import type { Endpoint } from '../discovery/endpoint.js'
+import { chainTrusted, peerChainOf, type PeerChain } from '../identity/peer-chain.js'
 import type { IdentityMaterial } from '../identity/provider.js'
 import type { MeshIdentity } from '../mesh-identity.js'
 import type { GrpcModule } from './load.js'
+
+/** setTimeout's ceiling (~24.8 days); longer waits are re-armed. */
+const MAX_TIMER_MS = 2 ** 31 - 1
+/** Watched channels beyond this are pruned of those already closed (endpoints come and go). */
+const WATCHED_PRUNE_AT = 1024
+
+type EndpointChannel = NonNullable<Endpoint['grpcChannel']>
+
+/** One mTLS endpoint channel: the server chain of its latest connection. */
+interface ChannelWatch {
+  readonly e: Endpoint
+  /** The channel made with these credentials (read once channelFor has stored it on the endpoint). */
+  channel: EndpointChannel | undefined
+  settled: boolean
+  chain: PeerChain | undefined
+  timer: NodeJS.Timeout | undefined
+}
 
 type CaListener = (u: { caCertificate: Buffer } | null) => void
 type IdListener = (u: { certificate: Buffer; privateKey: Buffer } | null) => void
@@ -54,8 +78,11 @@ class MeshCertificateProvider {
 
 export class GrpcIdentity {
   private provider: MeshCertificateProvider | undefined
+  private readonly watched = new Set<ChannelWatch>()
 
-  constructor(private readonly grpc: GrpcModule, private readonly identity: MeshIdentity) {}
+  constructor(private readonly grpc: GrpcModule, private readonly identity: MeshIdentity) {
+    identity.onTrustChange(() => this.recheck())
+  }
 
   private certs(): MeshCertificateProvider {
     return (this.provider ??= new MeshCertificateProvider(this.identity))
@@ -78,10 +105,79 @@ export class GrpcIdentity {
       return { credentials: this.grpc.credentials.createInsecure(), options: {} }
     }
     const p = this.certs()
+    const check = this.identity.serverCheck(service)
+    const w = this.watch(e)
     return {
-      credentials: this.grpc.experimental.createCertificateProviderChannelCredentials(p, p, { checkServerIdentity: this.identity.serverCheck(service) }),
+      // A new function per channel: grpc-js then never shares a subchannel (a connection) between
+      // an endpoint's old and new channels. It sees each handshake's server chain.
+      credentials: this.grpc.experimental.createCertificateProviderChannelCredentials(p, p, {
+        checkServerIdentity: (host: string, cert: PeerCertificate) => {
+          const err = check(host, cert)
+          if (!err) this.connected(w, cert)
+          return err
+        },
+      }),
       // The SNI name: the service's (an IP is not a valid server name; identity is the SPIFFE ID).
       options: { 'grpc.ssl_target_name_override': service.name, 'grpc.default_authority': service.name },
     }
+  }
+
+  private watch(e: Endpoint): ChannelWatch {
+    const w: ChannelWatch = { e, channel: undefined, settled: false, chain: undefined, timer: undefined }
+    // The caller stores the channel made with these credentials on the endpoint synchronously.
+    queueMicrotask(() => {
+      w.channel = e.grpcChannel
+      w.settled = true
+    })
+    if (this.watched.size >= WATCHED_PRUNE_AT) for (const o of this.watched) if (!this.live(o)) this.forget(o)
+    this.watched.add(w)
+    return w
+  }
+
+  /**
+   * A handshake of the channel passed: it lasts until the server chain's notAfter or that of the
+   * certificate this instance presented (its current one), whichever is first.
+   */
+  private connected(w: ChannelWatch, cert: PeerCertificate): void {
+    const chain = peerChainOf(cert)
+    if (!chain) return
+    w.chain = chain
+    clearTimeout(w.timer)
+    const until = Math.min(chain.notAfter, this.identity.current()?.notAfter ?? Infinity)
+    const arm = (): void => {
+      const left = until - Date.now()
+      if (left <= 0) return this.close(w)
+      w.timer = setTimeout(arm, Math.min(left + 1, MAX_TIMER_MS))
+      w.timer.unref()
+    }
+    arm()
+  }
+
+  /** The bundle's roots changed: channels whose server chain it no longer trusts are closed. */
+  private recheck(): void {
+    const roots = this.identity.current()?.bundle.roots
+    for (const w of this.watched) {
+      if (!this.live(w)) this.forget(w)
+      else if (roots && w.chain && !chainTrusted(w.chain, roots)) this.close(w)
+    }
+  }
+
+  /** Its channel is still the endpoint's (or about to be). */
+  private live(w: ChannelWatch): boolean {
+    return !w.settled || (w.channel !== undefined && w.e.grpcChannel === w.channel)
+  }
+
+  /** Closes the channel if the endpoint still uses it; the next call makes a new one. */
+  private close(w: ChannelWatch): void {
+    if (w.channel && w.e.grpcChannel === w.channel) {
+      w.e.grpcChannel = undefined
+      w.channel.close()
+    }
+    this.forget(w)
+  }
+
+  private forget(w: ChannelWatch): void {
+    clearTimeout(w.timer)
+    this.watched.delete(w)
   }
 }

@@ -4,10 +4,14 @@
 // every call. A connector that dials the endpoint's own address makes that possible. The same
 // connector decides, per new connection, whether it is mTLS (a mesh endpoint, this instance's
 // SVID, the destination's expected SPIFFE ID) or plaintext, so a certificate renewal or a mode
-// change applies to the next connection without touching open ones.
+// change applies to the next connection without touching open ones. An mTLS connection lasts no
+// longer than the server's certificate: at its chain's notAfter the pool is retired like on a
+// renewal (the mesh closes mTLS pools on every certificate or bundle update), its requests in
+// flight finish, and the next request opens a new pool whose handshake checks the server again.
 import { Pool, buildConnector } from 'undici'
-import type { ConnectionOptions } from 'node:tls'
+import type { ConnectionOptions, TLSSocket } from 'node:tls'
 import type { Endpoint } from '../discovery/endpoint.js'
+import { peerChainOf } from '../identity/peer-chain.js'
 
 /** HTTP/1.1 keep-alive (faster than h2 on loopback and LAN for small requests). */
 const KEEP_ALIVE_MS = 10_000
@@ -30,14 +34,44 @@ function tlsConnector(options: ConnectionOptions): buildConnector.connector {
   return c
 }
 
+/** setTimeout's ceiling (~24.8 days); longer waits are re-armed. */
+const MAX_TIMER_MS = 2 ** 31 - 1
+
 export function endpointPool(e: Endpoint, service: string, plan?: PlanConnection): Pool {
-  return new Pool(`http://${service}`, {
+  // Closes this pool once its requests are done and lets the next request make a new one.
+  const retire = (): void => {
+    if (e.pool === pool) e.pool = undefined
+    void pool.close().catch(() => {})
+  }
+  const pool: Pool = new Pool(`http://${service}`, {
     keepAliveTimeout: KEEP_ALIVE_MS,
     connect: (opts, callback) => {
       const p = plan && e.mtls ? plan(e) : undefined
       if (!p || ('tls' in p && !p.tls)) return connect({ ...opts, hostname: e.host, host: e.address, port: String(e.port) }, callback)
       if ('error' in p) return callback(p.error, null)
-      return tlsConnector(p.options)({ ...opts, protocol: 'https:', hostname: e.host, host: e.address, port: String(e.port), servername: undefined }, callback)
+      return tlsConnector(p.options)({ ...opts, protocol: 'https:', hostname: e.host, host: e.address, port: String(e.port), servername: undefined }, (err, socket) => {
+        if (!err && socket) retireAtExpiry(socket as TLSSocket, retire)
+        callback(err, socket as never)
+      })
     },
   })
+  return pool
+}
+
+/**
+ * Once per connection: at the server chain's notAfter, `retire` the pool (graceful: a request in
+ * flight on this connection finishes, none is sent on it after). The timer goes with the socket.
+ */
+function retireAtExpiry(socket: TLSSocket, retire: () => void): void {
+  const chain = peerChainOf(socket.getPeerCertificate?.(true))
+  if (!chain) return
+  let timer: NodeJS.Timeout | undefined
+  const arm = (): void => {
+    const left = chain.notAfter - Date.now()
+    if (left <= 0) return retire()
+    timer = setTimeout(arm, Math.min(left + 1, MAX_TIMER_MS))
+    timer.unref()
+  }
+  arm()
+  socket.once('close', () => clearTimeout(timer))
 }

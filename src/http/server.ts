@@ -1,6 +1,7 @@
 // The node:http front end of the inbound core (mesh.listen): the server's own 'request' listeners
 // become the application behind the server stack. Also writes health answers and mesh-generated
 // errors for the node:http-shaped adapters (Express shares these helpers).
+import { closePendingConnections } from './tls-front-door.js'
 import type { IncomingMessage, Server, ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import type { Done } from '../stack/layer.js'
@@ -114,6 +115,7 @@ export async function listenWithMesh(core: InboundCore, server: Server, opts: Li
 export async function closeServer(server: Server, drained: Promise<unknown>): Promise<void> {
   const closed = new Promise<void>((resolve) => server.close(() => resolve()))
   server.closeIdleConnections()
+  closePendingConnections(server)
   await drained
   server.closeAllConnections()
   await closed

@@ -4,11 +4,14 @@
 // server keeps its own listen/address/close: only its 'connection' listeners are put behind this,
 // so the same code serves node:http, Express's app.listen and Fastify's server — and node:https
 // servers (Fastify's `https`), whose own certificate is then used only in DISABLE mode.
-import type { Server } from 'node:http'
+// With `watchTrust`, an accepted mTLS connection lasts no longer than its peer's certificate: it is
+// ended at the chain's notAfter, and when the trust bundle drops the root it chains to.
+import type { Server, ServerResponse } from 'node:http'
 import type { Socket } from 'node:net'
 import { createServer as createTlsServer, Server as TlsServerClass, type SecureContextOptions, type Server as TlsServer, type TLSSocket } from 'node:tls'
 import type { MtlsMode } from '../config/types.js'
 import { setPeer, type PeerIdentity } from '../identity/peer.js'
+import { chainTrusted, peerChainOf, rootsOf, type PeerChain } from '../identity/peer-chain.js'
 
 /** What the front door asks the mesh, per connection (so a rotation or a mode change applies to the next one). */
 export interface FrontDoorSecurity {
@@ -21,14 +24,26 @@ export interface FrontDoorSecurity {
   contextOptions(): SecureContextOptions | undefined
   /** Checks the client's leaf once the handshake (chain against the bundle) is done. */
   verifyPeer(socket: TLSSocket): PeerIdentity | string
-  /** A connection was refused: counted and logged by the mesh. */
+  /** A connection was refused (or ended: `expired`, `untrusted`): counted and logged by the mesh. */
   refused(reason: FrontDoorRefusal, detail: string, remote: string): void
+  /**
+   * Opt-in: open connections follow their peer's certificate. Each accepted mTLS connection is
+   * ended at its client chain's notAfter, and whenever `listener` is called (the trust bundle
+   * changed) every open connection whose client chain no longer verifies against
+   * `contextOptions().ca` is ended. Returns the unsubscribe. Without it, a connection is checked
+   * at its handshake only.
+   */
+  watchTrust?(listener: () => void): () => void
 }
 
-export type FrontDoorRefusal = 'plaintext' | 'no-certificate' | 'handshake' | 'peer-identity' | 'timeout'
+export type FrontDoorRefusal = 'plaintext' | 'no-certificate' | 'handshake' | 'peer-identity' | 'timeout' | 'expired' | 'untrusted'
 
 /** A connection that has sent nothing (or not finished its handshake) by then is closed. */
 const FIRST_BYTES_TIMEOUT_MS = 10_000
+/** A connection ended with a response in flight gets this long to finish it, then is destroyed. */
+const END_GRACE_MS = 10_000
+/** setTimeout's ceiling (~24.8 days); longer waits are re-armed. */
+const MAX_TIMER_MS = 2 ** 31 - 1
 const TLS_HANDSHAKE = 0x16
 
 type ConnectionListener = (socket: Socket) => void
@@ -54,17 +69,33 @@ export function attachFrontDoor(server: Server, sec: FrontDoorSecurity): void {
   // 'connection' listener is node's TLS handshake (a second one on a decrypted socket would fail);
   // its HTTP handler listens on 'secureConnection' and serves any socket, so mesh TLS (or
   // PERMISSIVE plaintext) goes there and the server's own certificate is not used.
-  const toHttp = server instanceof TlsServerClass
+  const httpHandler = server instanceof TlsServerClass
     ? (socket: Socket): void => {
         for (const l of server.listeners('secureConnection') as ConnectionListener[]) l.call(server, socket)
       }
     : asBefore
-  const tls = new TlsTerminator(sec, toHttp)
+  // A connection accepted just before close() sends its first bytes after it: node:http never saw
+  // it (closeAllConnections misses it), so it would hold close() open for a keep-alive. A server
+  // that stopped listening takes no new connection.
+  const toHttp = (socket: Socket): void => {
+    if (!server.listening) return void socket.destroy()
+    httpHandler(socket)
+  }
+  const pending = new Set<Socket>()
+  pendingByServer.set(server, pending)
+  const tls = new TlsTerminator(sec, toHttp, pending)
+  const unwatch = sec.watchTrust?.(() => tls.recheck())
+  if (unwatch) server.once('close', unwatch)
   server.on('connection', (socket: Socket) => {
     const mode = sec.mode()
     if (mode === 'DISABLE') return asBefore(socket)
+    // Pending until node:http has it: before its first byte, and through a TLS handshake.
+    pending.add(socket)
+    socket.once('close', () => pending.delete(socket))
     firstByte(socket, (b) => {
+      if (!server.listening) return void socket.destroy()
       if (b === TLS_HANDSHAKE) return tls.accept(socket)
+      pending.delete(socket)
       if (mode === 'PERMISSIVE') {
         // The first chunk was put back into the socket's buffer and the socket paused: node:http
         // reads buffered data through 'data' events, so flowing must resume once it listens.
@@ -75,6 +106,19 @@ export function attachFrontDoor(server: Server, sec: FrontDoorSecurity): void {
       refusePlaintext(socket, sec)
     }, () => sec.refused('timeout', 'no bytes within 10 s', remoteOf(socket)))
   })
+}
+
+const pendingByServer = new WeakMap<Server, Set<Socket>>()
+
+/**
+ * Closes the connections the front door holds that node:http does not know yet (no first byte,
+ * or a TLS handshake under way): call with `server.close()`, or close() waits for them.
+ */
+export function closePendingConnections(server: Server): void {
+  const pending = pendingByServer.get(server)
+  if (!pending) return
+  for (const s of pending) s.destroy()
+  pending.clear()
 }
 
 /** Reads the first chunk, puts it back, and tells its first byte (undefined: closed first). */
@@ -110,13 +154,17 @@ function firstByte(socket: Socket, then: (b: number) => void, onTimeout: () => v
  * TLS for one server: a tls.Server that never listens. Raw sockets are handed to it, so node's own
  * server-side handshake runs (it alone applies requestCert/rejectUnauthorized and sets
  * `authorized`); a new certificate or bundle swaps its context with setSecureContext, which leaves
- * open connections alone.
+ * open connections alone — those are tracked here instead when the mesh watches trust.
  */
 class TlsTerminator {
   private server: TlsServer | undefined
   private options: SecureContextOptions | undefined
+  /** Open mTLS connections and what their trust rests on (only with sec.watchTrust). */
+  private readonly open = new Map<TLSSocket, Tracked>()
+  /** Whether the server's sockets are half-open (http.Server's are), restored after the handshake. */
+  private halfOpen = false
 
-  constructor(private readonly sec: FrontDoorSecurity, private readonly forward: (s: Socket) => void) {}
+  constructor(private readonly sec: FrontDoorSecurity, private readonly forward: (s: Socket) => void, private readonly pending: Set<Socket>) {}
 
   accept(socket: Socket): void {
     const options = this.sec.contextOptions()
@@ -126,7 +174,82 @@ class TlsTerminator {
       return
     }
     const server = this.serverFor(options)
+    // http.Server's sockets are half-open: a client that gives up during the handshake (its FIN)
+    // would leave the TLS socket open until the handshake timeout. Not half-open until the
+    // handshake is done (the TLS socket takes the flag from this socket); HTTP gets it back.
+    // (Every socket of one server has the same flag.)
+    this.halfOpen = socket.allowHalfOpen
+    socket.allowHalfOpen = false
     server.emit('connection', socket)
+  }
+
+  /** The trust bundle changed: ends every open connection whose client chain it no longer trusts. */
+  recheck(): void {
+    const roots = rootsOf(this.sec.contextOptions()?.ca)
+    // No certificate here any more (expired unrenewed): that says nothing about the peers.
+    if (!roots) return
+    for (const [socket, t] of this.open) {
+      if (!chainTrusted(t.chain, roots)) this.end(socket, 'untrusted', 'the trust bundle no longer holds the root its client certificate chains to')
+    }
+  }
+
+  /**
+   * After the handshake and the SPIFFE check (watching trust only): refuses a chain the current
+   * bundle does not trust (the bundle changed during its handshake) and arms the expiry timer.
+   * False when the connection was refused.
+   */
+  private track(tls: TLSSocket, chain: PeerChain | undefined): boolean {
+    const roots = rootsOf(this.sec.contextOptions()?.ca)
+    if (!chain || !roots || !chainTrusted(chain, roots)) {
+      const why = !roots ? 'this instance has no certificate any more' : 'the client certificate does not chain to the current trust bundle (it changed during the handshake)'
+      this.sec.refused('untrusted', why, remoteOf(tls))
+      tls.destroy()
+      return false
+    }
+    const t: Tracked = { chain, timer: undefined, ending: false }
+    this.open.set(tls, t)
+    tls.once('close', () => {
+      clearTimeout(t.timer)
+      this.open.delete(tls)
+    })
+    this.armExpiry(tls, t)
+    return true
+  }
+
+  private armExpiry(tls: TLSSocket, t: Tracked): void {
+    const left = t.chain.notAfter - Date.now()
+    if (left <= 0) {
+      this.end(tls, 'expired', `the client certificate expired at ${new Date(t.chain.notAfter).toISOString()}`)
+      return
+    }
+    t.timer = setTimeout(() => this.armExpiry(tls, t), Math.min(left + 1, MAX_TIMER_MS))
+    t.timer.unref()
+  }
+
+  /**
+   * Ends a connection whose peer is no longer trusted, gracefully where node:http allows: idle, it
+   * is destroyed at once; with a response in flight, that response finishes (with `connection:
+   * close` when its headers are not sent yet) and the socket is then closed, or destroyed after
+   * END_GRACE_MS. node:http has no public per-socket "busy" signal; the in-flight response is read
+   * from `socket._httpMessage`, the field its own closeIdleConnections() reads. Not an HTTP socket
+   * (no such field): destroyed.
+   */
+  private end(tls: TLSSocket, reason: 'expired' | 'untrusted', detail: string): void {
+    const t = this.open.get(tls)
+    if (!t || t.ending) return
+    t.ending = true
+    clearTimeout(t.timer)
+    this.sec.refused(reason, `${detail}; connection ended`, remoteOf(tls))
+    const res = (tls as Socket & { _httpMessage?: ServerResponse | null })._httpMessage
+    if (!res || typeof res.setHeader !== 'function' || res.writableFinished) {
+      tls.destroy()
+      return
+    }
+    if (!res.headersSent) res.setHeader('connection', 'close')
+    res.once('finish', () => tls.destroySoon())
+    res.once('close', () => tls.destroySoon())
+    t.timer = setTimeout(() => tls.destroy(), END_GRACE_MS)
+    t.timer.unref()
   }
 
   private serverFor(options: SecureContextOptions): TlsServer {
@@ -140,12 +263,22 @@ class TlsTerminator {
     // against the trust bundle; the SPIFFE checks on the leaf follow in verifyPeer.
     const server = createTlsServer({ ...options, requestCert: true, rejectUnauthorized: true, ALPNProtocols: ['http/1.1'], handshakeTimeout: FIRST_BYTES_TIMEOUT_MS })
     server.on('secureConnection', (tls: TLSSocket) => {
+      // Past the handshake: node:http gets it below (its closeAllConnections reaches it from
+      // there). `_parent` is the raw socket node's TLSSocket wraps, a long-standing internal;
+      // without it the raw socket just stays pending, and close() ends it early.
+      const raw = (tls as TLSSocket & { _parent?: Socket })._parent
+      if (raw) this.pending.delete(raw)
+      // The chain is read first: in node 20, getPeerX509Certificate() (verifyPeer's) leaves
+      // getPeerCertificate(true) with the leaf alone afterwards.
+      const chain = this.sec.watchTrust ? peerChainOf(tls.getPeerCertificate(true)) : undefined
       const peer = this.sec.verifyPeer(tls)
       if (typeof peer === 'string') {
         this.sec.refused('peer-identity', peer, remoteOf(tls))
         tls.destroy()
         return
       }
+      if (this.sec.watchTrust && !this.track(tls, chain)) return
+      tls.allowHalfOpen = this.halfOpen
       setPeer(tls, peer)
       this.forward(tls)
     })
@@ -157,6 +290,13 @@ class TlsTerminator {
     this.options = options
     return server
   }
+}
+
+interface Tracked {
+  readonly chain: PeerChain
+  /** The expiry timer, then (once ending) the grace timer. */
+  timer: NodeJS.Timeout | undefined
+  ending: boolean
 }
 
 /**
