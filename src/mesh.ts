@@ -103,6 +103,7 @@ export class Mesh extends EventEmitter {
     // requests are done, so connections never outlive the certificate they were made with.
     this.identity.onUpdate(() => {
       for (const rt of this.runtimes.values()) for (const e of rt.endpoints.list()) if (e.mtls && e.pool) closePool(e, false)
+      this.control?.client.identityChanged()
     })
   }
 
@@ -163,6 +164,8 @@ export class Mesh extends EventEmitter {
         // Checked like a pushed bundle: a malformed answer fails this signing (retried), not later use.
         return { certChainPem: r.certChain, bundle: parseBundle(r.bundle), notBefore: Date.parse(r.notBefore), notAfter: Date.parse(r.notAfter) }
       }, (audience) => client.jwtSvid(audience)),
+      // After its first certificate the instance talks to the daemon over mTLS only.
+      tls: () => this.identity.controlTls(),
       hasConfig: () => this.current !== undefined,
       isClosed: () => this.isClosed,
       fallback: async () => {
@@ -177,6 +180,8 @@ export class Mesh extends EventEmitter {
     if (!(await this.identity.ready(o.controlTimeoutMs ?? 3000))) {
       this.logger.warn(`identity: no certificate from the daemon yet; mTLS servers refuse connections and calls to STRICT services fail until it arrives (retrying)`)
     }
+    // A certificate that came during start (before this.control was set): the stream moves to mTLS.
+    this.control.client.identityChanged()
   }
 
   /** The id this instance registered with at the control daemon (control mode only). */

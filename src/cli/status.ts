@@ -16,6 +16,8 @@ export interface StatusView extends InstanceView {
   lastSeen?: string | number
   /** ELSEWHERE: the daemon its watch stream is on (ask that one for its sync state). */
   daemon?: string
+  /** How its last watch stream came: mtls (its certificate) or plaintext (a token). */
+  control?: string
 }
 
 export async function status(argv: readonly string[]): Promise<number> {
@@ -34,12 +36,14 @@ export function statusTable(version: number, list: StatusView[]): string {
   let out = `daemon version ${version}\n`
   if (list.length === 0) return out + 'no instances registered\n'
   const now = Date.now()
-  out += table(['INSTANCE', 'SERVICE', 'ADDRESS', 'VERSION', 'STATE', 'LAST SEEN'], list.map((i) => [
+  out += table(['INSTANCE', 'SERVICE', 'ADDRESS', 'VERSION', 'STATE', 'CONTROL', 'LAST SEEN'], list.map((i) => [
     i.id,
     i.namespace && i.namespace !== 'default' ? `${i.service}.${i.namespace}` : i.service,
     instanceAddress(i),
     versionCell(i),
     i.state === 'NACKED' && i.nack ? `NACKED (version ${i.nack.version})` : i.state === 'ELSEWHERE' && i.daemon ? `ELSEWHERE (${i.daemon})` : i.state,
+    // How its watch stream here came: mTLS with its certificate, or plaintext with a token.
+    i.control ?? '-',
     ago(i.lastSeen, now),
   ]))
   for (const i of list) {

@@ -8,6 +8,7 @@
 // freeze every endpoint list; the version is still NACKed (its policy is not what runs). A stream
 // resumes from the last version applied, never from a refused one. Each ping is answered with a
 // heartbeat (or with an ACK/NACK that did not get through): the daemon drops a silent instance.
+import type { ConnectionOptions } from 'node:tls'
 import { Agent, request } from 'undici'
 import type { Logger } from '../util/logger.js'
 import { fullJitterDelay } from '../resilience/backoff.js'
@@ -40,6 +41,12 @@ export interface ControlClientOptions {
   /** The daemon sent its trust bundle (first on every stream, again on rotation). */
   onBundle?(bundle: BundleMessage['bundle']): void
   backoff?: { baseMs: number; maxMs: number }
+  /**
+   * This instance's client TLS options for the daemon (its SVID, the bundle, and a check that the
+   * server is the daemon's SPIFFE ID), or undefined while it has no certificate. With them every
+   * call goes over mTLS to the same host and port, and the certificate replaces the instance token.
+   */
+  tls?: () => ConnectionOptions | undefined
   /** Timeout of the plain calls (register, ack, deregister). */
   requestTimeoutMs?: number
 }
@@ -52,6 +59,13 @@ class Refused extends Error {
 
 export class ControlClient {
   private readonly agent = new Agent({ keepAliveTimeout: 30_000 })
+  /** The mTLS agent for the current certificate, and the options it was made from. */
+  private tlsAgent: Agent | undefined
+  private tlsOptions: ConnectionOptions | undefined
+  /** Whether the open watch stream went over mTLS. */
+  private streamSecure = false
+  /** The stream is being reopened on the other transport (not a failure: no backoff). */
+  private switching = false
   private readonly backoff: { baseMs: number; maxMs: number }
   private readonly timeoutMs: number
   private urlIndex = 0
@@ -100,6 +114,17 @@ export class ControlClient {
 
   get isConnected(): boolean {
     return this.connected
+  }
+
+  /**
+   * This instance's certificate changed (the first one arrived, or it expired): a watch stream
+   * opened in plaintext moves to mTLS now, so the token is no longer what keeps it.
+   */
+  identityChanged(): void {
+    if (this.stream && !this.stream.signal.aborted && this.streamSecure !== (this.opts.tls?.() !== undefined)) {
+      this.switching = true
+      this.stream.abort()
+    }
   }
 
   /** The daemon URL in use (or to be tried next). */
@@ -170,7 +195,7 @@ export class ControlClient {
         this.opts.logger.warn(`control: deregistration failed (${err.message}); the daemon drops this instance when its lease ends`)
       })
     }
-    await this.agent.close().catch(() => {})
+    await Promise.all([this.agent.close().catch(() => {}), this.tlsAgent?.close().catch(() => {})])
   }
 
   private async loop(): Promise<void> {
@@ -188,6 +213,11 @@ export class ControlClient {
           continue
         }
         this.report(err as Error)
+      }
+      if (this.switching && !this.stopped) {
+        // The stream was closed to reopen it over mTLS (identityChanged): same daemon, at once.
+        this.switching = false
+        continue
       }
       this.setConnected(false)
       if (this.stopped) break
@@ -220,15 +250,26 @@ export class ControlClient {
   private async watch(): Promise<boolean> {
     const ac = new AbortController()
     this.stream = ac
+    this.switching = false
+    try {
+      return await this.watchOn(ac)
+    } finally {
+      if (this.stream === ac) this.stream = undefined
+    }
+  }
+
+  private async watchOn(ac: AbortController): Promise<boolean> {
     // Resume from the last version applied, never a NACKed one (the daemon then sends what is
     // newer, and does not take the resume for an ACK); deltas build on that view from now on.
     // bundle=1: the daemon sends its trust bundle first (and on rotation).
     this.latest = this.applied
     const since = this.applied ? `&version=${this.applied.version}` : ''
-    const res = await request(`${this.url}/v1/instances/${encodeURIComponent(this.id)}/watch?bundle=1${since}`, {
-      dispatcher: this.agent,
+    const via = this.transport()
+    this.streamSecure = via.secure
+    const res = await request(`${via.base}/v1/instances/${encodeURIComponent(this.id)}/watch?bundle=1${since}`, {
+      dispatcher: via.dispatcher,
       method: 'GET',
-      headers: { authorization: `Bearer ${this.instanceToken}` },
+      headers: via.secure ? {} : { authorization: `Bearer ${this.instanceToken}` },
       signal: ac.signal,
       headersTimeout: this.timeoutMs,
       // Pings come every leaseTtl/3: a stream silent for a whole lease is dead.
@@ -357,12 +398,15 @@ export class ControlClient {
   }
 
   private async call(method: 'GET' | 'POST' | 'PUT' | 'DELETE', path: string, token: string | undefined, body?: unknown): Promise<unknown> {
-    const res = await request(`${this.url}${path}`, {
-      dispatcher: this.agent,
+    const via = this.transport()
+    // Over mTLS the certificate is the instance's credential; a join token (register) is still sent.
+    const bearer = via.secure && token === this.instanceToken ? {} : { authorization: `Bearer ${token ?? ''}` }
+    const res = await request(`${via.base}${path}`, {
+      dispatcher: via.dispatcher,
       method,
       // The deregistration itself runs after close() began: it has only its timeout.
       signal: method === 'DELETE' ? undefined : this.stopping.signal,
-      headers: { authorization: `Bearer ${token ?? ''}`, ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
+      headers: { ...bearer, ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
       body: body !== undefined ? JSON.stringify(body) : undefined,
       headersTimeout: this.timeoutMs,
       bodyTimeout: this.timeoutMs,
@@ -370,6 +414,27 @@ export class ControlClient {
     if (res.statusCode >= 300) throw await refusal(res)
     const text = await res.body.text()
     return text ? JSON.parse(text) : undefined
+  }
+
+  /**
+   * Where calls go now: with a certificate, the same daemon over mTLS (https on the same port: the
+   * daemon tells TLS from plaintext by the first byte) on an agent made for that certificate; the
+   * previous agent closes once its requests (a watch stream) end. Without one (first contact, or a
+   * certificate that expired unrenewed), plaintext with tokens. Once an instance has a certificate
+   * it never falls back to plaintext because a handshake failed: that would hand its tokens to
+   * whoever made the handshake fail.
+   */
+  private transport(): { base: string; dispatcher: Agent; secure: boolean } {
+    const options = this.opts.tls?.()
+    if (!options) return { base: this.url, dispatcher: this.agent, secure: false }
+    if (options !== this.tlsOptions || !this.tlsAgent) {
+      const old = this.tlsAgent
+      // No session cache: a resumed session skips checkServerIdentity (tls-material.ts).
+      this.tlsAgent = new Agent({ keepAliveTimeout: 30_000, connect: { ...options, maxCachedSessions: 0 } })
+      this.tlsOptions = options
+      void old?.close().catch(() => {})
+    }
+    return { base: this.url.replace(/^http:/i, 'https:'), dispatcher: this.tlsAgent, secure: true }
   }
 
   private setConnected(up: boolean): void {

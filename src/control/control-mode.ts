@@ -4,6 +4,7 @@
 // static config, or nothing), and keep reconnecting in the background. Every config change is
 // applied one at a time, in arrival order.
 import { randomBytes } from 'node:crypto'
+import type { ConnectionOptions } from 'node:tls'
 import { loadValue } from '../config/load.js'
 import type { MeshPolicy } from '../config/types.js'
 import { formatIssue, validatePolicy } from '../config/validate.js'
@@ -33,6 +34,8 @@ export interface ControlModeOptions {
   fallback(): Promise<string>
   /** The daemon's trust bundle arrived (the client signs CSRs for the identity layer). */
   onBundle?(bundle: unknown, client: ControlClient): void
+  /** TLS options for the daemon once this instance has its certificate (ControlClientOptions.tls). */
+  tls?: () => ConnectionOptions | undefined
 }
 
 export class ControlMode {
@@ -51,6 +54,7 @@ export class ControlMode {
       apply: (view) => this.applyView(view),
       onConnected: (up) => o.connected.set(up ? 1 : 0),
       onBundle: (bundle) => o.onBundle?.(bundle, this.client),
+      ...(o.tls ? { tls: o.tls } : {}),
     })
   }
 

@@ -6,7 +6,8 @@ import { composeView } from '../control/compose.js'
 import type { EndpointMap } from '../control/protocol.js'
 import { serviceKey } from '../control/service-key.js'
 import type { Logger } from '../util/logger.js'
-import { notFoundInstance, type Auth } from './auth.js'
+import { peerOf } from '../identity/peer.js'
+import { notFoundInstance, type Auth, type Credentials } from './auth.js'
 import { readBody, readJsonObject } from './body.js'
 import type { PushHub, Watch } from './hub.js'
 import type { PolicyService } from './policy-service.js'
@@ -57,6 +58,7 @@ export function sendJson(res: ServerResponse, status: number, body: unknown, hea
 export function buildApi(d: ApiDeps): Router {
   const { store, auth, hub, policy, registry, status, logger, ca, jwt } = d
   const authz = (ctx: Ctx) => ctx.req.headers.authorization
+  const creds = (ctx: Ctx): Credentials => ({ header: ctx.req.headers.authorization, peer: peerOf(ctx.req.socket) })
   const admin = async (ctx: Ctx) => auth.requireAdmin(authz(ctx))
   const view = (r: InstanceRecord): InstanceView => ({
     id: r.id,
@@ -92,7 +94,7 @@ export function buildApi(d: ApiDeps): Router {
 
     .add('PUT', '/v1/instances/:id', async (ctx) => {
       const id = ctx.params.id!
-      await auth.requireInstance(authz(ctx), id, await store.getInstance(id))
+      await auth.requireInstance(creds(ctx), id, await store.getInstance(id))
       const rec = await registry.update(id, parseUpdate(await readJsonObject(ctx.req)))
       heardFrom(id)
       sendJson(ctx.res, 200, view(rec))
@@ -100,7 +102,7 @@ export function buildApi(d: ApiDeps): Router {
 
     .add('DELETE', '/v1/instances/:id', async (ctx) => {
       const id = ctx.params.id!
-      await auth.requireInstance(authz(ctx), id, await store.getInstance(id), true)
+      await auth.requireInstance(creds(ctx), id, await store.getInstance(id), true)
       // Its open streams end with it (the hub sees the delete).
       await registry.remove(id)
       status.forget(id)
@@ -115,7 +117,7 @@ export function buildApi(d: ApiDeps): Router {
     .add('POST', '/v1/instances/:id/svid', async (ctx) => {
       const id = ctx.params.id!
       const rec = await store.getInstance(id)
-      await auth.requireInstance(authz(ctx), id, rec)
+      await auth.requireInstance(creds(ctx), id, rec)
       const { csr } = parseSvidRequest(await readJsonObject(ctx.req))
       const answer = await ca.sign(rec!, csr)
       logger.info(`signed a certificate for instance ${id} as ${ca.idOf(rec!)} until ${answer.notAfter}`)
@@ -125,7 +127,7 @@ export function buildApi(d: ApiDeps): Router {
     .add('POST', '/v1/instances/:id/jwt-svid', async (ctx) => {
       const id = ctx.params.id!
       const rec = await store.getInstance(id)
-      await auth.requireInstance(authz(ctx), id, rec)
+      await auth.requireInstance(creds(ctx), id, rec)
       sendJson(ctx.res, 200, await jwt.sign(ca.idOf(rec!), await readJsonObject(ctx.req)))
     })
 
@@ -133,7 +135,7 @@ export function buildApi(d: ApiDeps): Router {
     .add('GET', '/v1/jwks', async (ctx) => sendJson(ctx.res, 200, jwt.jwks(), { 'cache-control': 'max-age=300' }))
 
     .add('GET', '/v1/bundle', async (ctx) => {
-      await auth.identify(authz(ctx))
+      if (!peerOf(ctx.req.socket)) await auth.identify(authz(ctx))
       sendJson(ctx.res, 200, ca.bundleMessage(hub.version).bundle)
     })
 
@@ -151,7 +153,7 @@ export function buildApi(d: ApiDeps): Router {
     // stays silent for a whole lease is dropped (a frozen process keeps its TCP stream open).
     .add('POST', '/v1/instances/:id/heartbeat', async (ctx) => {
       const id = ctx.params.id!
-      await auth.requireInstance(authz(ctx), id, await store.getInstance(id))
+      await auth.requireInstance(creds(ctx), id, await store.getInstance(id))
       parseHeartbeat(await readJsonObject(ctx.req, true))
       heardFrom(id)
       sendJson(ctx.res, 200, { ok: true, version: hub.version })
@@ -159,7 +161,7 @@ export function buildApi(d: ApiDeps): Router {
 
     .add('POST', '/v1/instances/:id/ack', async (ctx) => {
       const id = ctx.params.id!
-      await auth.requireInstance(authz(ctx), id, await store.getInstance(id))
+      await auth.requireInstance(creds(ctx), id, await store.getInstance(id))
       const ack = parseAck(await readJsonObject(ctx.req))
       status.ack(id, ack.version, ack.error)
       hub.heard(id)
@@ -253,7 +255,7 @@ export function buildApi(d: ApiDeps): Router {
 async function watch(ctx: Ctx, d: ApiDeps): Promise<void> {
   const { req, res } = ctx
   const id = ctx.params.id!
-  await d.auth.requireInstance(req.headers.authorization, id, await d.store.getInstance(id))
+  await d.auth.requireInstance({ header: req.headers.authorization, peer: peerOf(req.socket) }, id, await d.store.getInstance(id))
   const since = parseVersionParam(ctx.query.get('version'))
   const rec = await d.registry.streamOpened(id)
   if (!rec) throw notFoundInstance(id)
@@ -276,7 +278,7 @@ async function watch(ctx: Ctx, d: ApiDeps): Promise<void> {
   req.socket.setNoDelay(true)
   res.writeHead(200, { 'content-type': 'application/x-ndjson', 'cache-control': 'no-store', 'x-accel-buffering': 'no' })
   res.flushHeaders()
-  d.status.opened(id)
+  d.status.opened(id, peerOf(req.socket) !== undefined)
   if (since !== undefined && since === d.hub.version) d.status.resumed(id, since)
   // bundle=1 (instances that do mTLS): the trust bundle first, then again on every rotation step.
   if (ctx.query.get('bundle') === '1') unsubscribe = d.ca.subscribe(res, d.hub.version)

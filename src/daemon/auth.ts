@@ -7,6 +7,7 @@ import { readFile, rm } from 'node:fs/promises'
 import { join } from 'node:path'
 import { writeFileAtomic } from '../util/atomic-file.js'
 import type { Logger } from '../util/logger.js'
+import type { PeerIdentity } from '../identity/peer.js'
 import { HttpError } from './http-error.js'
 import type { InstanceRecord, JoinToken, Store } from './store.js'
 
@@ -45,6 +46,20 @@ export type Caller =
   | { kind: 'join'; hash: string; join: JoinToken }
   /** Claims to be instance `id`; verified against that instance's record by the route. */
   | { kind: 'instance'; hash: string; id: string }
+  /** An mTLS client whose SVID (checked at the handshake) is `id`, the SPIFFE ID. */
+  | { kind: 'certificate'; id: string }
+
+/** A caller known by the token it sent. */
+export type TokenCaller = Exclude<Caller, { kind: 'certificate' }>
+
+/**
+ * What a call presents: its authorization header, and the client certificate's checked identity
+ * when it came over mTLS (daemon-identity.ts). A header, when sent, is what is judged.
+ */
+export interface Credentials {
+  header: string | undefined
+  peer?: PeerIdentity | undefined
+}
 
 export class Auth {
   private adminHash: string | undefined
@@ -93,7 +108,7 @@ export class Auth {
   }
 
   /** The caller behind an authorization header; 401 when there is none or it is unknown. */
-  async identify(header: string | undefined): Promise<Caller> {
+  async identify(header: string | undefined): Promise<TokenCaller> {
     const m = header === undefined ? null : /^Bearer[ ]+(\S{1,512})\s*$/i.exec(header)
     if (!m) throw unauthenticated(header === undefined || header.trim() === '' ? 'no authorization header (want "authorization: Bearer <token>")' : 'the authorization header is not "Bearer <token>"')
     const token = m[1]!
@@ -135,14 +150,16 @@ export class Auth {
   }
 
   /**
-   * Calls on instance `id`: its own token or the join token that registered it; with `allowAdmin`
+   * Calls on instance `id`: its own token, the join token that registered it, or (over mTLS, with
+   * no token) a certificate of the registration's identity; with `allowAdmin`
    * (DELETE) the admin token too. An instance token that is not the current one of a known
    * instance is 401 "unknown token" whether the id exists or not (no existence oracle for a
    * forged token); the instance registers again on it. `rec` undefined → 404 for an admin or join
    * token (credentials that may know ids).
    */
-  async requireInstance(header: string | undefined, id: string, rec: InstanceRecord | undefined, allowAdmin = false): Promise<Caller> {
-    const caller = await this.identify(header)
+  async requireInstance(creds: Credentials, id: string, rec: InstanceRecord | undefined, allowAdmin = false): Promise<Caller> {
+    if (creds.header === undefined && creds.peer) return certificateOf(creds.peer, id, rec)
+    const caller = await this.identify(creds.header)
     if (caller.kind === 'admin') {
       if (!allowAdmin) throw new HttpError(403, 'WEFT_ERR_FORBIDDEN', `the admin token cannot act as instance "${id}" (use its instance token)`)
       if (!rec) throw notFoundInstance(id)
@@ -170,6 +187,18 @@ export class Auth {
     const rec = await this.store.getInstance(caller.id)
     return rec !== undefined && sameHash(caller.hash, rec.tokenHash)
   }
+}
+
+/**
+ * An instance's call made with its certificate: the SVID names a service, not an instance, so any
+ * instance of that service and namespace may act for the others (the trust a per-service join
+ * token already gives). Another identity is 403; an id the daemon does not know is 404 (register
+ * again, with the join token, over the same mTLS).
+ */
+function certificateOf(peer: PeerIdentity, id: string, rec: InstanceRecord | undefined): Caller {
+  if (!rec) throw notFoundInstance(id)
+  if (peer.namespace === rec.namespace && peer.service === rec.service) return { kind: 'certificate', id: peer.id }
+  throw new HttpError(403, 'WEFT_ERR_FORBIDDEN', `this certificate is ${peer.id}; instance "${id}" is ${rec.service} in namespace ${rec.namespace}`)
 }
 
 const UNKNOWN_INSTANCE_TOKEN = 'unknown token (an instance token the daemon does not know: its instance expired, was deleted or registered again, or the daemon restarted; register again)'

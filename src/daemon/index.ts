@@ -15,6 +15,8 @@ import { buildApi } from './api.js'
 import { writeFileAtomic } from '../util/atomic-file.js'
 import { Auth } from './auth.js'
 import { CaService } from './ca-service.js'
+import { DaemonIdentity } from './daemon-identity.js'
+import { closePendingConnections } from '../http/tls-front-door.js'
 import { JwtService } from './jwt-service.js'
 import { EmbeddedStore } from './embedded-store.js'
 import { PushHub } from './hub.js'
@@ -83,6 +85,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
   await store.open()
   let hub: PushHub | undefined
   let server: Server | undefined
+  let identity: DaemonIdentity | undefined
   try {
     const auth = new Auth(store)
     await auth.init(dataDir, print, logger)
@@ -100,6 +103,8 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
     const policy = new PolicyService(store, () => hub!.endpoints())
     const router = buildApi({ store, auth, hub, policy, registry, status, logger, ca, jwt })
     server = createDaemonServer(router, logger)
+    identity = await DaemonIdentity.start(ca, logger)
+    identity.attach(server)
     await listen(server, host, port)
     const bound = (server.address() as AddressInfo).port
     const url = `http://${formatHostPort(advertised(host), bound)}`
@@ -111,14 +116,17 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
 
     const srv = server
     const h = hub
+    const id = identity
     let closing: Promise<void> | undefined
     const close = () =>
       (closing ??= (async () => {
         registry.close()
         h.close()
+        id.close()
         await new Promise<void>((done) => {
           srv.close(() => done())
           srv.closeAllConnections()
+          closePendingConnections(srv)
         })
         await store.close()
         // daemon.json tells the CLI where a running daemon is: remove it unless another wrote it.
@@ -128,6 +136,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
     return { url, port: bound, dataDir, store, close }
   } catch (err) {
     hub?.close()
+    identity?.close()
     if (server?.listening) await new Promise<void>((done) => server!.close(() => done()))
     await store.close().catch(() => {})
     throw err

@@ -15,9 +15,12 @@ export interface InstanceStatus {
   lastSeen?: string
   /** ELSEWHERE: the URL of the daemon holding its stream. */
   daemon?: string
+  /** How its last watch stream here came: mTLS with its certificate, or plaintext with a token. */
+  control?: 'mtls' | 'plaintext'
 }
 
 interface Entry {
+  control?: 'mtls' | 'plaintext'
   sentVersion?: number
   ackedVersion?: number
   nack?: { version: number; error: string }
@@ -39,8 +42,10 @@ export class StatusBoard {
   }
 
   /** A watch stream opened (the instance may have registered through another daemon). */
-  opened(id: string): void {
-    this.entry(id).lastSeen = Date.now()
+  opened(id: string, mtls = false): void {
+    const e = this.entry(id)
+    e.lastSeen = Date.now()
+    e.control = mtls ? 'mtls' : 'plaintext'
   }
 
   /** Any call or stream event from an instance this board knows (a deleted one stays forgotten). */
@@ -97,6 +102,7 @@ export class StatusBoard {
       ...(e.ackedVersion !== undefined ? { ackedVersion: e.ackedVersion } : {}),
       ...(e.nack !== undefined ? { nack: e.nack } : {}),
       ...(lastSeen !== undefined ? { lastSeen: new Date(lastSeen).toISOString() } : {}),
+      ...(e.control !== undefined ? { control: e.control } : {}),
     }
   }
 }
