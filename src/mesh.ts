@@ -299,7 +299,7 @@ export class Mesh extends EventEmitter {
   private async apply(policy: MeshPolicy, version = this.version + 1): Promise<void> {
     // First, as it may throw: a version whose security does not compile is not applied (NACK).
     if (policy.requestAuthentication.length > 0) this.jwks ??= new JwksRegistry({ logger: this.logger })
-    const security = compileInboundSecurity(policy, { service: this.service, namespace: this.namespace, jwks: this.jwks, metrics: this.meshMetrics, logger: this.logger })
+    const security = compileInboundSecurity(policy, { service: this.service, namespace: this.namespace, jwks: this.jwks, metrics: this.meshMetrics, logger: this.logger, debugAuthz: this.options.debug?.authz === true })
     this.version = version
     const { snapshot, ready } = compileSnapshot(policy, version, {
       source: this.service,

@@ -71,9 +71,23 @@ export interface MeshOptions {
   inbound?: InboundOptions
   /** On SIGTERM, drain (mesh.close()) and exit. Default false. */
   handleSignals?: boolean
+  /**
+   * Debug switches. `authz: true`: a 403 from AuthorizationPolicy also says why, rule by rule (what
+   * `weft explain` prints: the rules that did or did not match and the value each part saw), not
+   * only the deciding policy's name and rule. It shows policy contents to the caller: for
+   * development. Default off.
+   */
+  debug?: { authz?: boolean }
 }
 
-const KNOWN = new Set(['service', 'namespace', 'config', 'registry', 'locality', 'logger', 'tracer', 'dnsServers', 'control', 'token', 'stateDir', 'controlTimeoutMs', 'labels', 'advertiseAddress', 'inbound', 'handleSignals'])
+function checkDebug(v: unknown): void {
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) invalidArg('debug', 'must be an object { authz? }')
+  const o = v as Record<string, unknown>
+  for (const k of Object.keys(o)) if (k !== 'authz') invalidArg(`debug.${k}`, 'unknown option (known: authz)')
+  if (o.authz !== undefined && typeof o.authz !== 'boolean') invalidArg('debug.authz', 'must be true or false')
+}
+
+const KNOWN = new Set(['service', 'namespace', 'config', 'registry', 'locality', 'logger', 'tracer', 'dnsServers', 'control', 'token', 'stateDir', 'controlTimeoutMs', 'labels', 'advertiseAddress', 'inbound', 'handleSignals', 'debug'])
 
 export function checkOptions(o: unknown): MeshOptions {
   if (typeof o !== 'object' || o === null) invalidArg('options', 'createMesh needs an options object with at least { service }')
@@ -99,6 +113,7 @@ export function checkOptions(o: unknown): MeshOptions {
   }
   if (opts.inbound !== undefined) checkInbound(opts.inbound)
   if (opts.handleSignals !== undefined && typeof opts.handleSignals !== 'boolean') invalidArg('handleSignals', 'must be true or false')
+  if (opts.debug !== undefined) checkDebug(opts.debug)
   if (opts.control !== undefined) {
     const urls = Array.isArray(opts.control) ? opts.control : [opts.control]
     if (urls.length === 0) invalidArg('control', 'must be a daemon URL or a non-empty list of them')

@@ -1,6 +1,6 @@
 // Why a rule did not match, in words (for `weft explain`). Off the hot path; it reads the same
 // compiled matchers as match.ts, and the tests check that both always agree.
-import type { AuthzRequest } from './types.js'
+import type { AuthzExplanation, AuthzRequest } from './types.js'
 import { Attr, type CompiledCondition, type CompiledOperation, type CompiledRule, type CompiledSource } from './compile.js'
 import { attributeMatches, claimAt, headerText, operationMatches, sourceMatches } from './match.js'
 import type { PatternSet } from './pattern.js'
@@ -85,4 +85,24 @@ export function ruleWhyNot(rule: CompiledRule, req: AuthzRequest, path: string |
   return entriesWhy(rule.from, 'from', (s) => sourceMatches(s, req), (s, at) => sourceWhy(s, req, at))
     ?? entriesWhy(rule.to, 'to', (o) => operationMatches(o, req, path, method), (o, at) => operationWhy(o, req, path, method, at))
     ?? rule.when.map((c, i) => conditionWhy(c, req, `when[${i}]`)).find((w) => w !== undefined)
+}
+
+/**
+ * An explanation as lines, in `weft explain`'s words: what the engine saw, then each policy that
+ * selects the service with each rule's outcome (`✓`/`✗` per policy, "rule N: matches" or "rule N:
+ * no match (why)"). For the createMesh `debug.authz` switch, which adds it to a denial; it shows
+ * policy contents, so it is never on by default.
+ */
+export function explanationLines(x: AuthzExplanation, req: AuthzRequest): string[] {
+  const lines = [
+    `request: ${req.method} ${x.path === undefined ? `${q(req.path)} (refused: cannot be normalised safely)` : q(x.path)}, port ${req.port}, ` +
+      `peer ${req.principal === undefined ? 'none (no mTLS)' : q(req.principal)}, request principal ${req.requestPrincipal === undefined ? 'none (no verified JWT)' : q(req.requestPrincipal)}`,
+  ]
+  for (const p of x.policies) {
+    if (!p.applies) continue
+    lines.push(`${p.rules.some((r) => r.matched) ? '✓' : '✗'} ${p.action} ${p.name}`)
+    for (const r of p.rules) lines.push(`  rule ${r.index}: ${r.matched ? 'matches' : `no match${r.why ? ` (${r.why})` : ''}`}`)
+  }
+  if (!x.policies.some((p) => p.applies)) lines.push('no AuthorizationPolicy selects this service')
+  return lines
 }

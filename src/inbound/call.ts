@@ -97,6 +97,8 @@ export interface InboundSecurity {
   readonly authn?: JwtAuthenticator
   readonly metrics: MeshMetrics
   readonly logger: Logger
+  /** createMesh `debug.authz`: a denial also carries the rule-by-rule explanation. */
+  readonly debugAuthz?: boolean
 }
 
 export type ServerLayer = Layer<InboundCall, InboundCall, InboundTarget>

@@ -6,6 +6,7 @@
 import { WeftError } from '../errors/index.js'
 import { authnError } from '../identity/jwt/authenticator.js'
 import type { AuthzRequest } from '../authz/types.js'
+import { explanationLines } from '../authz/explain.js'
 import type { InboundCall, ServerLayer } from './call.js'
 
 export const inboundIdentityLayer: ServerLayer = {
@@ -38,6 +39,7 @@ export const authzLayer: ServerLayer = {
     const engine = target.security.authz
     if (!engine) return next
     const { metrics, logger } = target.security
+    const debug = target.security.debugAuthz === true
     let lastAuditLog = 0
     return (call, done) => {
       const d = engine.evaluate(requestOf(call))
@@ -52,11 +54,15 @@ export const authzLayer: ServerLayer = {
       if (d.allowed) return next(call, done)
       const label = d.policy ?? d.reason
       metrics.authzDenied.inc({ destination_service: target.service, policy: label })
-      // The policy's name, never its contents: what was matched stays with the operator (weft explain).
+      // The policy's name, never its contents: what was matched stays with the operator (weft explain),
+      // unless the mesh was made with debug.authz (then the rule-by-rule explanation is added).
       const by = d.policy === undefined ? `(${d.reason})` : d.reason === 'no-allow-matched' ? `no rule of ALLOW ${d.policy} matched` : `${d.reason === 'deny-matched' ? 'DENY' : 'policy'} ${d.policy}${d.rule !== undefined ? ` rule ${d.rule}` : ''}`
-      done(new WeftError('WEFT_ERR_FORBIDDEN', `${target.service}: ${call.method} ${call.path} denied by AuthorizationPolicy: ${by}`, {
-        details: { service: target.service, policy: d.policy, rule: d.rule, reason: d.reason, configVersion: target.configVersion },
-      }), call)
+      const message = `${target.service}: ${call.method} ${call.path} denied by AuthorizationPolicy: ${by}`
+      const details = { service: target.service, policy: d.policy, rule: d.rule, reason: d.reason, configVersion: target.configVersion }
+      if (!debug) return done(new WeftError('WEFT_ERR_FORBIDDEN', message, { details }), call)
+      const req = requestOf(call)
+      const explanation = explanationLines(engine.explain(req), req)
+      done(new WeftError('WEFT_ERR_FORBIDDEN', `${message}. Why (debug.authz): ${explanation.map((l) => l.trim()).join('; ')}`, { details: { ...details, explanation } }), call)
     }
   },
 }

@@ -17,10 +17,12 @@ export interface SecurityDeps {
   jwks: JwksRegistry | undefined
   metrics: MeshMetrics
   logger: Logger
+  /** createMesh `debug.authz`: denials carry the rule-by-rule explanation. */
+  debugAuthz?: boolean
 }
 
 export function compileInboundSecurity(policy: MeshPolicy, d: SecurityDeps): InboundSecurity {
   const authz = compileAuthz(policy.authorization, { service: d.service, namespace: d.namespace, defaultAuthorization: policy.mesh.defaultAuthorization })
   const authn = d.jwks ? compileRequestAuth(policy.requestAuthentication, { service: d.service, namespace: d.namespace, jwks: d.jwks, logger: d.logger }) : undefined
-  return { ...(authz ? { authz } : {}), ...(authn ? { authn } : {}), metrics: d.metrics, logger: d.logger }
+  return { ...(authz ? { authz } : {}), ...(authn ? { authn } : {}), metrics: d.metrics, logger: d.logger, ...(d.debugAuthz ? { debugAuthz: true } : {}) }
 }

@@ -81,3 +81,63 @@ test('an instance\'s token opens nothing of another instance: its watch, certifi
     assert.ok(!JSON.stringify(r.body).includes('ledger-allow-payments'), `${path}: nothing of the policy in the refusal`)
   }
 })
+
+const requestAuth = (name: string, service: string | undefined, audience: string, namespace?: string) => `---
+apiVersion: weft/v1
+kind: RequestAuthentication
+metadata: { name: ${name}${namespace ? `, namespace: ${namespace}` : ''} }
+spec:
+${service ? `  service: ${service}\n` : ''}  jwtRules: [{ issuer: "https://issuer.test", jwksUri: "http://127.0.0.1:9/jwks", audiences: [${audience}], algorithms: [ES256] }]
+`
+
+test('RequestAuthentication is scoped like AuthorizationPolicy: one for ledger reaches only ledger; one without a service reaches every instance of its namespace and none of another', async (t) => {
+  const d = await startTestDaemon()
+  t.after(() => d.daemon.close())
+  const applied = await applyPolicy(d, `apiVersion: weft/v1
+kind: Service
+metadata: { name: payments }
+spec: { timeout: 2s }
+${requestAuth('ledger-users', 'ledger', 'ledger')}${requestAuth('default-users', undefined, 'shop')}${requestAuth('team-a-users', undefined, 'team-a', 'team-a')}`)
+  assert.equal(applied.status, 200, JSON.stringify(applied.body))
+  const teamA = (await call(d.url, 'POST', '/v1/tokens', d.adminToken, { namespace: 'team-a' })).body.token as string
+  const p = await register(d, { service: 'payments', address: '127.0.0.1', port: 8081 })
+  const l = await register(d, { service: 'ledger', address: '127.0.0.1', port: 9001, protocol: 'grpc' })
+  const c = await register(d, { service: 'checkout' })
+  const a = await register(d, { service: 'ledger', namespace: 'team-a', address: '127.0.0.1', port: 9101, protocol: 'grpc' }, teamA)
+  const watches = { payments: await openWatch(d.url, p.id, p.token), ledger: await openWatch(d.url, l.id, l.token), checkout: await openWatch(d.url, c.id, c.token), 'team-a/ledger': await openWatch(d.url, a.id, a.token) }
+  t.after(() => {
+    for (const w of Object.values(watches)) w.close()
+  })
+  /** The next message of these types (snapshots and policy deltas carry resources). */
+  const next = async (w: typeof watches.payments, types: string[]): Promise<{ type: string; resources?: object[] }> => {
+    for (;;) {
+      const m = await w.next()
+      if (types.includes(m.type)) return m as { type: string; resources?: object[] }
+    }
+  }
+  const ras = (m: { resources?: object[] }) => names(m).filter((n) => n.startsWith('RequestAuthentication/'))
+  const first = Object.fromEntries(await Promise.all(Object.entries(watches).map(async ([k, w]) => [k, ras(await next(w, ['snapshot']))] as const)))
+  assert.deepEqual(first, {
+    payments: ['RequestAuthentication/default-users'],
+    ledger: ['RequestAuthentication/default-users', 'RequestAuthentication/ledger-users'],
+    checkout: ['RequestAuthentication/default-users'],
+    'team-a/ledger': ['RequestAuthentication/team-a-users'],
+  }, 'the ledger\'s issuers reach no other service; a namespace-wide one reaches its namespace only')
+
+  // A change to the ledger's RequestAuthentication: the delta (or snapshot) each instance is sent
+  // carries it only to the ledger of namespace default.
+  assert.equal((await applyPolicy(d, requestAuth('ledger-users', 'ledger', 'ledger-v2'))).status, 200)
+  const ledgerView = await next(watches.ledger, ['policy', 'snapshot'])
+  const rule = (ledgerView.resources as { kind: string; metadata: { name: string }; spec: { jwtRules: { audiences: string[] }[] } }[])
+    .find((r) => r.kind === 'RequestAuthentication' && r.metadata.name === 'ledger-users')
+  assert.deepEqual(rule?.spec.jwtRules[0]?.audiences, ['ledger-v2'])
+  for (const k of ['payments', 'checkout', 'team-a/ledger'] as const) {
+    // An instance whose view did not change may be sent nothing at all; what it is sent never holds it.
+    const m = await watches[k].maybeNext(1000)
+    if (m && (m.type === 'policy' || m.type === 'snapshot')) assert.ok(!ras(m as { resources?: object[] }).includes('RequestAuthentication/ledger-users'), `${k} was sent the ledger's RequestAuthentication`)
+  }
+  for (const k of ['payments', 'checkout', 'team-a/ledger'] as const) {
+    const seen = JSON.stringify(watches[k].all)
+    assert.ok(!seen.includes('ledger-users') && !seen.includes('ledger-v2'), `nothing of the ledger's RequestAuthentication ever reached ${k}`)
+  }
+})

@@ -8,8 +8,12 @@ import tls from 'node:tls'
 import { X509Certificate } from 'node:crypto'
 import { test } from 'node:test'
 import type { AddressInfo } from 'node:net'
-import { call, eventually, startTestDaemon } from '../helpers/daemon.js'
+import { Client } from 'undici'
+import { applyPolicy, call, eventually, startTestDaemon } from '../helpers/daemon.js'
 import { controlMesh, trafficLoop, waitEndpoints } from '../helpers/control-kit.js'
+import { metricValue } from '../helpers/mesh.js'
+import { CertificateAuthority } from '../../src/identity/ca.js'
+import { forge } from '../identity/pki.js'
 
 async function meshedPayments(d: { url: string; joinToken: string }, seen: Set<string>) {
   const payments = await controlMesh(d, 'payments')
@@ -78,4 +82,87 @@ test('trust-bundle rotation with overlap: rotate (both roots trusted, instances 
     s.on('close', () => resolve('closed'))
   })
   assert.notEqual(refused, 'answered', 'a certificate from the retired root must not be served')
+})
+
+test('renewal with retries off: 0 failed requests from the meshed caller, and one keep-alive connection stays open across two server renewals, serving requests before and after each', async (t) => {
+  // SVIDs of 6 s (renewed about every 3 s): the daemon signs at most 6 certificates a minute per
+  // instance, so the run stops once it has seen what it needs, well before that limit. The CA is
+  // ours (an operator CA), so the held client below can have a certificate that outlives the run.
+  const root = (await CertificateAuthority.createRoot({ trustDomain: 'weft.local' })).toPem()
+  const d = await startTestDaemon({ svidTtlMs: 6000, ca: { certPem: root.certPem, keyPem: root.keyPem } })
+  t.after(() => d.daemon.close())
+  const applied = await applyPolicy(d, 'apiVersion: weft/v1\nkind: Service\nmetadata: { name: payments }\nspec:\n  retries: { attempts: 0 }\n')
+  assert.equal(applied.status, 200, JSON.stringify(applied.body))
+
+  // The server numbers its connections (the TLS sockets requests arrive on) and tells, per request,
+  // which connection served it and which of its own SVIDs was current then.
+  const payments = await controlMesh(d, 'payments')
+  t.after(() => payments.close())
+  const connIds = new WeakMap<object, number>()
+  let connections = 0
+  const svids: string[] = []
+  const svidIndex = () => {
+    const leaf = payments.identity.current()?.certChainPem[0] ?? ''
+    if (!svids.includes(leaf)) svids.push(leaf)
+    return svids.indexOf(leaf)
+  }
+  const server = http.createServer((req, res) => {
+    let id = connIds.get(req.socket)
+    if (id === undefined) connIds.set(req.socket, (id = ++connections))
+    const own = (req.socket as tls.TLSSocket).getCertificate() as { fingerprint256?: string } | null
+    res.setHeader('x-conn', String(id))
+    res.setHeader('x-svid', String(svidIndex()))
+    res.setHeader('x-conn-cert', own?.fingerprint256 ?? '')
+    res.end('ok')
+  })
+  const { port } = (await payments.listen(server, { port: 0, host: '127.0.0.1' })) as AddressInfo
+  const checkout = await controlMesh(d, 'checkout')
+  t.after(() => checkout.close())
+  await waitEndpoints(checkout, 'payments', 1)
+  assert.equal(checkout.snapshot?.lookup('payments')?.settings.retries.attempts, 0, 'the caller has retries off for payments')
+
+  // One keep-alive connection held by a client that does not renew: a "reports" SVID of the same
+  // CA valid for an hour (a server ends a connection when its client's certificate expires, so
+  // the client's must outlive the run); only the server renews under it.
+  const reports = await forge(root, { uris: ['spiffe://weft.local/ns/default/sa/reports'] })
+  const held = new Client(`https://127.0.0.1:${port}`, {
+    pipelining: 1,
+    keepAliveTimeout: 60_000,
+    keepAliveMaxTimeout: 60_000,
+    connect: { cert: reports.certPem, key: reports.keyPem, ca: root.certPem, checkServerIdentity: () => undefined, maxCachedSessions: 0 },
+  })
+  t.after(() => held.close())
+  let connects = 0
+  let disconnects = 0
+  held.on('connect', () => connects++)
+  held.on('disconnect', () => disconnects++)
+  const heldAnswers: { conn: string; svid: number; cert: string }[] = []
+  const getHeld = async () => {
+    const r = await held.request({ path: '/held', method: 'GET' })
+    await r.body.text()
+    assert.equal(r.statusCode, 200)
+    heldAnswers.push({ conn: String(r.headers['x-conn']), svid: Number(r.headers['x-svid']), cert: String(r.headers['x-conn-cert']) })
+  }
+
+  const loop = trafficLoop(checkout, 'payments', 4)
+  await getHeld()
+  const firstSvid = heldAnswers[0]!.svid
+  // Until the server has renewed twice under the held connection (polled; no fixed sleep).
+  await eventually(async () => {
+    await getHeld()
+    return heldAnswers.at(-1)!.svid >= firstSvid + 2
+  }, 30_000, 'two server renewals seen by requests on the held connection')
+  const { ok, failed } = await loop.stop()
+
+  assert.deepEqual(failed, [], `failures with retries off: ${failed.slice(0, 3).join('; ')}`)
+  assert.ok(ok > 50, `${ok} requests`)
+  const metrics = await checkout.metrics()
+  assert.equal(metricValue(metrics, 'weft_retries_total', { destination_service: 'payments' }), 0, 'no retry hid anything')
+
+  assert.deepEqual(new Set(heldAnswers.map((a) => a.conn)).size, 1, 'every request of the held client was served on one server-side connection')
+  assert.deepEqual([connects, disconnects], [1, 0], 'the held client connected once and was never disconnected')
+  const served = [...new Set(heldAnswers.map((a) => a.svid))]
+  assert.ok(served.length >= 3, `the held connection served requests under ${served.length} successive server SVIDs (before and after two renewals)`)
+  assert.equal(new Set(heldAnswers.map((a) => a.cert)).size, 1, 'the open connection kept the certificate it was made with; only new connections get the new one')
+  assert.ok(connections > 1, `the meshed caller's pools were replaced on its own renewals (${connections} server-side connections in all)`)
 })
