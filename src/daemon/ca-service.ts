@@ -35,6 +35,15 @@ export interface CaOptions {
 /** Signing requests allowed per instance in a minute (renewals come every ~12 h). */
 const SIGNS_PER_MINUTE = 6
 
+/**
+ * The per-instance limit for an SVID lifetime: 6 a minute, or more when the lifetime is so short
+ * (a test mesh's seconds) that renewals at half-life, retries and a rotation's re-issue would pass
+ * 6 — then four lifetimes' worth a minute (about eight renewals' worth).
+ */
+function signsPerMinute(ttlMs: number | undefined): number {
+  return ttlMs === undefined ? SIGNS_PER_MINUTE : Math.max(SIGNS_PER_MINUTE, Math.ceil((4 * 60_000) / ttlMs))
+}
+
 export class CaService {
   private active!: CertificateAuthority
   private previous: CertificateAuthority | undefined
@@ -236,8 +245,9 @@ export class CaService {
   private rateLimit(id: string): void {
     const now = Date.now()
     const recent = (this.signs.get(id) ?? []).filter((t) => now - t < 60_000)
-    if (recent.length >= SIGNS_PER_MINUTE) {
-      throw new HttpError(429, 'WEFT_ERR_RATE_LIMITED', `instance ${id} asked for ${recent.length} certificates in the last minute (limit ${SIGNS_PER_MINUTE}); retry later`, undefined, { 'retry-after': '10' })
+    const limit = signsPerMinute(this.o.svidTtlMs)
+    if (recent.length >= limit) {
+      throw new HttpError(429, 'WEFT_ERR_RATE_LIMITED', `instance ${id} asked for ${recent.length} certificates in the last minute (limit ${limit}); retry later`, undefined, { 'retry-after': '10' })
     }
     recent.push(now)
     this.signs.set(id, recent)

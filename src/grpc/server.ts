@@ -95,7 +95,9 @@ export function meshServerInterceptor(grpc: GrpcModule, coreOf: () => InboundCor
               self.sendStatus(refusal(new WeftError('WEFT_ERR_UNAUTHENTICATED', `${methodDef.path}: ${peer}`), core))
               return
             }
-            call = core.beginGrpc(methodDef.path, headersOf(md), deadline, frontEnd, io, peer)
+            // The local port the call came in on (AuthorizationPolicy to.ports), as for HTTP.
+            const port = base.getConnectionInfo?.()?.localPort
+            call = core.beginGrpc(methodDef.path, headersOf(md), deadline, frontEnd, io, peer, port ?? 0)
             core.runGrpc(call, (err) => {
               refused = true
               ended = true // the stack has its outcome already

@@ -8,7 +8,7 @@ import type { Endpoint } from '../discovery/endpoint.js'
 import { TIMER_SLACK_MS } from '../resilience/deadline-watch.js'
 import type { HeaderRecord } from '../util/headers.js'
 import { httpStatusOfGrpc } from '../errors/grpc-status.js'
-import type { Abortable, ClientDone, ClientHandler, OutboundCall, UpstreamResponse } from '../stack/call.js'
+import type { Abortable, CallBody, ClientDone, ClientHandler, OutboundCall, UpstreamResponse } from '../stack/call.js'
 import { LOAD_HEADER } from '../balance/endpoint-stats-layer.js'
 import { ERROR_CODE_HEADER } from '../telemetry/call-layer.js'
 import { CALLER_HEADER } from '../inbound/context.js'
@@ -33,6 +33,9 @@ const MESH_METADATA = ['traceparent', 'tracestate', CALLER_HEADER] as const
 const NO_HEADERS: string[] = []
 const CANCELLED = 1
 const DEADLINE_EXCEEDED = 4
+const UNAVAILABLE = 14
+/** grpc-js's details for an HTTP/2 RST_STREAM(REFUSED_STREAM) (subchannel-call.js). */
+const REFUSED_STREAM_DETAILS = 'Stream refused by server'
 
 /** The two response headers layers read (load report, error code) as a flat name/value list. */
 function meshHeaders(...mds: (Metadata | undefined)[]): string[] {
@@ -77,8 +80,25 @@ export class GrpcAttempt implements UpstreamResponse, Abortable, InterceptingLis
     readonly endpoint: Endpoint,
     private readonly done: ClientDone,
     readonly wire: Call,
+    /** Starts the same attempt again on the endpoint's (current) channel. */
+    private readonly restart?: () => void,
   ) {
     call.abortAttempt = this
+  }
+
+  /**
+   * gRPC's transparent retry (gRFC A6): a stream that never left this process, or that the server's
+   * HTTP/2 layer refused before any application code saw it (REFUSED_STREAM: a connection closing
+   * as a certificate renewal or a drain replaces it), is started again once, whatever the route's
+   * retry policy and outside its budget — nothing was processed. grpc-js does this itself only
+   * with its own retries, which are off on the mesh's endpoint channels.
+   */
+  private transparent(st: StatusObject): boolean {
+    if (this.call.transparentRetried || this.call.aborted || this.held !== undefined || !(this.call.body as CallBody).replayable) return false
+    // grpc-js marks these on its load-balancing call, but the mark does not reach a channel's
+    // createCall listener: its text for an HTTP/2 REFUSED_STREAM is the stable signal there.
+    const progress = (st as StatusObject & { progress?: string }).progress
+    return progress === 'REFUSED' || progress === 'NOT_STARTED' || (st.code === UNAVAILABLE && st.details === REFUSED_STREAM_DETAILS)
   }
 
   /** True when the attempt no longer takes the call's messages (it ended, or a retry replaced it). */
@@ -117,6 +137,11 @@ export class GrpcAttempt implements UpstreamResponse, Abortable, InterceptingLis
       this.settled = true
       this.release()
       if (this.reason) return this.done(this.reason)
+      if (this.restart && this.transparent(st)) {
+        this.over = true
+        this.call.transparentRetried = true
+        return this.restart()
+      }
       // grpc-js enforces the same deadline on the wire, with a timer on the loop's cached clock
       // that can fire a few ms early: say which limit it was, as the mesh would.
       if (st.code === DEADLINE_EXCEEDED && this.call.deadlineReason && performance.now() >= this.call.deadline - TIMER_SLACK_MS) return this.done(this.call.deadlineReason(this.call))
@@ -221,16 +246,17 @@ export class GrpcAttempt implements UpstreamResponse, Abortable, InterceptingLis
 
 /** The terminal handler over per-endpoint channels (`channelFor` makes and keeps them). */
 export function makeGrpcTransport(channelFor: (e: Endpoint, service: string) => import('@grpc/grpc-js').Channel): ClientHandler {
-  return (call, done) => {
+  const start: ClientHandler = (call, done) => {
     if (call.aborted) return done(call.aborted)
     const source = call.body as unknown as GrpcRequestSource
     const endpoint = call.endpoint!
     // grpc-js takes deadlines on the Date.now() clock; the mesh keeps them on performance.now().
     const deadline = call.deadline === Infinity ? Infinity : Date.now() + (call.deadline - performance.now())
     const wire = channelFor(endpoint, call.target.service.name).createCall(call.path, deadline, undefined, null, null)
-    const attempt = new GrpcAttempt(call, endpoint, done, wire)
+    const attempt = new GrpcAttempt(call, endpoint, done, wire, call.transparentRetried ? undefined : () => start(call, done))
     wire.start(source.metadataFor(call.headers, MESH_METADATA), attempt)
     attempt.begin()
     source.attach(attempt)
   }
+  return start
 }

@@ -86,6 +86,8 @@ export class OutboundCall {
   deadlineReason: ((call: OutboundCall) => Error) | undefined = undefined
   /** True when the deadline came from the caller (weft-deadline-ms), not this call's timeout. */
   deadlinePropagated = false
+  /** gRPC: the one transparent retry of a refused stream was used (grpc/transport.ts). */
+  transparentRetried = false
   span: Span | undefined = undefined
   /** The inbound request this call is made for, when made inside a meshed handler. */
   parent: ParentContext | undefined = undefined

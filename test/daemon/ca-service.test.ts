@@ -62,3 +62,23 @@ test('operator CA: the bundle sequence stays across a restart with the same root
   assert.equal(bOnly.sequence, both.sequence + 1)
   assert.equal(readFileSync(join(dataDir, 'ca', 'ca.json'), 'utf8'), made, 'the CA made here is left as it was')
 })
+
+test('signing is rate-limited per instance: 6 a minute with the default lifetime (the 7th is 429), more with a lifetime of seconds', async (t) => {
+  const csrFor = async (service: string) => createCsr(await generateKeyPair(), workloadId(TD, 'default', service))
+  const d = await startTestDaemon()
+  t.after(() => d.daemon.close())
+  const inst = await register(d, { service: 'checkout' })
+  const csr = await csrFor('checkout')
+  for (let i = 0; i < 6; i++) assert.equal((await call(d.url, 'POST', `/v1/instances/${inst.id}/svid`, inst.token, { csr })).status, 200)
+  const seventh = await call(d.url, 'POST', `/v1/instances/${inst.id}/svid`, inst.token, { csr })
+  assert.equal(seventh.status, 429)
+  assert.equal(seventh.body.error.code, 'WEFT_ERR_RATE_LIMITED')
+  assert.match(seventh.body.error.message, /limit 6/)
+  assert.equal(seventh.headers['retry-after'], '10')
+
+  // A 3 s lifetime renews every ~1.5 s: the limit follows (4 lifetimes' worth a minute).
+  const short = await startTestDaemon({ svidTtlMs: 3000 })
+  t.after(() => short.daemon.close())
+  const fast = await register(short, { service: 'checkout' })
+  for (let i = 0; i < 12; i++) assert.equal((await call(short.url, 'POST', `/v1/instances/${fast.id}/svid`, fast.token, { csr })).status, 200, `request ${i + 1}`)
+})
