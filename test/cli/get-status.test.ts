@@ -75,7 +75,7 @@ test('weft status: SYNCED for an instance that ACKed, NACKED with its error afte
   const st = await cli(['status', ...d.flags])
   assert.equal(st.status, 0, st.stderr)
   assert.match(st.stdout, /^daemon version \d+\nINSTANCE\s+SERVICE\s+ADDRESS\s+VERSION\s+STATE\s+CONTROL\s+LAST SEEN\n/)
-  assert.match(st.stdout, new RegExp(`orders-a\\s+orders\\s+127\\.0\\.0\\.1:7001\\s+${version}\\s+SYNCED\\s+\\d+s ago\\n`))
+  assert.match(st.stdout, new RegExp(`orders-a\\s+orders\\s+127\\.0\\.0\\.1:7001\\s+${version}\\s+SYNCED\\s+plaintext\\s+\\d+s ago\\n`))
   // Registered, never watching: not connected.
   assert.match(st.stdout, /payments-a\s+payments\s+127\.0\.0\.1:8081\s+-\s+DISCONNECTED/)
 
