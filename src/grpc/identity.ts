@@ -5,7 +5,7 @@
 // closed (the next call makes a new one, a new handshake) at its server chain's notAfter or this
 // instance's own certificate's, whichever comes first, and when the trust bundle no longer holds
 // the root the server's chain goes to. grpc-js closes a channel's HTTP/2 session gracefully: calls
-// already on it finish. Servers: see docs/design/identity-plan.md ("mTLS modes").
+// already on it finish. Servers: see front-door.ts and docs/design/identity-plan.md ("mTLS modes").
 import type { ChannelCredentials, ServerCredentials } from '@grpc/grpc-js'
 import type { PeerCertificate } from 'node:tls'
 import type { ServiceSettings } from '../config/types.js'
@@ -89,14 +89,25 @@ export class GrpcIdentity {
   }
 
   /**
-   * A meshed gRPC server's credentials, by the instance's mode when it binds: mTLS with a required
-   * client certificate in STRICT and PERMISSIVE (grpc-js serves one kind per port, so PERMISSIVE
-   * cannot also take plaintext here), insecure in DISABLE or without a daemon.
+   * mTLS server credentials: the SVID and the bundle through the certificate provider (a renewal or
+   * a rotation reaches new connections), a client certificate required and its chain checked
+   * against the bundle; the SPIFFE checks on the leaf are the server interceptor's. Each call makes
+   * a new object (grpc-js stops watching the provider when the server using it closes).
    */
-  serverCredentials(): ServerCredentials {
-    if (this.identity.serverMode() === 'DISABLE') return this.grpc.ServerCredentials.createInsecure()
+  mtlsServerCredentials(): ServerCredentials {
     const p = this.certs()
     return this.grpc.experimental.createCertificateProviderServerCredentials(p, p, true)
+  }
+
+  /**
+   * A port grpc-js binds itself (no daemon, or grpc-js older than 1.11 without connection
+   * injection) serves one kind of connection, chosen by the instance's mode when it binds: mTLS in
+   * STRICT and PERMISSIVE, insecure in DISABLE or without a daemon. Under a daemon the mesh's own
+   * listener (front-door.ts) sorts each connection instead.
+   */
+  boundServerCredentials(): ServerCredentials {
+    if (this.identity.serverMode() === 'DISABLE') return this.grpc.ServerCredentials.createInsecure()
+    return this.mtlsServerCredentials()
   }
 
   /** Channel credentials and options for one endpoint: mTLS to mesh members, checked by SPIFFE ID. */

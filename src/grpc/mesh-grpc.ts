@@ -12,6 +12,7 @@ import { MeshChannel } from './mesh-channel.js'
 import { meshServerInterceptor } from './server.js'
 import { makeGrpcTransport } from './transport.js'
 import { GrpcIdentity } from './identity.js'
+import { GrpcFrontDoor } from './front-door.js'
 import type { MeshIdentity } from '../mesh-identity.js'
 
 export interface GrpcListenOptions {
@@ -46,6 +47,10 @@ export class MeshGrpc {
   /** Services some gRPC client of this mesh calls: their endpoints' channels are kept warm. */
   private readonly called = new Set<string>()
   private readonly servers = new Set<Server>()
+  /** The mesh's own listeners of servers under a daemon (front-door.ts). */
+  private readonly doors = new Set<GrpcFrontDoor>()
+  /** closeServers has begun: a listener bound after that is closed at once. */
+  private closing = false
   private readonly identity: GrpcIdentity
 
   constructor(private readonly deps: MeshGrpcDeps) {
@@ -107,17 +112,42 @@ export class MeshGrpc {
     return server
   }
 
-  /** Binds a server from mesh.grpc.server() and starts serving; resolves with the bound port. */
+  /**
+   * Serves a server from mesh.grpc.server() on host:port; resolves with the port (0 picks a free
+   * one). Under a daemon the port is the mesh's own listener (front-door.ts): each connection is
+   * served as mTLS, plaintext or refused by the mTLS mode when it arrives.
+   */
   async listen(server: Server, opts: GrpcListenOptions): Promise<{ port: number; address: string }> {
     if (this.deps.isClosed()) throw new WeftError('WEFT_ERR_CLOSED', 'mesh is closed; cannot listen')
     if (!this.meshed.has(server)) invalidArg('server', 'must come from mesh.grpc.server() (the mesh interceptor is installed when the server is made)')
     if (typeof opts !== 'object' || opts === null || !Number.isInteger(opts.port) || opts.port < 0 || opts.port > 65535) invalidArg('port', `must be an integer 0..65535 (got ${JSON.stringify(opts?.port)})`)
     if (opts.host !== undefined && typeof opts.host !== 'string') invalidArg('host', 'must be a string')
     const host = opts.host ?? '0.0.0.0'
-    const target = host.includes(':') ? `[${host}]:${opts.port}` : `${host}:${opts.port}`
-    const port = await new Promise<number>((resolve, reject) => {
-      server.bindAsync(target, this.identity.serverCredentials(), (err, p) => (err ? reject(err) : resolve(p)))
-    })
+    const id = this.deps.identity
+    let port: number
+    if (id.enabled && typeof server.createConnectionInjector === 'function') {
+      // Under a daemon: the mesh's own listener, which sorts each connection by the mode then.
+      const door = new GrpcFrontDoor(server, this.identity.mtlsServerCredentials(), this.grpc.ServerCredentials.createInsecure(), {
+        mode: () => id.serverMode(),
+        hasCertificate: () => id.current() !== undefined,
+        refused: (reason, detail, remote) => id.frontDoor.refused(reason, detail, remote),
+      })
+      port = await door.listen(opts.port, host)
+      if (this.closing) {
+        // mesh.close() began while the port was being bound: it would never close this one.
+        door.stopAccepting()
+        server.forceShutdown()
+        await door.destroy()
+        throw new WeftError('WEFT_ERR_CLOSED', 'mesh is closed; cannot listen')
+      }
+      this.doors.add(door)
+    } else {
+      // No daemon (plaintext, the mode never changes), or grpc-js < 1.11: grpc-js binds the port.
+      const target = host.includes(':') ? `[${host}]:${opts.port}` : `${host}:${opts.port}`
+      port = await new Promise<number>((resolve, reject) => {
+        server.bindAsync(target, this.identity.boundServerCredentials(), (err, p) => (err ? reject(err) : resolve(p)))
+      })
+    }
     this.servers.add(server)
     this.deps.onListen?.(host, port)
     return { port, address: `${host}:${port}` }
@@ -128,6 +158,12 @@ export class MeshGrpc {
    * settles (the inbound drain and its timeout); then whatever is left is cancelled.
    */
   async closeServers(drained: Promise<boolean>): Promise<void> {
+    this.closing = true
+    // The mesh's listeners stop taking connections at once (their ports are free); the connections
+    // they handed to grpc-js are drained with the server's own.
+    const doors = [...this.doors]
+    this.doors.clear()
+    for (const d of doors) d.stopAccepting()
     await Promise.all([...this.servers].map(async (s) => {
       const shut = new Promise<void>((resolve) => s.tryShutdown(() => resolve()))
       // The inbound drain settles when the last call's status is handed to grpc-js, a moment
@@ -137,5 +173,6 @@ export class MeshGrpc {
       s.forceShutdown()
     }))
     this.servers.clear()
+    await Promise.all(doors.map((d) => d.destroy()))
   }
 }

@@ -12,6 +12,7 @@ import { createServer as createTlsServer, Server as TlsServerClass, type SecureC
 import type { MtlsMode } from '../config/types.js'
 import { setPeer, type PeerIdentity } from '../identity/peer.js'
 import { chainTrusted, peerChainOf, rootsOf, type PeerChain } from '../identity/peer-chain.js'
+import { FIRST_BYTES_TIMEOUT_MS, firstByte, remoteOf, TLS_HANDSHAKE } from '../identity/first-byte.js'
 
 /** What the front door asks the mesh, per connection (so a rotation or a mode change applies to the next one). */
 export interface FrontDoorSecurity {
@@ -38,13 +39,10 @@ export interface FrontDoorSecurity {
 
 export type FrontDoorRefusal = 'plaintext' | 'no-certificate' | 'handshake' | 'peer-identity' | 'timeout' | 'expired' | 'untrusted'
 
-/** A connection that has sent nothing (or not finished its handshake) by then is closed. */
-const FIRST_BYTES_TIMEOUT_MS = 10_000
 /** A connection ended with a response in flight gets this long to finish it, then is destroyed. */
 const END_GRACE_MS = 10_000
 /** setTimeout's ceiling (~24.8 days); longer waits are re-armed. */
 const MAX_TIMER_MS = 2 ** 31 - 1
-const TLS_HANDSHAKE = 0x16
 
 type ConnectionListener = (socket: Socket) => void
 
@@ -119,35 +117,6 @@ export function closePendingConnections(server: Server): void {
   if (!pending) return
   for (const s of pending) s.destroy()
   pending.clear()
-}
-
-/** Reads the first chunk, puts it back, and tells its first byte (undefined: closed first). */
-function firstByte(socket: Socket, then: (b: number) => void, onTimeout: () => void): void {
-  const timer = setTimeout(() => {
-    cleanup()
-    onTimeout()
-    socket.destroy()
-  }, FIRST_BYTES_TIMEOUT_MS)
-  timer.unref()
-  const cleanup = (): void => {
-    clearTimeout(timer)
-    socket.off('data', onData)
-    socket.off('error', onGone)
-    socket.off('close', onGone)
-  }
-  const onGone = (): void => {
-    cleanup()
-    socket.destroy()
-  }
-  const onData = (chunk: Buffer): void => {
-    cleanup()
-    socket.pause()
-    socket.unshift(chunk)
-    then(chunk[0]!)
-  }
-  socket.on('data', onData)
-  socket.on('error', onGone)
-  socket.on('close', onGone)
 }
 
 /**
@@ -309,8 +278,4 @@ function refusePlaintext(socket: Socket, sec: FrontDoorSecurity): void {
   socket.on('error', () => {})
   socket.end(`HTTP/1.1 401 Unauthorized\r\ncontent-type: application/json; charset=utf-8\r\nweft-error-code: WEFT_ERR_UNAUTHENTICATED\r\nconnection: close\r\ncontent-length: ${Buffer.byteLength(body)}\r\n\r\n${body}`)
   socket.destroySoon()
-}
-
-function remoteOf(socket: Socket): string {
-  return `${socket.remoteAddress ?? '?'}:${socket.remotePort ?? '?'}`
 }
