@@ -11,7 +11,7 @@
 import { Pool, buildConnector } from 'undici'
 import type { ConnectionOptions, TLSSocket } from 'node:tls'
 import type { Endpoint } from '../discovery/endpoint.js'
-import { peerChainOf } from '../identity/peer-chain.js'
+import { peerChainOfX509 } from '../identity/peer-chain.js'
 
 /** HTTP/1.1 keep-alive (faster than h2 on loopback and LAN for small requests). */
 const KEEP_ALIVE_MS = 10_000
@@ -63,7 +63,7 @@ export function endpointPool(e: Endpoint, service: string, plan?: PlanConnection
  * flight on this connection finishes, none is sent on it after). The timer goes with the socket.
  */
 function retireAtExpiry(socket: TLSSocket, retire: () => void): void {
-  const chain = peerChainOf(socket.getPeerCertificate?.(true))
+  const chain = peerChainOfX509(socket.getPeerX509Certificate?.())
   if (!chain) return
   let timer: NodeJS.Timeout | undefined
   const arm = (): void => {
