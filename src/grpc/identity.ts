@@ -10,13 +10,11 @@ import type { ChannelCredentials, ServerCredentials } from '@grpc/grpc-js'
 import type { PeerCertificate } from 'node:tls'
 import type { ServiceSettings } from '../config/types.js'
 import type { Endpoint } from '../discovery/endpoint.js'
-import { chainTrusted, peerChainOf, type PeerChain } from '../identity/peer-chain.js'
+import { chainTrusted, expiryWait, peerChainOf, type PeerChain } from '../identity/peer-chain.js'
 import type { IdentityMaterial } from '../identity/provider.js'
 import type { MeshIdentity } from '../mesh-identity.js'
 import type { GrpcModule } from './load.js'
 
-/** setTimeout's ceiling (~24.8 days); longer waits are re-armed. */
-const MAX_TIMER_MS = 2 ** 31 - 1
 /** Watched channels beyond this are pruned of those already closed (endpoints come and go). */
 const WATCHED_PRUNE_AT = 1024
 
@@ -158,7 +156,7 @@ export class GrpcIdentity {
     const arm = (): void => {
       const left = until - Date.now()
       if (left <= 0) return this.close(w)
-      w.timer = setTimeout(arm, Math.min(left + 1, MAX_TIMER_MS))
+      w.timer = setTimeout(arm, expiryWait(until))
       w.timer.unref()
     }
     arm()

@@ -11,7 +11,8 @@
 import { Pool, buildConnector } from 'undici'
 import type { ConnectionOptions, TLSSocket } from 'node:tls'
 import type { Endpoint } from '../discovery/endpoint.js'
-import { peerChainOfX509 } from '../identity/peer-chain.js'
+import { expiryWait, peerChainOf } from '../identity/peer-chain.js'
+import { takeVerifiedPeer } from '../identity/verified-peer.js'
 
 /** HTTP/1.1 keep-alive (faster than h2 on loopback and LAN for small requests). */
 const KEEP_ALIVE_MS = 10_000
@@ -34,8 +35,6 @@ function tlsConnector(options: ConnectionOptions): buildConnector.connector {
   return c
 }
 
-/** setTimeout's ceiling (~24.8 days); longer waits are re-armed. */
-const MAX_TIMER_MS = 2 ** 31 - 1
 
 export function endpointPool(e: Endpoint, service: string, plan?: PlanConnection): Pool {
   // Closes this pool once its requests are done and lets the next request make a new one.
@@ -63,13 +62,14 @@ export function endpointPool(e: Endpoint, service: string, plan?: PlanConnection
  * flight on this connection finishes, none is sent on it after). The timer goes with the socket.
  */
 function retireAtExpiry(socket: TLSSocket, retire: () => void): void {
-  const chain = peerChainOfX509(socket.getPeerX509Certificate?.())
+  // The chain our checkServerIdentity was given a moment ago, in this same synchronous run.
+  const chain = peerChainOf(takeVerifiedPeer())
   if (!chain) return
   let timer: NodeJS.Timeout | undefined
   const arm = (): void => {
     const left = chain.notAfter - Date.now()
     if (left <= 0) return retire()
-    timer = setTimeout(arm, Math.min(left + 1, MAX_TIMER_MS))
+    timer = setTimeout(arm, expiryWait(chain.notAfter))
     timer.unref()
   }
   arm()

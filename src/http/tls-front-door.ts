@@ -11,7 +11,7 @@ import type { Socket } from 'node:net'
 import { createServer as createTlsServer, Server as TlsServerClass, type SecureContextOptions, type Server as TlsServer, type TLSSocket } from 'node:tls'
 import type { MtlsMode } from '../config/types.js'
 import { setPeer, type PeerIdentity } from '../identity/peer.js'
-import { chainTrusted, peerChainOfX509, rootsOf, type PeerChain } from '../identity/peer-chain.js'
+import { chainTrusted, expiryWait, peerChainOfX509, rootsOf, type PeerChain } from '../identity/peer-chain.js'
 import { FIRST_BYTES_TIMEOUT_MS, firstByte, remoteOf, TLS_HANDSHAKE } from '../identity/first-byte.js'
 
 /** What the front door asks the mesh, per connection (so a rotation or a mode change applies to the next one). */
@@ -41,8 +41,6 @@ export type FrontDoorRefusal = 'plaintext' | 'no-certificate' | 'handshake' | 'p
 
 /** A connection ended with a response in flight gets this long to finish it, then is destroyed. */
 const END_GRACE_MS = 10_000
-/** setTimeout's ceiling (~24.8 days); longer waits are re-armed. */
-const MAX_TIMER_MS = 2 ** 31 - 1
 
 type ConnectionListener = (socket: Socket) => void
 
@@ -191,7 +189,7 @@ class TlsTerminator {
       this.end(tls, 'expired', `the client certificate expired at ${new Date(t.chain.notAfter).toISOString()}`)
       return
     }
-    t.timer = setTimeout(() => this.armExpiry(tls, t), Math.min(left + 1, MAX_TIMER_MS))
+    t.timer = setTimeout(() => this.armExpiry(tls, t), expiryWait(t.chain.notAfter))
     t.timer.unref()
   }
 

@@ -123,3 +123,13 @@ export function rootsOf(ca: string | Buffer | readonly (string | Buffer)[] | und
   if (ca === undefined) return undefined
   return Array.isArray(ca) ? (ca as readonly (string | Buffer)[]) : [ca as string | Buffer]
 }
+
+/**
+ * The wait until `notAfter` for a connection's expiry timer, rounded up to a whole second: Node
+ * keeps one timer list per distinct duration, so per-connection timers of unique millisecond
+ * waits each made a list (measured in bench/tls-handshake.ts); rounded, connections made in the
+ * same second share one. A connection then ends up to a second after its certificate.
+ */
+export function expiryWait(notAfter: number, now = Date.now()): number {
+  return Math.min(Math.ceil((notAfter - now + 1) / 1000) * 1000, 2 ** 31 - 1)
+}

@@ -8,6 +8,7 @@ import { WeftError } from '../errors/index.js'
 import type { TrustBundle } from './bundle.js'
 import { sameSpiffeId, type SpiffeId } from './spiffe-id.js'
 import { checkSvid } from './svid-check.js'
+import { setVerifiedPeer } from './verified-peer.js'
 
 /** What TLS is built from; a new object on every change (caches are keyed by the object). */
 export interface TlsMaterial {
@@ -137,7 +138,11 @@ export function clientTlsOptions(material: TlsMaterial, expectedServerId: Spiffe
       // NO_TICKET on our context does not stop a client resuming against a server that issues
       // tickets: a caller must never pass a `session` with these options (the mesh's connectors
       // keep no session cache, maxCachedSessions: 0), or the SPIFFE check would not run.
-      checkServerIdentity: (_hostname: string, cert: PeerCertificate) => serverIdentityError(cert, expectedServerId),
+      checkServerIdentity: (_hostname: string, cert: PeerCertificate) => {
+        const err = serverIdentityError(cert, expectedServerId)
+        setVerifiedPeer(err ? undefined : cert)
+        return err
+      },
     })
     if (byDestination.size >= CLIENT_OPTIONS_MAX_DESTINATIONS) byDestination.clear()
     byDestination.set(key, options)
