@@ -7,9 +7,9 @@
 // still ends when `timeout` fires (maxLifetimeMs).
 import { spawn } from 'node:child_process'
 import { existsSync, mkdtempSync, rmSync } from 'node:fs'
-import { createServer, type AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { freePort } from './free-port.js'
 
 export interface TestEtcd {
   /** "http://127.0.0.1:PORT" */
@@ -36,13 +36,6 @@ export function etcdBinary(): string {
   return bin
 }
 
-async function freePort(): Promise<number> {
-  const srv = createServer()
-  await new Promise<void>((resolve, reject) => srv.once('error', reject).listen(0, '127.0.0.1', resolve))
-  const { port } = srv.address() as AddressInfo
-  await new Promise<void>((resolve) => srv.close(() => resolve()))
-  return port
-}
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 

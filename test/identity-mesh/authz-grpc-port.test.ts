@@ -2,18 +2,11 @@
 // engine, as it does for HTTP (InboundCall.port). Before the fix every gRPC call was seen on port
 // 0: an ALLOW on the server's port denied every call, and a DENY on it never matched.
 import assert from 'node:assert/strict'
-import { createServer, type AddressInfo } from 'node:net'
 import { test } from 'node:test'
 import { quietMesh } from '../helpers/mesh.js'
 import { get, grpc, LedgerClient, ledgerImpl, LedgerService, type Ledger } from '../helpers/grpc-kit.js'
+import { freePort } from '../helpers/free-port.js'
 
-async function freePort(): Promise<number> {
-  const s = createServer()
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r))
-  const { port } = s.address() as AddressInfo
-  await new Promise<void>((r) => s.close(() => r()))
-  return port
-}
 
 test('gRPC: an ALLOW on the server\'s own port lets calls through', async (t) => {
   const port = await freePort()

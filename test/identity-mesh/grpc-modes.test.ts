@@ -13,6 +13,7 @@ import { applyPolicy, eventually, startTestDaemon, type TestDaemon } from '../he
 import { controlMesh, waitEndpoints, type LoggedMesh } from '../helpers/control-kit.js'
 import { get, grpc, LedgerClient, ledgerImpl, LedgerService, type Ledger } from '../helpers/grpc-kit.js'
 import { metricValue } from '../helpers/mesh.js'
+import { freePort } from '../helpers/free-port.js'
 
 /**
  * What an interceptor after the mesh's saw of one admitted call, read where the mesh's interceptor
@@ -71,13 +72,6 @@ async function setMode(d: TestDaemon, mesh: LoggedMesh, mode: 'STRICT' | 'PERMIS
   await eventually(async () => mesh.identity.serverMode() === mode, 10_000, `ledger's mode ${mode}`)
 }
 
-async function freePort(): Promise<number> {
-  const s = createServer()
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r))
-  const { port } = s.address() as AddressInfo
-  await new Promise<void>((r) => s.close(() => r()))
-  return port
-}
 
 test('STRICT (the default): a meshed gRPC caller is served over mTLS and named by its certificate; a plaintext grpc-js client gets UNAVAILABLE and the refusal is counted', async (t) => {
   const d = await startTestDaemon()
