@@ -9,7 +9,8 @@
 // resumes from the last version applied, never from a refused one. Each ping is answered with a
 // heartbeat (or with an ACK/NACK that did not get through): the daemon drops a silent instance.
 import type { ConnectionOptions } from 'node:tls'
-import { Agent, request } from 'undici'
+import { request } from 'undici'
+import { ControlTransport } from './control-transport.js'
 import type { Logger } from '../util/logger.js'
 import { fullJitterDelay } from '../resilience/backoff.js'
 import { NdjsonLines } from './ndjson.js'
@@ -58,10 +59,7 @@ class Refused extends Error {
 }
 
 export class ControlClient {
-  private readonly agent = new Agent({ keepAliveTimeout: 30_000 })
-  /** The mTLS agent for the current certificate, and the options it was made from. */
-  private tlsAgent: Agent | undefined
-  private tlsOptions: ConnectionOptions | undefined
+  private readonly transport: ControlTransport
   /** Whether the open watch stream went over mTLS. */
   private streamSecure = false
   /** The stream is being reopened on the other transport (not a failure: no backoff). */
@@ -98,6 +96,7 @@ export class ControlClient {
   constructor(private readonly opts: ControlClientOptions) {
     this.backoff = opts.backoff ?? { baseMs: 200, maxMs: 10_000 }
     this.timeoutMs = opts.requestTimeoutMs ?? 3_000
+    this.transport = new ControlTransport(opts.tls)
     let resolve!: (ok: boolean) => void
     const promise = new Promise<boolean>((r) => (resolve = r))
     this.firstView = { promise, resolve }
@@ -121,7 +120,7 @@ export class ControlClient {
    * opened in plaintext moves to mTLS now, so the token is no longer what keeps it.
    */
   identityChanged(): void {
-    if (this.stream && !this.stream.signal.aborted && this.streamSecure !== (this.opts.tls?.() !== undefined)) {
+    if (this.stream && !this.stream.signal.aborted && this.streamSecure !== this.transport.secure) {
       this.switching = true
       this.stream.abort()
     }
@@ -195,7 +194,7 @@ export class ControlClient {
         this.opts.logger.warn(`control: deregistration failed (${err.message}); the daemon drops this instance when its lease ends`)
       })
     }
-    await Promise.all([this.agent.close().catch(() => {}), this.tlsAgent?.close().catch(() => {})])
+    await this.transport.close()
   }
 
   private async loop(): Promise<void> {
@@ -264,7 +263,7 @@ export class ControlClient {
     // bundle=1: the daemon sends its trust bundle first (and on rotation).
     this.latest = this.applied
     const since = this.applied ? `&version=${this.applied.version}` : ''
-    const via = this.transport()
+    const via = this.transport.route(this.url)
     this.streamSecure = via.secure
     const res = await request(`${via.base}/v1/instances/${encodeURIComponent(this.id)}/watch?bundle=1${since}`, {
       dispatcher: via.dispatcher,
@@ -398,7 +397,7 @@ export class ControlClient {
   }
 
   private async call(method: 'GET' | 'POST' | 'PUT' | 'DELETE', path: string, token: string | undefined, body?: unknown): Promise<unknown> {
-    const via = this.transport()
+    const via = this.transport.route(this.url)
     // Over mTLS the certificate is the instance's credential; a join token (register) is still sent.
     const bearer = via.secure && token === this.instanceToken ? {} : { authorization: `Bearer ${token ?? ''}` }
     const res = await request(`${via.base}${path}`, {
@@ -414,27 +413,6 @@ export class ControlClient {
     if (res.statusCode >= 300) throw await refusal(res)
     const text = await res.body.text()
     return text ? JSON.parse(text) : undefined
-  }
-
-  /**
-   * Where calls go now: with a certificate, the same daemon over mTLS (https on the same port: the
-   * daemon tells TLS from plaintext by the first byte) on an agent made for that certificate; the
-   * previous agent closes once its requests (a watch stream) end. Without one (first contact, or a
-   * certificate that expired unrenewed), plaintext with tokens. Once an instance has a certificate
-   * it never falls back to plaintext because a handshake failed: that would hand its tokens to
-   * whoever made the handshake fail.
-   */
-  private transport(): { base: string; dispatcher: Agent; secure: boolean } {
-    const options = this.opts.tls?.()
-    if (!options) return { base: this.url, dispatcher: this.agent, secure: false }
-    if (options !== this.tlsOptions || !this.tlsAgent) {
-      const old = this.tlsAgent
-      // No session cache: a resumed session skips checkServerIdentity (tls-material.ts).
-      this.tlsAgent = new Agent({ keepAliveTimeout: 30_000, connect: { ...options, maxCachedSessions: 0 } })
-      this.tlsOptions = options
-      void old?.close().catch(() => {})
-    }
-    return { base: this.url.replace(/^http:/i, 'https:'), dispatcher: this.tlsAgent, secure: true }
   }
 
   private setConnected(up: boolean): void {
