@@ -1,6 +1,8 @@
-// The 'identity' client layer: where outbound mTLS (the caller's SVID, the server's expected
-// SPIFFE ID) attaches to the attempt. Until the identity issue lands there is no certificate to
-// attach, so the layer passes the attempt through unchanged and costs nothing.
+// The 'identity' client layer: the stack's named place for outbound identity. mTLS itself (the
+// caller's SVID, the server's expected SPIFFE ID) is decided per connection, not per attempt: the
+// endpoint pool's connector asks MeshIdentity.connectPlan when it dials (http/endpoint-pool.ts), so
+// a renewal reaches new connections without any per-request work. The layer passes the attempt
+// through and costs nothing; it stays so the stack order (and `weft explain`) shows where it sits.
 import type { ClientLayer } from '../stack/call.js'
 
 export const outboundIdentityLayer: ClientLayer = {
