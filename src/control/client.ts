@@ -14,14 +14,10 @@ import { ControlTransport } from './control-transport.js'
 import type { Logger } from '../util/logger.js'
 import { fullJitterDelay } from '../resilience/backoff.js'
 import { NdjsonLines } from './ndjson.js'
-import type { BundleMessage, EndpointMap, RegisterRequest, RegisterResponse, SvidResponse, WatchMessage } from './protocol.js'
+import { endpointsOnGoodPolicy, staleReason, viewOf, type ControlView } from './views.js'
+import type { BundleMessage, RegisterRequest, RegisterResponse, SvidResponse, WatchMessage } from './protocol.js'
 
-/** What the daemon says an instance should run: policy resources and registry endpoints. */
-export interface ControlView {
-  version: number
-  resources: object[]
-  endpoints: EndpointMap
-}
+export type { ControlView } from './views.js'
 
 export interface ServingAddress {
   address: string
@@ -313,21 +309,12 @@ export class ControlClient {
       if (msg.bundle && typeof msg.bundle.sequence === 'number' && Array.isArray(msg.bundle.roots)) this.opts.onBundle?.(msg.bundle)
       return true
     }
-    let view: ControlView
-    if (msg.type === 'snapshot') {
-      view = { version: msg.version, resources: msg.resources, endpoints: msg.endpoints }
-    } else if (msg.type === 'endpoints' || msg.type === 'policy') {
-      if (!this.latest || this.latest.version !== msg.base) return false
-      const resources = msg.type === 'policy' ? msg.resources : this.latest.resources
-      view = { version: msg.version, resources, endpoints: { ...this.latest.endpoints, ...msg.endpoints } }
-      for (const [svc, list] of Object.entries(msg.endpoints)) if (list.length === 0) delete view.endpoints[svc]
-    } else return true
-    // Anti-rollback (RELIABILITY S8d): versions only grow (embedded store: reserved blocks; etcd:
-    // revisions), so a view older than the one running is a replay, or a daemon whose store was
-    // reset; it is refused whole, endpoints too. (`weft rollback` makes a new, higher version.) So is
-    // the running version with another policy (one version is one content). A refused view never
-    // becomes the base of a delta: deltas built on it do not fit, and the stream is opened again.
-    const stale = this.staleReason(view)
+    const view = viewOf(msg, this.latest)
+    if (view === false) return false
+    if (view === undefined) return true
+    // A refused view never becomes the base of a delta: deltas built on it do not fit, and the
+    // stream is opened again (views.ts).
+    const stale = staleReason(view, this.applied)
     this.refusedStale = stale !== undefined
     if (stale === undefined) this.latest = view
     const error = stale ?? (await this.tryApply(view))
@@ -337,27 +324,13 @@ export class ControlClient {
       this.firstView.resolve(true)
     } else {
       const good = this.applied
-      // The endpoints on top of the last applied policy (a refused policy must not freeze them),
-      // numbered as that policy: the instance does not run this version's policy.
-      const newEndpoints = this.running === undefined || canonical(this.running.endpoints) !== canonical(view.endpoints)
-      const otherPolicy = good !== undefined && good.resources !== view.resources && canonical(good.resources) !== canonical(view.resources)
-      const mixed = !stale && good && newEndpoints && otherPolicy ? { version: good.version, resources: good.resources, endpoints: view.endpoints } : undefined
+      const mixed = stale ? undefined : endpointsOnGoodPolicy(view, good, this.running)
       const endpointsApplied = mixed !== undefined && (await this.tryApply(mixed)) === undefined
       if (endpointsApplied) this.running = mixed
       this.opts.logger.error(`control: config version ${view.version} rejected (NACK); still serving the policy of version ${good?.version ?? 'none'}${endpointsApplied ? ', with the endpoints of this version' : ''}\n${error}`)
     }
     await this.sendAck(error === undefined ? { version: view.version } : { version: view.version, error })
     return true
-  }
-
-  private staleReason(view: ControlView): string | undefined {
-    const running = this.applied
-    if (running === undefined) return undefined
-    if (view.version < running.version) return `version ${view.version} is older than version ${running.version}, which this instance runs: refused as a replayed or rolled-back view (if the daemon's store was reset on purpose, restart the instances)`
-    if (view.version === running.version && view.resources !== running.resources && canonical(view.resources) !== canonical(running.resources)) {
-      return `version ${view.version} is the version this instance runs, with another policy: refused as a forged or reset view (if the daemon's store was reset on purpose, restart the instances)`
-    }
-    return undefined
   }
 
   private async tryApply(view: ControlView): Promise<string | undefined> {
@@ -449,16 +422,6 @@ export class ControlClient {
     this.sleeping.wake()
     this.sleeping = undefined
   }
-}
-
-/** JSON with object keys sorted: two policies compare equal whatever their field order. */
-function canonical(v: unknown): string {
-  return JSON.stringify(v, (_k, val: unknown) => {
-    if (typeof val !== 'object' || val === null || Array.isArray(val)) return val
-    const sorted = Object.create(null) as Record<string, unknown>
-    for (const k of Object.keys(val).sort()) sorted[k] = (val as Record<string, unknown>)[k]
-    return sorted
-  })
 }
 
 async function refusal(res: { statusCode: number; body: { text(): Promise<string> } }): Promise<Refused> {
