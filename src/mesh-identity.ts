@@ -3,7 +3,7 @@
 // to a mesh endpoint. Reads the current snapshot's policy per connection, never per request; TLS
 // objects are built once per certificate (or bundle) and reused.
 import type { ConnectionOptions, SecureContextOptions, TLSSocket } from 'node:tls'
-import { DAEMON_NAMESPACE, DAEMON_SERVICE } from './control/protocol.js'
+import { DAEMON_NAMESPACE, DAEMON_SERVICE, type SvidResponse } from './control/protocol.js'
 import type { MeshPolicy, MtlsMode, ServiceSettings } from './config/types.js'
 import type { Endpoint } from './discovery/endpoint.js'
 import { WeftError } from './errors/index.js'
@@ -19,6 +19,7 @@ import type * as ProviderModule from './identity/provider.js'
 import type * as SvidCheckModule from './identity/svid-check.js'
 import type { PeerCertificate } from 'node:tls'
 import type { Logger } from './util/logger.js'
+import { throttledLog } from './util/log-throttle.js'
 
 /**
  * The certificate code is loaded only under a daemon: @peculiar/x509 needs the reflect-metadata
@@ -43,6 +44,12 @@ export interface MeshIdentityDeps {
   onRefused?: (reason: FrontDoorRefusal) => void
 }
 
+/** The control client's signing calls (POST /v1/instances/:id/svid and /jwt-svid). */
+export interface DaemonSigner {
+  signSvid(csrPem: string): Promise<SvidResponse>
+  jwtSvid(audience: string): Promise<{ token: string; expiresAt: number }>
+}
+
 /** Asks the daemon for a JWT-SVID. */
 export type JwtSvidSource = (audience: string) => Promise<{ token: string; expiresAt: number }>
 
@@ -56,8 +63,7 @@ export class MeshIdentity {
   private roots: readonly string[] | undefined
   private jwtSource: JwtSvidSource | undefined
   private readonly jwts = new Map<string, Promise<{ token: string; expiresAt: number }>>()
-  private lastRefusalLog = 0
-  private refusalsSinceLog = 0
+  private readonly refusalLog = throttledLog((line) => this.d.logger.warn(line), 10_000)
 
   constructor(private readonly d: MeshIdentityDeps) {}
 
@@ -117,6 +123,18 @@ export class MeshIdentity {
     })
     this.provider = p
     this.firstCert = p.start()
+  }
+
+  /**
+   * The bundle from the control daemon's stream, with the daemon as the signer of this instance's
+   * SVIDs and JWT-SVIDs. A certificate answer's bundle is checked like a pushed one: a malformed
+   * answer fails that signing (retried), not a later use.
+   */
+  onDaemonBundle(raw: unknown, daemon: DaemonSigner): void {
+    this.onBundle(raw, async (csr) => {
+      const r = await daemon.signSvid(csr)
+      return { certChainPem: r.certChain, bundle: parseBundle(r.bundle), notBefore: Date.parse(r.notBefore), notAfter: Date.parse(r.notAfter) }
+    }, (audience) => daemon.jwtSvid(audience))
   }
 
   /**
@@ -263,16 +281,9 @@ export class MeshIdentity {
   /** Refusals are counted always and logged at most once per 10 s (a flood must not flood the log). */
   private refused(reason: FrontDoorRefusal, detail: string, remote: string): void {
     this.d.onRefused?.(reason)
-    const now = Date.now()
-    if (now - this.lastRefusalLog < 10_000) {
-      this.refusalsSinceLog++
-      return
-    }
-    const more = this.refusalsSinceLog > 0 ? ` (and ${this.refusalsSinceLog} more refused since the last line)` : ''
-    this.refusalsSinceLog = 0
-    this.lastRefusalLog = now
-    this.d.logger.warn(`${this.d.service}: refused a connection from ${remote} (${reason}): ${detail.trim()}${more}`)
+    this.refusalLog(`${this.d.service}: refused a connection from ${remote} (${reason}): ${detail.trim()}`)
   }
+
 }
 
 const PLAIN: ConnectPlan = { tls: false }

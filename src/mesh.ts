@@ -1,6 +1,5 @@
 // The composition root: owns the config source, compiles snapshots, holds per-service runtimes
 // and connection pools, and exposes fetch/request/dispatcher/metrics/close.
-import { parseBundle } from './identity/bundle.js'
 import { EventEmitter } from 'node:events'
 import { Agent, fetch as undiciFetch, request as undiciRequest, type Dispatcher } from 'undici'
 import { Registry } from 'prom-client'
@@ -137,14 +136,19 @@ export class Mesh extends EventEmitter {
   }
 
   private async startStatic(): Promise<void> {
-    const policy = readPolicy(this.options.config)
-    const errors = policy.issues.filter((i) => i.severity === 'error')
-    if (errors.length > 0) throw policyError(errors)
-    await this.apply(policy)
+    await this.applyStaticConfig()
     if (typeof this.options.config === 'string') {
       this.watcher = new FileWatcher(this.options.config, () => void this.reload())
       this.watcher.start()
     }
+  }
+
+  /** The `config` option (a file, an object, or none) as the policy in force; refused whole when invalid. */
+  private async applyStaticConfig(): Promise<void> {
+    const policy = readPolicy(this.options.config)
+    const errors = policy.issues.filter((i) => i.severity === 'error')
+    if (errors.length > 0) throw policyError(errors)
+    await this.apply(policy)
   }
 
   /** Control mode (src/control/control-mode.ts): register, watch, apply what the daemon pushes. */
@@ -159,20 +163,13 @@ export class Mesh extends EventEmitter {
       timeoutMs: o.controlTimeoutMs ?? 3000, logger: this.logger,
       connected: this.meshMetrics.controlConnected.labels({ source_service: this.service }),
       apply: (policy, version) => this.apply(policy, version),
-      onBundle: (bundle, client) => this.identity.onBundle(bundle, async (csr) => {
-        const r = await client.signSvid(csr)
-        // Checked like a pushed bundle: a malformed answer fails this signing (retried), not later use.
-        return { certChainPem: r.certChain, bundle: parseBundle(r.bundle), notBefore: Date.parse(r.notBefore), notAfter: Date.parse(r.notAfter) }
-      }, (audience) => client.jwtSvid(audience)),
+      onBundle: (bundle, client) => this.identity.onDaemonBundle(bundle, client),
       // After its first certificate the instance talks to the daemon over mTLS only.
       tls: () => this.identity.controlTls(),
       hasConfig: () => this.current !== undefined,
       isClosed: () => this.isClosed,
       fallback: async () => {
-        const policy = readPolicy(o.config)
-        const errors = policy.issues.filter((i) => i.severity === 'error')
-        if (errors.length > 0) throw policyError(errors)
-        await this.apply(policy)
+        await this.applyStaticConfig()
         return o.config === undefined ? 'no policy (plain passthrough)' : 'the static config'
       },
     })

@@ -13,14 +13,14 @@ import { IdentityProvider } from '../identity/provider.js'
 import { workloadOf } from '../identity/spiffe-id.js'
 import { secureContextOptions, verifyClientPeer } from '../identity/tls-material.js'
 import type { Logger } from '../util/logger.js'
+import { throttledLog } from '../util/log-throttle.js'
 import { daemonId, type CaService } from './ca-service.js'
 
 /** Refused TLS connections are logged at most once per this window (then counted). */
 const REFUSAL_LOG_MS = 10_000
 
 export class DaemonIdentity {
-  private lastLog = 0
-  private unlogged = 0
+  private readonly refusalLog = throttledLog((line) => this.logger.warn(line), REFUSAL_LOG_MS)
 
   private constructor(private readonly provider: IdentityProvider, private readonly ca: CaService, private readonly logger: Logger) {}
 
@@ -68,16 +68,7 @@ export class DaemonIdentity {
       this.provider.on('update', onUpdate)
       return () => this.provider.off('update', onUpdate)
     },
-    refused: (reason, detail, remote) => {
-      const now = Date.now()
-      if (now - this.lastLog < REFUSAL_LOG_MS) {
-        this.unlogged++
-        return
-      }
-      const more = this.unlogged > 0 ? ` (and ${this.unlogged} more since the last line)` : ''
-      this.lastLog = now
-      this.unlogged = 0
-      this.logger.warn(`control daemon: refused a TLS connection from ${remote} (${reason}): ${detail.trim()}${more}`)
-    },
+    refused: (reason, detail, remote) => this.refusalLog(`control daemon: refused a TLS connection from ${remote} (${reason}): ${detail.trim()}`),
+
   }
 }
