@@ -4,65 +4,21 @@
 // fake control plane the STYLE page allows for protocol tests.
 import assert from 'node:assert/strict'
 import http from 'node:http'
-import { test } from 'node:test'
+import { test, type TestContext } from 'node:test'
 import type { AddressInfo } from 'node:net'
 import { ControlClient, type ControlView } from '../../src/control/client.js'
 import { capturingLogger } from '../helpers/mesh.js'
 
 const svc = (timeout: string) => [{ apiVersion: 'weft/v1', kind: 'Service', metadata: { name: 'payments' }, spec: { timeout } }]
+type Ack = { version: number; error?: string }
 
-test('a snapshot older than the running version is NACKed, never applied; a newer one is applied', async (t) => {
-  const acks: { version: number; error?: string }[] = []
-  let stream: http.ServerResponse | undefined
-  const server = http.createServer((req, res) => {
-    let body = ''
-    req.on('data', (c) => (body += c))
-    req.on('end', () => {
-      if (req.url === '/v1/register') return res.end(JSON.stringify({ id: 'checkout-1', token: 'wi.x', leaseTtlMs: 60_000 }))
-      if (req.url?.startsWith('/v1/instances/checkout-1/watch')) {
-        res.writeHead(200, { 'content-type': 'application/x-ndjson' })
-        res.write(JSON.stringify({ type: 'snapshot', version: 5, resources: svc('2s'), endpoints: {} }) + '\n')
-        stream = res
-        return
-      }
-      if (req.url === '/v1/instances/checkout-1/ack') acks.push(JSON.parse(body))
-      res.end('{}')
-    })
-  })
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r))
-  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`
-  const applied: number[] = []
-  const client = new ControlClient({
-    urls: [url], token: 'wj.x', registration: { id: 'checkout-1', service: 'checkout' }, logger: capturingLogger(),
-    apply: async (v: ControlView) => {
-      applied.push(v.version)
-      return undefined
-    },
-  })
-  t.after(async () => {
-    await client.close()
-    server.closeAllConnections()
-    server.close()
-  })
-  client.start()
-  assert.ok(await client.waitForFirstView(3000))
-  const ackOf = async (v: number) => {
-    for (let i = 0; i < 100 && !acks.some((a) => a.version === v); i++) await new Promise((r) => setTimeout(r, 20))
-    return acks.find((a) => a.version === v)
-  }
-  assert.deepEqual(await ackOf(5), { version: 5 })
-  stream!.write(JSON.stringify({ type: 'snapshot', version: 3, resources: svc('30s'), endpoints: {} }) + '\n')
-  const nack = await ackOf(3)
-  assert.match(nack?.error ?? '', /version 3 is older than version 5, which this instance runs: refused as a replayed or rolled-back view/)
-  assert.deepEqual(applied, [5], 'the older view was never applied')
-  assert.equal(client.version, 5)
-  stream!.write(JSON.stringify({ type: 'snapshot', version: 7, resources: svc('3s'), endpoints: {} }) + '\n')
-  assert.deepEqual(await ackOf(7), { version: 7 })
-  assert.deepEqual(applied, [5, 7])
-})
-
-test('a refused older snapshot never becomes a delta\'s base: an endpoints or policy delta on it is not applied, nor is the running version with another policy', async (t) => {
-  const acks: { version: number; error?: string }[] = []
+/**
+ * A daemon that registers one instance, opens its watch with a version-5 snapshot (none when the
+ * instance says it holds 5), records ACKs, and lets the test write to the latest stream. A
+ * ControlClient on it records what it applies (version and the Service's timeout).
+ */
+async function scripted(t: TestContext, backoff?: { baseMs: number; maxMs: number }) {
+  const acks: Ack[] = []
   const streams: http.ServerResponse[] = []
   const watchedWith: string[] = []
   const server = http.createServer((req, res) => {
@@ -83,11 +39,10 @@ test('a refused older snapshot never becomes a delta\'s base: an endpoints or po
     })
   })
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r))
-  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`
   const applied: { version: number; timeout: string }[] = []
   const client = new ControlClient({
-    urls: [url], token: 'wj.x', registration: { id: 'checkout-1', service: 'checkout' }, logger: capturingLogger(),
-    backoff: { baseMs: 10, maxMs: 50 },
+    urls: [`http://127.0.0.1:${(server.address() as AddressInfo).port}`], token: 'wj.x', registration: { id: 'checkout-1', service: 'checkout' }, logger: capturingLogger(),
+    ...(backoff ? { backoff } : {}),
     apply: async (v: ControlView) => {
       applied.push({ version: v.version, timeout: (v.resources[0] as { spec: { timeout: string } }).spec.timeout })
       return undefined
@@ -100,13 +55,32 @@ test('a refused older snapshot never becomes a delta\'s base: an endpoints or po
   })
   client.start()
   assert.ok(await client.waitForFirstView(3000))
+  /** The ACK (or, with `nack`, the NACK) of version `v`, waiting for it a little. */
   const ackOf = async (v: number, nack = false) => {
-    const fits = (a: { version: number; error?: string }) => a.version === v && (a.error !== undefined) === nack
+    const fits = (a: Ack) => a.version === v && (a.error !== undefined) === nack
     for (let i = 0; i < 100 && !acks.some(fits); i++) await new Promise((r) => setTimeout(r, 20))
     return acks.find(fits)
   }
-  assert.deepEqual(await ackOf(5), { version: 5 })
   const send = (m: object) => streams[streams.length - 1]!.write(JSON.stringify(m) + '\n')
+  return { client, applied, streams, watchedWith, ackOf, send }
+}
+
+test('a snapshot older than the running version is NACKed, never applied; a newer one is applied', async (t) => {
+  const { client, applied, ackOf, send } = await scripted(t)
+  assert.deepEqual(await ackOf(5), { version: 5 })
+  send({ type: 'snapshot', version: 3, resources: svc('30s'), endpoints: {} })
+  const nack = await ackOf(3, true)
+  assert.match(nack?.error ?? '', /version 3 is older than version 5, which this instance runs: refused as a replayed or rolled-back view/)
+  assert.deepEqual(applied.map((a) => a.version), [5], 'the older view was never applied')
+  assert.equal(client.version, 5)
+  send({ type: 'snapshot', version: 7, resources: svc('3s'), endpoints: {} })
+  assert.deepEqual(await ackOf(7), { version: 7 })
+  assert.deepEqual(applied.map((a) => a.version), [5, 7])
+})
+
+test('a refused older snapshot never becomes a delta\'s base: an endpoints or policy delta on it is not applied, nor is the running version with another policy', async (t) => {
+  const { client, applied, streams, watchedWith, ackOf, send } = await scripted(t, { baseMs: 10, maxMs: 50 })
+  assert.deepEqual(await ackOf(5), { version: 5 })
 
   // An older snapshot (a daemon restored from an old backup), then deltas built on it.
   send({ type: 'snapshot', version: 3, resources: svc('30s'), endpoints: {} })
