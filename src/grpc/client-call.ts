@@ -147,7 +147,7 @@ export class MeshClientCall implements Call, CallBody, GrpcRequestSource, GrpcSi
     const call = this.call!
     if (err || !res) return this.fail(err ?? new Error('weft: handler finished without a response'))
     if (res instanceof GrpcAttempt) {
-      call.committed = true
+      call.commit()
       this.committed = res
       this.log = null
       res.pipeGrpc(this)

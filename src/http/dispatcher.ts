@@ -150,7 +150,7 @@ function deliver(res: UpstreamResponse, h: LegacyHandler, call: OutboundCall): v
     h.onError?.(call.aborted)
     return
   }
-  call.committed = true
+  call.commit()
   const sink = new CallSink(h, call, res)
   h.onResponseStarted?.()
   h.onHeaders?.(res.statusCode, res.rawHeaders, res.resume, res.statusText)

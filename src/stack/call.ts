@@ -6,6 +6,7 @@ import type { Endpoint } from '../discovery/endpoint.js'
 import type { EndpointGroup } from '../discovery/endpoint-set.js'
 import type { HeaderRecord } from '../util/headers.js'
 import type { RouteTarget } from './target.js'
+import type { DeadlineWatch, Watched } from '../resilience/deadline-watch.js'
 
 /** Receives a committed response body. Same contract as undici's legacy handler methods. */
 export interface BodySink {
@@ -93,8 +94,12 @@ export class OutboundCall {
   parent: ParentContext | undefined = undefined
   /** Why the last attempt was retried, for error details. */
   lastRetryReason: string | undefined = undefined
-  /** Set when a response was handed to the caller: the deadline no longer applies to its body. */
+  /** Set (by commit()) when a response was handed to the caller: the deadline no longer applies to its body. */
   committed = false
+  /** DeadlineWatch's links: see resilience/deadline-watch.ts. */
+  watchPrev: Watched | undefined = undefined
+  watchNext: Watched | undefined = undefined
+  watchedBy: DeadlineWatch | undefined = undefined
 
   constructor(
     readonly method: string,
@@ -145,10 +150,17 @@ export class OutboundCall {
     if (!this.deadlineSettled && this.deadlineReason) this.cancel(this.deadlineReason(this))
   }
 
+  /** A response goes to the caller: the deadline no longer applies (to its body either). */
+  commit(): void {
+    this.committed = true
+    this.watchedBy?.unwatch(this)
+  }
+
   /** Stops the call: the current attempt (or back-off) is aborted and no further attempt starts. */
   cancel(err: Error): void {
     if (this.aborted) return
     this.aborted = err
+    this.watchedBy?.unwatch(this)
     this.abortAttempt?.abort(err)
   }
 
@@ -164,6 +176,7 @@ export class OutboundCall {
   /** Called once by the protocol front end (the dispatcher) when the call is over. */
   finish(res: UpstreamResponse | undefined, err: Error | undefined): void {
     this.over = true
+    this.watchedBy?.unwatch(this)
     const list = this.doneListeners
     this.doneListeners = undefined
     if (list) for (const l of list) l.callDone(this, res, err)

@@ -56,3 +56,24 @@ test('a call that is over before its deadline is dropped at the next tick and ne
   await new Promise((r) => setTimeout(r, 15))
   assert.equal(armed.firedAt, undefined)
 })
+
+test('a call unwatched when its deadline settles leaves the list at once, so finished calls are not held until the tick', async () => {
+  const watch = new DeadlineWatch(10)
+  const calls = Array.from({ length: 3 }, () => watched(60))
+  for (const c of calls) watch.watch(c, performance.now())
+  assert.equal(watch.size, 3)
+  // Unlinking from the middle, the tail and the head keeps the list whole.
+  for (const i of [1, 2, 0]) {
+    calls[i]!.settled = true
+    watch.unwatch(calls[i]!)
+  }
+  assert.equal(watch.size, 0, 'nothing is held once every call settled')
+  watch.unwatch(calls[0]!) // a second unwatch is a no-op
+  assert.equal(watch.size, 0)
+  const late = watched(25)
+  watch.watch(late, performance.now())
+  assert.equal(watch.size, 1, 'the list is usable after emptying')
+  await until(() => late.firedAt !== undefined)
+  assert.ok(calls.every((c) => c.firedAt === undefined), 'no unwatched call expired')
+  assert.equal(watch.size, 0)
+})
