@@ -91,3 +91,18 @@ test('health can move to an admin port, and inbound options are validated with t
     assert.match(err.message, new RegExp(option.replace(/\./g, '\\.')))
   }
 })
+
+test('mesh.listen raises Node\'s default 5 s keep-alive to 65 s, so callers keep idle connections (and mTLS sessions) instead of reconnecting after 3 s; a value the application set is kept', async () => {
+  const res = await get('/entries/7')
+  await res.body.dump()
+  assert.equal(res.headers['keep-alive'], 'timeout=65', 'the hint undici reads to decide how long to keep the connection')
+  const m = await quietMesh([], { service: 'ledger2' })
+  try {
+    const own = http.createServer((_req, r) => r.end('ok'))
+    own.keepAliveTimeout = 7_000
+    await m.listen(own, { port: 0, host: '127.0.0.1' })
+    assert.equal(own.keepAliveTimeout, 7_000, 'the application\'s own choice stays')
+  } finally {
+    await m.close()
+  }
+})
