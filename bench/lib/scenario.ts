@@ -26,6 +26,15 @@ export interface ScenarioResult {
   requests?: number
   /** The arms run.ts profiles with --cpu-prof (each in its own process) when a goal is missed. */
   profileArms?: { base: string; weft: string }
+  /** Latency percentiles for run.ts's chart (bench/latency.svg): one series per arm, in µs. */
+  chart?: LatencyChart
+}
+
+/** One group of the latency chart: a load shape and the arms measured under it. */
+export interface LatencyChart {
+  /** e.g. "HTTP client, open loop 2,000 req/s". */
+  title: string
+  series: { label: string; p50: number; p90: number; p99: number; p999: number }[]
 }
 
 export function flag(name: string): string | undefined {
