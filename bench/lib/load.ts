@@ -25,7 +25,12 @@ process.on('exit', () => {
  * execArgv is explicit so a --cpu-prof on this process never spreads to the child.
  */
 export function forkTs(file: string, args: string[], execArgv: string[] = []): ChildProcess {
-  const child = fork(file, args, { execArgv: [...execArgv, '--import', 'tsx'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
+  return forkJs(file, args, [...execArgv, '--import', 'tsx'])
+}
+
+/** forkTs for a .js/.mjs file, without tsx (whose loader thread alone adds ~30 MB of RSS to a process). */
+export function forkJs(file: string, args: string[], execArgv: string[] = []): ChildProcess {
+  const child = fork(file, args, { execArgv, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
   children.add(child)
   child.on('exit', () => children.delete(child))
   return child
@@ -151,6 +156,11 @@ export interface OpenResult extends Counts {
   maxInFlight: number
   /** Worst lateness of a send behind its schedule, µs (the generator's own lag). */
   maxSendLagMicros: number
+  /**
+   * This process's CPU (user + system, all threads: the clock worker's too) from the first send to
+   * the last completion, µs; the worker's start-up, before the first send, is left out.
+   */
+  cpuMicros: number
 }
 
 // The open loop's clock: a worker thread sleeps (Atomics.wait, no spinning) until just before each
@@ -187,20 +197,23 @@ export async function openLoop(send: Send, rate: number, ms: number, hist: Histo
   let inFlight = 0
   let maxInFlight = 0
   let maxLag = 0
+  let cpu0: NodeJS.CpuUsage | undefined
   return new Promise((resolve, reject) => {
     worker.once('error', reject)
     const finish = (scheduled: number) => () => {
       hist.recordValue(Math.max(1, Math.round((clock() - scheduled) * 1000)))
       inFlight--
       if (++done === total) {
+        const cpu = process.cpuUsage(cpu0)
         void worker.terminate()
-        resolve({ ...counts, gc: gcStop(), maxInFlight, maxSendLagMicros: Math.round(maxLag * 1000) })
+        resolve({ ...counts, gc: gcStop(), maxInFlight, maxSendLagMicros: Math.round(maxLag * 1000), cpuMicros: cpu.user + cpu.system })
       }
     }
     const fire = () => {
       const now = clock()
       const scheduled = start + sent * interval
       if (scheduled > now) return void setImmediate(fire)
+      cpu0 ??= process.cpuUsage()
       sent++
       maxLag = Math.max(maxLag, now - scheduled)
       maxInFlight = Math.max(maxInFlight, ++inFlight)
