@@ -172,3 +172,29 @@ test('start: a deletion (or a newer policy) that lands while the hub loads is no
     await store.close()
   }
 })
+
+test('streams are found by instance id: two streams of one instance, heard and ended together, others untouched', async () => {
+  const { hub, close } = await setup()
+  try {
+    const a1 = new FakeSink()
+    const a2 = new FakeSink()
+    const b = new FakeSink()
+    hub.watch('a', a1, undefined)
+    const second = hub.watch('a', a2, undefined)
+    hub.watch('b', b, undefined)
+    assert.equal(hub.streams('a'), 2)
+    assert.equal(hub.streams('b'), 1)
+    assert.equal(hub.streams('nobody'), 0)
+    hub.heard('nobody') // an instance with no stream: nothing to do, no error
+    second.remove()
+    assert.equal(hub.streams('a'), 1, 'a removed stream is no longer counted')
+    hub.watch('a', a2, undefined)
+    hub.endStreams('a')
+    assert.equal(hub.streams('a'), 0)
+    assert.ok(a1.ended && a2.ended, 'both of its streams ended')
+    assert.equal(b.ended, false, 'the other instance keeps its stream')
+    assert.equal(hub.streams('b'), 1)
+  } finally {
+    await close()
+  }
+})
