@@ -159,10 +159,13 @@ function advertised(host: string | undefined): string {
   return host
 }
 
+/** Accept queue: Node's default (511) overflowed when thousands of instances reconnect at once. The kernel caps it at somaxconn. */
+const BACKLOG = 4096
+
 function listen(server: Server, host: string | undefined, port: number): Promise<void> {
   return new Promise((ok, fail) => {
     server.once('error', fail)
-    server.listen(port, host, () => {
+    server.listen({ port, host, backlog: BACKLOG }, () => {
       server.off('error', fail)
       ok()
     })

@@ -11,7 +11,11 @@ import type { Router } from './router.js'
 // idle timeout stays off (0) for the same reason; watch sockets turn theirs off explicitly too.
 const HEADERS_TIMEOUT_MS = 10_000
 const REQUEST_TIMEOUT_MS = 30_000
-const KEEP_ALIVE_TIMEOUT_MS = 5_000
+// Instances answer every ping (a third of the lease) with a call. Behind a 5 s keep-alive (which
+// undici keeps 3 s) each of those calls opened a new connection, over mTLS a full handshake, and
+// every push made all instances reconnect at once (a storm that overflowed the accept queue at
+// 10,000 instances, bench/control-push.ts). Kept idle connections cost a descriptor each.
+const KEEP_ALIVE_TIMEOUT_MS = 65_000
 
 export interface ServerTimeouts {
   headersTimeout: number
