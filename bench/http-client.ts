@@ -10,7 +10,7 @@ const { createMesh } = (await import(distEntry)) as typeof Weft
 import { forkArm, type ArmHost } from './lib/arm.js'
 import { handmadeClient } from './lib/handmade-client.js'
 import { median, newHistogram, startUpstream, type ClosedResult, type Histogram, type OpenResult, type Send } from './lib/load.js'
-import { flag, fmt, scenario, table, type LatencyChart, type ScenarioOptions, type ScenarioResult } from './lib/scenario.js'
+import { flag, fmt, scenario, table, type LatencyChart, type ScenarioOptions, type ScenarioResult, ONLY_MS } from './lib/scenario.js'
 
 const CONCURRENCY = 32
 const RATE = 2_000
@@ -118,7 +118,7 @@ async function run(o: ScenarioOptions): Promise<ScenarioResult> {
     }
     for (const a of arms) for (const h of pool[a]) await closed(a, plan.warmMs, undefined, h)
     if (o.only) {
-      const r = await closed(arms[0]!, o.quick ? 1_000 : 10_000, o.profile)
+      const r = await closed(arms[0]!, o.quick ? 1_000 : ONLY_MS, o.profile)
       const markdown = `${ARMS[arms[0]!]}: ${fmt.int(r.requests / r.seconds)} req/s, ${(r.cpuMicros / r.requests).toFixed(1)} µs client CPU/req`
       return { title: `http-client --only ${o.only}`, markdown, goals: [], requests: r.requests }
     }

@@ -2,7 +2,7 @@
 import { request } from 'undici'
 import { median } from './lib/load.js'
 import { startApp, startLoadGen, type AppHost, type LoadGen, type LoadResult } from './lib/server-hosts.js'
-import { fmt, scenario, table, type Goal, type ScenarioOptions, type ScenarioResult } from './lib/scenario.js'
+import { fmt, scenario, table, type Goal, type ScenarioOptions, type ScenarioResult, ONLY_MS } from './lib/scenario.js'
 
 const CONCURRENCY = 32
 const PATH = '/users/42'
@@ -81,7 +81,7 @@ async function run(o: ScenarioOptions): Promise<ScenarioResult> {
     for (const a of arms) await measure(a, plan.warmMs)
     if (o.only) {
       const a = arms[0]!
-      const r = await measure(a, o.quick ? 1_000 : 10_000, o.profile)
+      const r = await measure(a, o.quick ? 1_000 : ONLY_MS, o.profile)
       const markdown = `${ARMS[a]}: ${fmt.int(r.served / r.seconds)} req/s, ${(r.serverCpuMicros / r.served).toFixed(1)} µs server CPU/req${r.shed ? `, ${fmt.int(r.shed)} shed` : ''}`
       return { title: `http-server --only ${a}`, markdown, goals: [], requests: r.served }
     }

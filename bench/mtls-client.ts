@@ -5,7 +5,7 @@ import { Pool } from 'undici'
 import { forkArm, type ArmHost } from './lib/arm.js'
 import { median, type ClosedResult, type Send } from './lib/load.js'
 import { check, controlledMesh, poolSend, rawTls, servicePolicy, startBench, tlsPool, type TlsStats } from './lib/mtls-kit.js'
-import { flag, fmt, scenario, table, type ScenarioOptions, type ScenarioResult } from './lib/scenario.js'
+import { flag, fmt, scenario, table, type ScenarioOptions, type ScenarioResult, ONLY_MS } from './lib/scenario.js'
 
 const CONCURRENCY = 32
 const FILE = fileURLToPath(import.meta.url)
@@ -59,7 +59,7 @@ async function run(o: ScenarioOptions): Promise<ScenarioResult> {
     }
     for (const a of arms) for (const h of pool[a]) await closed(a, plan.warmMs, h)
     if (o.only) {
-      const r = await closed(arms[0]!, o.quick ? 1_000 : 10_000, pool[arms[0]!][0]!, o.profile)
+      const r = await closed(arms[0]!, o.quick ? 1_000 : ONLY_MS, pool[arms[0]!][0]!, o.profile)
       const markdown = `${ARMS[arms[0]!]}: ${fmt.int(r.requests / r.seconds)} req/s, ${(r.cpuMicros / r.requests).toFixed(1)} µs client CPU/req`
       return { title: `mtls-client --only ${o.only}`, markdown, goals: [], requests: r.requests }
     }

@@ -7,7 +7,7 @@ import { basename, join } from 'node:path'
 import { latencyChartSvg } from './lib/chart.js'
 import { compareProfiles, type ProfiledRun } from './lib/profile.js'
 import { BUDGET_S, report, type Timing } from './lib/report.js'
-import type { ScenarioResult } from './lib/scenario.js'
+import { ONLY_MS, type ScenarioResult } from './lib/scenario.js'
 
 const quick = process.argv.includes('--quick')
 const dir = fileURLToPath(new URL('.', import.meta.url))
@@ -90,7 +90,7 @@ async function profile(file: string, arms: { base: string; weft: string }): Prom
   return [
     `### ${file}: ${arms.base} vs ${arms.weft}`,
     ``,
-    `Commands: ${cmd(arms.base)} and ${cmd(arms.weft)}, each a closed loop alone in a fresh process; the V8 sampling profiler (what --cpu-prof uses, 250 µs) covers only the 10 s measured phase, after start-up and warm-up`,
+    `Commands: ${cmd(arms.base)} and ${cmd(arms.weft)}, each a closed loop alone in a fresh process; the V8 sampling profiler (what --cpu-prof uses, 250 µs) covers only the ${ONLY_MS / 1000} s measured phase, after start-up and warm-up`,
     `(${base.note}; ${weft.note}; the profiler slows both).`,
     ``,
     compareProfiles(base, weft),

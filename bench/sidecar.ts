@@ -5,7 +5,7 @@ import { Pool } from 'undici'
 import type * as Weft from '../src/index.js'
 import { forkArm, type ArmHost } from './lib/arm.js'
 import { newHistogram, type OpenResult, type Send } from './lib/load.js'
-import { flag, fmt, scenario, type ScenarioOptions, type ScenarioResult } from './lib/scenario.js'
+import { flag, fmt, scenario, type ScenarioOptions, type ScenarioResult, ONLY_MS } from './lib/scenario.js'
 import { SERVICES, startStack, type Arm, type Stack } from './lib/sidecar-kit.js'
 import { PCTS, report, type ClosedRound, type OpenRound, type PathCpu, type Plan } from './lib/sidecar-report.js'
 
@@ -117,7 +117,7 @@ async function run(o: ScenarioOptions): Promise<ScenarioResult> {
     const closed = (a: Arm, ms: number, profile?: string) => withPath(stack, a, async () => check(await hosts[a].closed(ms, CONCURRENCY, profile), a, stack))
     for (const a of arms) await closed(a, plan.warmMs)
     if (o.only) {
-      const r = await closed(arms[0]!, o.quick ? 1_000 : 10_000, o.profile)
+      const r = await closed(arms[0]!, o.quick ? 1_000 : ONLY_MS, o.profile)
       const markdown = `${ARMS[arms[0]!]}: ${fmt.int(r.requests / r.seconds)} req/s, ${(r.cpuMicros / r.requests).toFixed(1)} µs client CPU/req, ${(r.pathCpuMicros / r.requests).toFixed(1)} µs server-side CPU/req`
       return { title: `sidecar --only ${o.only}`, markdown, goals: [], requests: r.requests }
     }

@@ -7,7 +7,7 @@ import { Pool } from 'undici'
 import { forkArm, type ArmHost } from './lib/arm.js'
 import { median, type ClosedResult, type Send } from './lib/load.js'
 import { PATH, check, controlledMesh, poolSend, rawTls, servicePolicy, startBench, tlsPool, type RawTls, type TlsStats } from './lib/mtls-kit.js'
-import { flag, fmt, scenario, table, type ScenarioOptions, type ScenarioResult } from './lib/scenario.js'
+import { flag, fmt, scenario, table, type ScenarioOptions, type ScenarioResult, ONLY_MS } from './lib/scenario.js'
 
 const CONCURRENCY = 8
 const FILE = fileURLToPath(import.meta.url)
@@ -94,7 +94,7 @@ async function run(o: ScenarioOptions): Promise<ScenarioResult> {
     }
     for (const a of arms) await closed(a, plan.warmMs)
     if (o.only) {
-      const r = await closed(arms[0]!, o.quick ? 1_000 : 10_000, o.profile)
+      const r = await closed(arms[0]!, o.quick ? 1_000 : ONLY_MS, o.profile)
       const markdown = `${ARMS[arms[0]!]}: ${fmt.int(r.requests / r.seconds)} connections/s, ${(r.cpuMicros / r.requests).toFixed(1)} µs client CPU per connection`
       return { title: `tls-handshake --only ${o.only}`, markdown, goals: [], requests: r.requests }
     }
