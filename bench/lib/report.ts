@@ -1,5 +1,6 @@
 // Assembles RESULTS.md from what run.ts collected: the machine, goals, the latency chart, each scenario's section,
 // the profiles of missed goals, and where the run's wall time went against its budget.
+import { existsSync, readFileSync } from 'node:fs'
 import os from 'node:os'
 import type { ScenarioResult } from './scenario.js'
 import { table } from './scenario.js'
@@ -45,6 +46,12 @@ function runTime(r: Report, budget: number): string[] {
   ]
 }
 
+/** bench/FIXES.md: the hand-written record of what profiling led to, before and after (kept across runs). */
+function fixes(): string[] {
+  const file = new URL('../FIXES.md', import.meta.url)
+  return existsSync(file) ? [readFileSync(file, 'utf8').trim(), ``] : []
+}
+
 export function report(r: Report): string {
   const cpus = os.cpus()
   const budget = r.quick ? BUDGET_S.quick : BUDGET_S.full
@@ -84,6 +91,7 @@ export function report(r: Report): string {
     ``,
     ...r.results.map((x) => x.markdown + '\n'),
     ...(r.profiles.length ? [`## Where the time goes`, ``, ...r.profiles.map((p) => p + '\n')] : []),
+    ...fixes(),
     ...runTime(r, budget),
     ``,
   ].join('\n')
