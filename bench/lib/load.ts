@@ -36,6 +36,22 @@ export function forkJs(file: string, args: string[], execArgv: string[] = []): C
   return child
 }
 
+/** Stops a lib/daemon-host.ts child: asks with `{ stop: true }` (it closes its daemon), SIGKILL after 5 s. */
+export async function stopDaemonHost(daemon: ChildProcess): Promise<void> {
+  if (daemon.exitCode !== null) return
+  daemon.send({ stop: true })
+  await new Promise<void>((resolve) => {
+    const t = setTimeout(() => {
+      daemon.kill('SIGKILL')
+      resolve()
+    }, 5_000)
+    daemon.once('exit', () => {
+      clearTimeout(t)
+      resolve()
+    })
+  })
+}
+
 /** The first IPC message from `child` that `accept` takes, or a rejection if it exits or `ms` pass first. */
 export function nextMessage<T>(child: ChildProcess, ms: number, accept: (m: unknown) => T | undefined): Promise<T> {
   return new Promise((resolve, reject) => {

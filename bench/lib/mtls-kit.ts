@@ -8,7 +8,7 @@ import { fileURLToPath } from 'node:url'
 import { createSecureContext, type SecureContext } from 'node:tls'
 import { Pool, request } from 'undici'
 import type * as Weft from '../../src/index.js'
-import { forkTs, nextMessage, type Send } from './load.js'
+import { forkTs, nextMessage, stopDaemonHost, type Send } from './load.js'
 import { contextOptions, issueSvid, spiffeServerCheck, type Svid } from './svid.js'
 
 const lib = (file: string) => fileURLToPath(new URL(file, import.meta.url))
@@ -80,17 +80,7 @@ export async function startBench(): Promise<Bench> {
     },
     stop: async () => {
       upstream.kill('SIGTERM')
-      daemon.send({ stop: true })
-      await new Promise<void>((resolve) => {
-        const t = setTimeout(() => {
-          daemon.kill('SIGKILL')
-          resolve()
-        }, 5_000)
-        daemon.once('exit', () => {
-          clearTimeout(t)
-          resolve()
-        })
-      })
+      await stopDaemonHost(daemon)
       rmSync(dataDir, { recursive: true, force: true })
     },
   }

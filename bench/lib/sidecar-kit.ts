@@ -7,7 +7,7 @@ import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { Client, request } from 'undici'
 import type * as Weft from '../../src/index.js'
-import { forkTs, nextMessage, startUpstream, type Upstream } from './load.js'
+import { forkTs, nextMessage, startUpstream, stopDaemonHost, type Upstream } from './load.js'
 import { clientSidecarConf, serverSidecarConf, statusSocket, type SidecarCerts } from './nginx-conf.js'
 import { findNginx, nginxVersion, startNginx, type Nginx } from './nginx.js'
 import { issueSvid, type Svid } from './svid.js'
@@ -114,7 +114,7 @@ export async function startStack(arms: Arm[]): Promise<Stack> {
     mkdirSync(dataDir, { mode: 0o700 })
     const daemonUp = (async () => {
       const daemon = forkTs(lib('./daemon-host.ts'), [dataDir])
-      stops.push(() => stopDaemon(daemon))
+      stops.push(() => stopDaemonHost(daemon))
       const url = await nextMessage(daemon, 30_000, (m) => (m as { url?: string }).url)
       const token = readFileSync(join(dataDir, 'join.token'), 'utf8').trim()
       const admin = readFileSync(join(dataDir, 'admin.token'), 'utf8').trim()
@@ -221,19 +221,4 @@ async function checkDenied(url: string, token: string): Promise<void> {
   } finally {
     await mesh.close()
   }
-}
-
-async function stopDaemon(daemon: ReturnType<typeof forkTs>): Promise<void> {
-  if (daemon.exitCode !== null) return
-  daemon.send({ stop: true })
-  await new Promise<void>((resolve) => {
-    const t = setTimeout(() => {
-      daemon.kill('SIGKILL')
-      resolve()
-    }, 5_000)
-    daemon.once('exit', () => {
-      clearTimeout(t)
-      resolve()
-    })
-  })
 }
