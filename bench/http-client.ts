@@ -177,6 +177,11 @@ function report(quick: boolean, plan: { rounds: number; runMs: number; replicas:
   const addedOver = (a: OpenArm, b: OpenArm) => PCTS.map((_, k) => median(open[a].runs.map((m, i) => m.pcts[k]! - open[b].runs[i]!.pcts[k]!)))
   const added = addedOver('mesh', 'raw')
   const addedP99 = added[2]!
+  // The p99 goal can only be read when the runs agree to within a few times the goal: on a VM whose
+  // stalls move each run's p99 by milliseconds, a median below 100 µs (or below zero) is noise.
+  const p99Diffs = open.mesh.runs.map((m, i) => m.pcts[2]! - open.raw.runs[i]!.pcts[2]!)
+  const p99Spread = [Math.min(...p99Diffs), Math.max(...p99Diffs)] as const
+  const p99Readable = p99Diffs.length >= 2 && p99Spread[1] - p99Spread[0] <= 1_000
   const pct = (a: OpenArm, p: number) => open[a].merged.getValueAtPercentile(p)
   // Open-loop client CPU per request, µs: the median over runs (the first row's is the generator's own share).
   const ocpu = (a: OpenArm) => median(open[a].runs.map((x) => x.res.cpuMicros / x.res.requests))
@@ -197,7 +202,7 @@ function report(quick: boolean, plan: { rounds: number; runMs: number; replicas:
   }
   const goals = [
     { text: `http-client: mesh.request throughput ≥ 0.90× raw (measured ${ratio.toFixed(3)}×)`, met: ratio >= 0.9 },
-    { text: `http-client: added p99 at ${fmt.int(RATE)} req/s ≤ 100 µs (measured ${Math.round(addedP99)} µs)`, met: addedP99 <= 100 },
+    { text: `http-client: added p99 at ${fmt.int(RATE)} req/s ≤ 100 µs (measured ${Math.round(addedP99)} µs${p99Readable ? '' : p99Diffs.length < 2 ? '; inconclusive: one run shows no spread' : `; inconclusive: the runs' differences span ${fmt.int(p99Spread[0])} to ${fmt.int(p99Spread[1])} µs, too wide to read a 100 µs goal from`})`, met: p99Readable && addedP99 <= 100 },
   ]
   const markdown = [
     `### http-client — raw undici vs Weft, same upstream, same run`,
