@@ -61,7 +61,7 @@ test('two daemons over one etcd: one is killed, its instances fail over to the o
   await eventually(async () => (await call(B.url, 'GET', '/v1/instances', adminToken)).body.instances.length === 3, 10_000, 'B lists the three instances')
   const policyBefore = (await call(B.url, 'GET', '/v1/policy', adminToken)).body.resources
 
-  const traffic = trafficLoop(checkout, 'payments')
+  const traffic = trafficLoop(t, checkout, 'payments')
   a.kill('SIGKILL')
   await waitSynced(B, ids, 20_000)
   // Past A's lease TTL: the registrations now live on B's lease and none expired.

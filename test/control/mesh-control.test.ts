@@ -33,7 +33,7 @@ test('instances register with the daemon; a caller gets their endpoints and the 
   const before = new Set(await hits(checkout, 'payments', 20))
   assert.deepEqual([...before].sort(), ['p-v1', 'p-v2'])
 
-  const traffic = trafficLoop(checkout, 'payments')
+  const traffic = trafficLoop(t, checkout, 'payments')
   const applied = await applyPolicy(d, CANARY)
   assert.equal(applied.status, 200, JSON.stringify(applied.body))
   await eventually(async () => checkout.configVersion >= applied.body.version, 5000, 'checkout on the canary version')
@@ -55,7 +55,7 @@ test('a view that does not compile on the instance is NACKed: status shows the e
   const { checkout } = await paymentsAndCheckout(t, d, { p1: {} })
   await waitEndpoints(checkout, 'payments', 1)
   const good = checkout.configVersion
-  const traffic = trafficLoop(checkout, 'payments')
+  const traffic = trafficLoop(t, checkout, 'payments')
   t.after(() => traffic.stop())
   // A policy the daemon's own validation would refuse, written straight into its store (as an older
   // daemon, a newer field or a hand edit of the store could): the instances must refuse it.

@@ -97,7 +97,7 @@ test('daemon down while traffic flows: 0 failed requests, policy unchanged; daem
   const { checkout, payments: { a, b } } = await paymentsAndCheckout(t, d, { a: {}, b: {} })
   await waitEndpoints(checkout, 'payments', 2)
   const policyBefore = (await call(d.url, 'GET', '/v1/policy', d.adminToken)).body.resources
-  const traffic = trafficLoop(checkout, 'payments')
+  const traffic = trafficLoop(t, checkout, 'payments')
   await d.daemon.close()
   // Longer than the lease TTL: with no daemon, nothing may expire on the instances' side.
   await new Promise((r) => setTimeout(r, 1500))

@@ -63,7 +63,11 @@ export async function hits(mesh: Mesh, service: string, n: number): Promise<stri
 }
 
 /** Calls through the mesh with `concurrency` loops until stopped; counts answers and failures. */
-export function trafficLoop(mesh: Mesh, service: string, concurrency = 4): { stop(): Promise<{ ok: number; failed: string[] }> } {
+/**
+ * Calls `service` through `mesh` in `concurrency` loops until stop(). Also stopped when the test
+ * ends, so a test that fails before its stop() does not keep the process (and its file) running.
+ */
+export function trafficLoop(t: TestContext, mesh: Mesh, service: string, concurrency = 4): { stop(): Promise<{ ok: number; failed: string[] }> } {
   let running = true
   let ok = 0
   const failed: string[] = []
@@ -81,6 +85,9 @@ export function trafficLoop(mesh: Mesh, service: string, concurrency = 4): { sto
     }
   }
   const loops = Array.from({ length: concurrency }, loop)
+  t.after(() => {
+    running = false
+  })
   return {
     async stop() {
       running = false

@@ -80,7 +80,7 @@ test('ca retire ends an open keep-alive connection whose client certificate came
   t.after(() => held.close())
   assert.equal((await held.get()).status, 200)
 
-  const loop = trafficLoop(checkout, 'payments', 4)
+  const loop = trafficLoop(t, checkout, 'payments', 4)
   const issuerOf = (m: { certChainPem: readonly string[] } | undefined) => (m ? new X509Certificate(m.certChainPem[0]!).issuer : '')
   await until(() => [payments, checkout].every((m) => issuerOf(m.identity.current()) !== oldIssuer), 'both instances re-issued by the new root')
   // A is still in the bundle: the connection is still served, and it is the same one.

@@ -36,7 +36,7 @@ test('SVIDs renewed every ~1.5 s for a bounded run under load: 0 failed requests
   t.after(() => checkout.close())
   await waitEndpoints(checkout, 'payments', 1)
   const first = checkout.identity.current()!
-  const loop = trafficLoop(checkout, 'payments', 4)
+  const loop = trafficLoop(t, checkout, 'payments', 4)
   await new Promise((r) => setTimeout(r, 6000))
   const { ok, failed } = await loop.stop()
   assert.deepEqual(failed, [], `failures during rotation: ${failed.slice(0, 3).join('; ')}`)
@@ -56,7 +56,7 @@ test('trust-bundle rotation with overlap: rotate (both roots trusted, instances 
   await waitEndpoints(checkout, 'payments', 1)
   const old = checkout.identity.current()!
   const oldIssuer = new X509Certificate(old.certChainPem[0]!).issuer
-  const loop = trafficLoop(checkout, 'payments', 4)
+  const loop = trafficLoop(t, checkout, 'payments', 4)
 
   const rotated = await call(d.url, 'POST', '/v1/ca/rotate', d.adminToken)
   assert.equal(rotated.status, 200, JSON.stringify(rotated.body))
@@ -144,7 +144,7 @@ test('renewal with retries off: 0 failed requests from the meshed caller, and on
     heldAnswers.push({ conn: String(r.headers['x-conn']), svid: Number(r.headers['x-svid']), cert: String(r.headers['x-conn-cert']) })
   }
 
-  const loop = trafficLoop(checkout, 'payments', 4)
+  const loop = trafficLoop(t, checkout, 'payments', 4)
   await getHeld()
   const firstSvid = heldAnswers[0]!.svid
   // Until the server has renewed twice under the held connection (polled; no fixed sleep).
