@@ -15,8 +15,9 @@
 //   record to a single-use lease of the given TTL with no keepalive: it expires unless some daemon
 //   attaches it again. A daemon that dies stops its keepalive and its instances expire with its
 //   lease.
-// - The identity documents (the CA, the JWT-SVID key) are in shared-docs.ts.
-import type { Etcd3, IKeyValue, IRequestOp, IWatchResponse, Lease, Watcher } from 'etcd3'
+// - The identity documents (the CA, the JWT-SVID key) are in shared-docs.ts; the own lease and the
+//   instances held on it in own-lease.ts; the read-then-watch that feeds onEvent in store-feed.ts.
+import type { Etcd3, IKeyValue, IRequestOp } from 'etcd3'
 import { randomUUID } from 'node:crypto'
 import { invalidArg } from '../../src/errors/index.js'
 import {
@@ -32,10 +33,12 @@ import {
   type StoredResource,
 } from '../../src/daemon/store.js'
 import { silentLogger, type Logger } from '../../src/util/logger.js'
-import { decodeHistory, decodeInstance, decodeJoinToken, decodePolicy, keysFor, type HistoryValue, type Keys, type PolicyValue } from './keys.js'
+import { decodeHistory, decodeInstance, decodeJoinToken, decodePolicy, keysFor, policyValue, type HistoryValue, type Keys, type PolicyValue } from './keys.js'
 import { loadEtcd3, type Etcd3Module } from './load.js'
+import { OwnLease } from './own-lease.js'
+import { StoreFeed } from './store-feed.js'
 import { EtcdSharedDocs } from './shared-docs.js'
-import { decodeBatch } from './watch-batch.js'
+import { bounded } from './timing.js'
 
 /** History entries kept, the current version's included (older ones are deleted). */
 export const HISTORY_KEPT = 100
@@ -69,7 +72,6 @@ export function createEtcdStore(opts: EtcdStoreOptions): EtcdStore {
 
 type State = 'new' | 'opening' | 'open' | 'closed'
 
-const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms))
 
 export class EtcdStore implements Store {
   readonly keys: Keys
@@ -80,23 +82,12 @@ export class EtcdStore implements Store {
   private readonly logger: Logger
   private state: State = 'new'
   private client?: Etcd3
-  private watcher?: Watcher
-  private rev = 0
-  /** Raw values of the instances reported so far (see watch-batch.ts). */
-  private readonly known = new Map<string, string>()
-  private policyVersion = 0
-  private readonly listeners: ((e: StoreEvent) => void)[] = []
+  /** The watch on the whole prefix: revision() and onEvent come from it. */
+  private readonly feed: StoreFeed
   private readonly docs: EtcdSharedDocs
 
-  /** This store's own lease: the current object, its id once granted, and a pending grant. */
-  private lease?: Lease
-  private leaseId?: string
-  private leaseReady?: Promise<string>
-  private regranting = false
-  /** Every lease this store granted for itself (a record on one of them is held here). */
-  private readonly ownIds = new Set<string>()
-  /** The instances this daemon holds (attached and not detached or deleted since). */
-  private readonly attached = new Map<string, InstanceRecord>()
+  /** This store's own lease and the instances held on it. */
+  private readonly own: OwnLease
   /** Operations on one instance run one after another. */
   private readonly chains = new Map<string, Promise<unknown>>()
 
@@ -119,6 +110,16 @@ export class EtcdStore implements Store {
     this.timeoutMs = timeout
     this.logger = opts.logger ?? silentLogger
     this.docs = new EtcdSharedDocs(() => this.open_(), this.keys, this.logger)
+    this.feed = new StoreFeed({ client: () => this.client!, isOpen: () => this.state === 'open', isClosed: () => this.state === 'closed', keys: this.keys, logger: this.logger })
+    this.own = new OwnLease({
+      client: () => this.client!,
+      isOpen: () => this.state === 'open',
+      ttlS: this.leaseTtlS,
+      timeoutMs: this.timeoutMs,
+      logger: this.logger,
+      instanceKey: (id) => this.keys.instance(id),
+      getKv: (key) => this.getKv(key),
+    })
   }
 
   async open(): Promise<void> {
@@ -131,33 +132,25 @@ export class EtcdStore implements Store {
     })
     this.client = client
     try {
-      const { lease, id } = this.newLease()
-      this.lease = lease
-      this.leaseId = await id
-      this.leaseReady = Promise.resolve(this.leaseId)
-      this.watchLease(lease, this.leaseId)
-      const snap = await this.readState()
-      this.rev = snap.revision
-      this.policyVersion = snap.policy?.version ?? 0
-      for (const [id, raw] of snap.instances) this.known.set(id, raw)
-      await this.startWatch(snap.revision + 1)
+      await this.own.grant()
+      await this.feed.start()
       this.state = 'open'
     } catch (err) {
       this.state = 'closed'
-      this.lease?.release()
+      this.own.release()
       client.close()
       throw new Error(`etcd store: cannot open ${this.endpoints.join(',')}: ${(err as Error).message}`, { cause: err })
     }
   }
 
   revision(): number {
-    return this.rev
+    return this.feed.revision
   }
 
   async readPolicy(): Promise<PolicyState> {
     const kv = await this.getKv(this.keys.policy)
     if (!kv) return { version: 0, resources: [] }
-    return { version: Number(kv.mod_revision), resources: this.policyValue(kv).resources }
+    return { version: Number(kv.mod_revision), resources: policyValue(kv).resources }
   }
 
   async writePolicy(resources: StoredResource[], entry: Pick<HistoryEntry, 'action' | 'summary'>, expectedVersion: number): Promise<number> {
@@ -169,7 +162,7 @@ export class EtcdStore implements Store {
     const ops = [client.put(this.keys.policy).value(JSON.stringify(value))]
     if (current) {
       // The version being replaced moves to history/<its version>, in the same transaction.
-      const prev = this.policyValue(current)
+      const prev = policyValue(current)
       const h: HistoryValue = { version: actual, at: prev.at, action: prev.action, summary: prev.summary, resources: prev.resources }
       ops.push(client.put(this.keys.history(actual)).value(JSON.stringify(h)))
     }
@@ -195,7 +188,7 @@ export class EtcdStore implements Store {
     const entries: HistoryEntry[] = []
     const cur = res.responses[0]?.response_range?.kvs[0]
     if (cur) {
-      const p = this.policyValue(cur)
+      const p = policyValue(cur)
       entries.push({ version: Number(cur.mod_revision), at: p.at, action: p.action, summary: p.summary })
     }
     for (const kv of res.responses[1]?.response_range?.kvs ?? []) {
@@ -216,23 +209,23 @@ export class EtcdStore implements Store {
     const ops = await Promise.all([client.get(this.keys.policy).op(), client.get(this.keys.history(version)).op()])
     const res = await client.kv.txn({ success: ops })
     const cur = res.responses[0]?.response_range?.kvs[0]
-    if (cur && Number(cur.mod_revision) === version) return this.policyValue(cur).resources
+    if (cur && Number(cur.mod_revision) === version) return policyValue(cur).resources
     const old = res.responses[1]?.response_range?.kvs[0]
     return old ? decodeHistory(old.value, version)?.resources : undefined
   }
 
   attachInstance(rec: InstanceRecord): Promise<void> {
     return this.serial(rec.id, async () => {
-      this.attached.set(rec.id, rec)
+      this.own.held.set(rec.id, rec)
       const json = JSON.stringify(rec)
       for (let attempt = 0; ; attempt++) {
-        const leaseId = await this.ownLease()
+        const leaseId = await this.own.id()
         try {
           await this.open_().put(this.keys.instance(rec.id)).value(json).lease(leaseId)
           return
         } catch (err) {
           if (attempt > 0 || !(err instanceof this.etcd.EtcdLeaseInvalidError)) throw err
-          this.leaseLost(leaseId, err as Error)
+          this.own.lost(leaseId, err as Error)
         }
       }
     })
@@ -240,14 +233,14 @@ export class EtcdStore implements Store {
 
   detachInstance(id: string, ttlMs: number): Promise<void> {
     return this.serial(id, async () => {
-      await this.leaseSettled()
-      this.attached.delete(id)
+      await this.own.settled()
+      this.own.held.delete(id)
       const client = this.open_()
       const key = this.keys.instance(id)
       const kv = await this.getKv(key)
       // Only a record this daemon holds moves: one on another lease was attached elsewhere since
       // (or detached already) and stays as it is.
-      if (!kv || !this.ownIds.has(kv.lease)) return
+      if (!kv || !this.own.owns(kv.lease)) return
       const grant = await client.leaseClient.leaseGrant({ TTL: ttlSeconds(ttlMs) })
       // Not held by any daemon any more: other daemons stop showing it as connected elsewhere.
       const res = await client.if(key, 'Mod', '==', kv.mod_revision).then(client.put(key).value(withoutHolder(kv.value)).lease(grant.ID)).commit()
@@ -258,8 +251,8 @@ export class EtcdStore implements Store {
 
   deleteInstance(id: string): Promise<void> {
     return this.serial(id, async () => {
-      await this.leaseSettled()
-      this.attached.delete(id)
+      await this.own.settled()
+      this.own.held.delete(id)
       await this.open_().delete().key(this.keys.instance(id))
     })
   }
@@ -308,7 +301,7 @@ export class EtcdStore implements Store {
   }
 
   onEvent(listener: (e: StoreEvent) => void): void {
-    this.listeners.push(listener)
+    this.feed.onEvent(listener)
   }
 
   async close(opts: EtcdStoreCloseOptions = {}): Promise<void> {
@@ -320,12 +313,10 @@ export class EtcdStore implements Store {
     await Promise.allSettled([...this.chains.values()])
     this.state = 'closed'
     const client = this.client!
-    const watcher = this.watcher
-    this.watcher = undefined
-    if (watcher) await bounded(watcher.cancel(), 1000).catch(() => {})
+    await this.feed.stop()
     await this.docs.close()
-    if (opts.revokeLease) await bounded(this.lease!.revoke(), this.timeoutMs).catch((err: Error) => this.logger.warn(`etcd store: could not revoke the lease: ${err.message}`))
-    else this.lease?.release()
+    if (opts.revokeLease) await bounded(this.own.revoke(), this.timeoutMs).catch((err: Error) => this.logger.warn(`etcd store: could not revoke the lease: ${err.message}`))
+    else this.own.release()
     client.close()
   }
 
@@ -341,12 +332,6 @@ export class EtcdStore implements Store {
     return res.kvs[0]
   }
 
-  /** The policy key's value; an unreadable one is an error, never an empty policy. */
-  private policyValue(kv: IKeyValue): PolicyValue {
-    const v = decodePolicy(kv.value)
-    if (!v) throw new Error(`etcd store: ${kv.key.toString()} (mod revision ${kv.mod_revision}) is not a weft policy value`)
-    return v
-  }
 
   private serial<T>(id: string, task: () => Promise<T>): Promise<T> {
     try {
@@ -362,185 +347,6 @@ export class EtcdStore implements Store {
       if (this.chains.get(id) === settled) this.chains.delete(id)
     })
     return run
-  }
-
-  /** One consistent read of the policy and the registry (at one revision). */
-  private async readState(): Promise<{ revision: number; policy?: PolicyState; instances: Map<string, string> }> {
-    const client = this.client!
-    const ops = await Promise.all([client.get(this.keys.policy).op(), client.getAll().prefix(this.keys.instancesPrefix).op()])
-    const res = await client.kv.txn({ success: ops })
-    const cur = res.responses[0]?.response_range?.kvs[0]
-    const policy = cur ? { version: Number(cur.mod_revision), resources: this.policyValue(cur).resources } : undefined
-    const instances = new Map<string, string>()
-    for (const kv of res.responses[1]?.response_range?.kvs ?? []) {
-      const id = kv.key.toString().slice(this.keys.instancesPrefix.length)
-      if (decodeInstance(kv.value, id)) instances.set(id, kv.value.toString())
-    }
-    return { revision: Number(res.header.revision), policy, instances }
-  }
-
-  private async startWatch(fromRevision: number): Promise<void> {
-    const w = await this.client!.watch().prefix(this.keys.prefix).startRevision(String(fromRevision)).create()
-    let down = false
-    w.on('data', (res: IWatchResponse) => this.onWatchData(res))
-    w.on('disconnected', (err) => {
-      if (this.state !== 'open' || down) return
-      down = true
-      this.logger.warn(`etcd store: watch disconnected (${err.message}); reconnecting`)
-    })
-    w.on('connected', () => {
-      if (!down) return
-      down = false
-      this.logger.info('etcd store: watch reconnected')
-    })
-    w.on('error', (err) => this.onWatchCanceled(w, err))
-    this.watcher = w
-  }
-
-  private onWatchData(res: IWatchResponse): void {
-    if (this.state === 'closed' || res.events.length === 0) return
-    const batch = decodeBatch(this.keys, res.events, { known: this.known }, this.logger)
-    for (const e of batch.events) {
-      if (e.type === 'policy') this.policyVersion = e.state.version
-      this.rev = Math.max(this.rev, e.revision)
-      this.emit(e)
-    }
-    this.rev = Math.max(this.rev, batch.maxRevision)
-  }
-
-  /**
-   * etcd canceled the watch (it cannot replay from where it was, e.g. after a compaction): read the
-   * state again, report what differs from what was reported, and watch on from there.
-   */
-  private onWatchCanceled(w: Watcher, err: Error): void {
-    if (this.state !== 'open' || w !== this.watcher) return
-    this.watcher = undefined
-    this.logger.warn(`etcd store: watch canceled (${err.message}); reading the state again`)
-    void (async () => {
-      for (let delay = 250; this.state === 'open'; delay = Math.min(delay * 2, 5000)) {
-        try {
-          const snap = await this.readState()
-          this.resync(snap)
-          await this.startWatch(snap.revision + 1)
-          return
-        } catch (e) {
-          this.logger.warn(`etcd store: resync failed (${(e as Error).message}); retrying`)
-          await sleep(delay)
-        }
-      }
-    })()
-  }
-
-  private resync(snap: { revision: number; policy?: PolicyState; instances: Map<string, string> }): void {
-    const revision = Math.max(snap.revision, this.rev)
-    const policy = snap.policy ?? { version: 0, resources: [] }
-    const put: InstanceRecord[] = []
-    const deleted: string[] = []
-    for (const [id, raw] of snap.instances) {
-      if (this.known.get(id) === raw) continue
-      this.known.set(id, raw)
-      put.push(decodeInstance(raw, id)!)
-    }
-    for (const id of [...this.known.keys()]) {
-      if (snap.instances.has(id)) continue
-      this.known.delete(id)
-      deleted.push(id)
-    }
-    this.rev = revision
-    if (policy.version !== this.policyVersion) {
-      this.policyVersion = policy.version
-      this.emit({ type: 'policy', revision, state: policy })
-    }
-    if (put.length > 0 || deleted.length > 0) this.emit({ type: 'instances', revision, put, deleted })
-  }
-
-  private emit(e: StoreEvent): void {
-    for (const l of this.listeners) {
-      try {
-        l(e)
-      } catch (err) {
-        this.logger.error(`etcd store: event listener failed: ${(err as Error).message}`)
-      }
-    }
-  }
-
-  private newLease(): { lease: Lease; id: Promise<string> } {
-    const lease = this.client!.lease(this.leaseTtlS)
-    const id = lease.grant().then((i) => {
-      this.ownIds.add(i)
-      return i
-    })
-    id.catch(() => {})
-    return { lease, id }
-  }
-
-  private watchLease(lease: Lease, id: string): void {
-    lease.on('lost', (err) => this.leaseLost(id, err))
-  }
-
-  /** The own lease's id, waiting (bounded) while a lost lease is being replaced. */
-  private ownLease(): Promise<string> {
-    if (this.leaseId !== undefined && !this.regranting) return Promise.resolve(this.leaseId)
-    return bounded(this.leaseReady!, this.timeoutMs).catch((err: Error) => {
-      throw new Error(`etcd store: no lease to hold instances (${err.message})`)
-    })
-  }
-
-  /**
-   * While a lost lease is being replaced, detach and delete wait for it: the replacement puts the
-   * held instances back, and must not put back one that was let go meanwhile.
-   */
-  private async leaseSettled(): Promise<void> {
-    if (this.regranting) await bounded(this.leaseReady!, this.timeoutMs).catch(() => {})
-  }
-
-  private leaseLost(id: string, err: Error): void {
-    if (this.state !== 'open' || this.regranting || id !== this.leaseId) return
-    this.regranting = true
-    this.logger.warn(`etcd store: lease lost (${err.message}); granting a new one for ${this.attached.size} attached instance(s)`)
-    this.lease?.release()
-    this.leaseReady = this.regrant()
-    this.leaseReady.catch(() => {})
-  }
-
-  private async regrant(): Promise<string> {
-    for (let delay = 250; ; delay = Math.min(delay * 2, 5000)) {
-      if (this.state !== 'open') throw new Error('etcd store is closed')
-      const { lease, id } = this.newLease()
-      try {
-        const newId = await id
-        this.lease = lease
-        this.leaseId = newId
-        await this.reattachAll(newId)
-        this.regranting = false
-        this.watchLease(lease, newId)
-        this.logger.info('etcd store: new lease granted; attached instances put back')
-        return newId
-      } catch (err) {
-        lease.release()
-        this.logger.warn(`etcd store: could not replace the lease (${(err as Error).message}); retrying`)
-        await sleep(delay)
-      }
-    }
-  }
-
-  /**
-   * Puts the held instances on the new lease: those still on an earlier lease of this store and
-   * those its expiry deleted. One on another lease was attached (or detached) by another daemon
-   * meanwhile: it is not held here any more.
-   */
-  private async reattachAll(newId: string): Promise<void> {
-    const client = this.client!
-    for (const [id, rec] of [...this.attached]) {
-      if (this.attached.get(id) !== rec) continue
-      const key = this.keys.instance(id)
-      const kv = await this.getKv(key)
-      if (kv && !this.ownIds.has(kv.lease)) {
-        this.attached.delete(id)
-        continue
-      }
-      await client.if(key, 'Mod', '==', kv?.mod_revision ?? 0).then(client.put(key).value(JSON.stringify(rec)).lease(newId)).commit()
-    }
   }
 
   /** Deletes history entries past the newest HISTORY_KEPT - 1 (the current version is the last one). */
@@ -569,12 +375,4 @@ function withoutHolder(raw: Buffer): string | Buffer {
 /** etcd leases are whole seconds, at least 1 (etcd itself raises it to its minimum). */
 function ttlSeconds(ms: number): number {
   return Math.max(1, Math.ceil(ms / 1000))
-}
-
-function bounded<T>(p: Promise<T>, ms: number): Promise<T> {
-  let timer: NodeJS.Timeout | undefined
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms`)), ms)
-  })
-  return Promise.race([p, timeout]).finally(() => clearTimeout(timer))
 }

@@ -114,3 +114,10 @@ export function decodeJoinToken(raw: Buffer | string, hash: string): JoinToken |
   if (!isObject(v) || v.hash !== hash || !Array.isArray(v.services)) return undefined
   return v as unknown as JoinToken
 }
+
+/** The policy key's value; an unreadable one is an error, never an empty policy. */
+export function policyValue(kv: { key: Buffer; value: Buffer; mod_revision: string }): PolicyValue {
+  const v = decodePolicy(kv.value)
+  if (!v) throw new Error(`etcd store: ${kv.key.toString()} (mod revision ${kv.mod_revision}) is not a weft policy value`)
+  return v
+}

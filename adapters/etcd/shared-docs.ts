@@ -8,8 +8,8 @@ import type { Etcd3, IKeyValue, Watcher } from 'etcd3'
 import type { SharedDoc, SharedDocName, SharedDocVersion } from '../../src/daemon/store.js'
 import type { Logger } from '../../src/util/logger.js'
 import type { Keys } from './keys.js'
+import { bounded, sleep } from './timing.js'
 
-const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms))
 
 export class EtcdSharedDocs {
   private readonly watchers = new Set<Watcher>()
@@ -100,12 +100,4 @@ export class EtcdSharedDocs {
 
 function versionOf(kv: IKeyValue): SharedDocVersion {
   return { value: kv.value.toString(), revision: Number(kv.mod_revision) }
-}
-
-function bounded<T>(p: Promise<T>, ms: number): Promise<T> {
-  let timer: NodeJS.Timeout | undefined
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms`)), ms)
-  })
-  return Promise.race([p, timeout]).finally(() => clearTimeout(timer))
 }

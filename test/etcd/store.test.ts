@@ -343,8 +343,8 @@ test('a watch canceled by etcd (simulated): the store reads the state again, rep
   await waitFor('both at A', () => putEvent(a, 'stays') && putEvent(a, 'leaves'))
   // Stop A's watch as etcd would (it cannot replay past a compaction), change things meanwhile,
   // then tell A its watch was canceled.
-  const internals = a as unknown as { watcher: EventEmitter & { cancel(): Promise<void> } }
-  const w = internals.watcher
+  const internals = a as unknown as { feed: { watcher: EventEmitter & { cancel(): Promise<void> } } }
+  const w = internals.feed.watcher
   await w.cancel()
   const v = await b.writePolicy([resource('new')], { action: 'apply', summary: 'new' }, 0)
   await b.attachInstance(instance('arrives'))
