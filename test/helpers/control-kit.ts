@@ -114,9 +114,16 @@ export async function statusOf(t: TestDaemon): Promise<{ version: number; instan
 
 /** Waits until every listed instance is SYNCED at the daemon's current version. */
 export async function waitSynced(t: TestDaemon, ids: string[], timeoutMs = 5000): Promise<number> {
-  return eventually(async () => {
-    const st = await statusOf(t)
-    const ok = ids.every((id) => st.instances.some((i) => i.id === id && i.state === 'SYNCED' && i.ackedVersion === st.version))
-    return ok ? st.version : undefined
-  }, timeoutMs, `instances ${ids.join(', ')} SYNCED`)
+  let last: Awaited<ReturnType<typeof statusOf>> | undefined
+  try {
+    return await eventually(async () => {
+      const st = (last = await statusOf(t))
+      const ok = ids.every((id) => st.instances.some((i) => i.id === id && i.state === 'SYNCED' && i.ackedVersion === st.version))
+      return ok ? st.version : undefined
+    }, timeoutMs, `instances ${ids.join(', ')} SYNCED`)
+  } catch (err) {
+    // Say where each one was, so a failure explains itself.
+    const seen = last ? `; the daemon at version ${last.version} last said: ${JSON.stringify(last.instances.filter((i) => ids.includes(i.id)))}` : ''
+    throw new Error(`${(err as Error).message}${seen}`, { cause: err })
+  }
 }
