@@ -1,21 +1,21 @@
-// The composition root: owns the config source, compiles snapshots, holds per-service runtimes
-// and connection pools, and exposes fetch/request/dispatcher/metrics/close.
+// The composition root and the mesh's lifecycle/API object: owns the config source (a file, an
+// object or a control daemon), swaps in each compiled version, serves inbound, and exposes
+// fetch/request/dispatcher/listen/grpc/metrics/close. Compiling a version and the per-service
+// runtimes and pools it keeps across versions are in mesh-apply.ts (run per version, not per request).
 import { EventEmitter } from 'node:events'
 import { Agent, fetch as undiciFetch, request as undiciRequest, type Dispatcher } from 'undici'
 import { Registry } from 'prom-client'
 import { defaultClientStack, type ClientStack } from './client-stack.js'
-import { compileSnapshot, type Snapshot } from './compile.js'
+import type { Snapshot } from './compile.js'
 import { FileWatcher, readPolicy } from './config/source.js'
-import type { ConfigIssue, MeshPolicy } from './config/types.js'
+import type { MeshPolicy } from './config/types.js'
 import { formatIssue } from './config/validate.js'
-import type { Endpoint } from './discovery/endpoint.js'
 import { WeftError } from './errors/index.js'
 import { MeshDispatcher } from './http/dispatcher.js'
 import { endpointPool } from './http/endpoint-pool.js'
 import { makeTransport } from './http/transport.js'
 import { checkOptions, type MeshOptions } from './options.js'
-import type { ServiceRuntime } from './stack/service-runtime.js'
-import { MeshMetrics, type TargetMetrics } from './telemetry/metrics.js'
+import { MeshMetrics } from './telemetry/metrics.js'
 import { consoleLogger, type Logger } from './util/logger.js'
 import { createServer, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
@@ -27,18 +27,14 @@ import { invalidArg } from './errors/index.js'
 import { MeshGrpc } from './grpc/mesh-grpc.js'
 import { ControlMode } from './control/control-mode.js'
 import { MeshIdentity } from './mesh-identity.js'
-import { compileInboundSecurity } from './inbound/security.js'
 import type { InboundSecurity } from './inbound/call.js'
-import { JwksRegistry } from './identity/jwt/jwks-cache.js'
 import { attachFrontDoor } from './http/tls-front-door.js'
+import { ConfigApplier, policyError } from './mesh-apply.js'
+
+export type { ConfigEvent } from './mesh-apply.js'
 
 /** URLs that need no normalization: scheme, plain host[:port], then a path without spaces or fragment. */
 const SIMPLE_URL = /^https?:\/\/[a-z0-9.-]+(?::\d{1,5})?(?:\/[\x21-\x22\x24-\x7e]*)?$/
-
-export interface ConfigEvent {
-  version: number
-  warnings: ConfigIssue[]
-}
 
 export class Mesh extends EventEmitter {
   readonly service: string
@@ -49,8 +45,6 @@ export class Mesh extends EventEmitter {
   readonly stack: ClientStack
   readonly logger: Logger
   private current: Snapshot | undefined
-  private readonly runtimes = new Map<string, ServiceRuntime>()
-  private readonly targetMetrics = new Map<string, TargetMetrics>()
   private readonly meshMetrics: MeshMetrics
   private readonly passthrough: Agent
   /** mTLS: this instance's SVID (under a daemon), the modes, the TLS front door and connect plans. */
@@ -60,8 +54,9 @@ export class Mesh extends EventEmitter {
     const settings = this.current?.lookup(service)?.settings
     return settings ? this.identity.connectPlan(settings, ep) : { tls: false }
   })))
+  /** Compiles each config version and keeps the per-service runtimes across versions (mesh-apply.ts). */
+  private readonly applier: ConfigApplier
   private watcher: FileWatcher | undefined
-  private version = 0
   private isClosed = false
   private inboundCore: InboundCore | undefined
   private readonly servers = new Set<Server>()
@@ -71,13 +66,9 @@ export class Mesh extends EventEmitter {
   private grpcApi: MeshGrpc | undefined
   /** What the identity and authz server layers enforce (compiled per version, before the swap). */
   private security: InboundSecurity
-  /** Remote JWKS caches, made with the first RequestAuthentication and kept across versions. */
-  private jwks: JwksRegistry | undefined
   private control: ControlMode | undefined
   /** Config comes from a control daemon (set before the first view arrives). */
   private underDaemon = false
-  /** The warnings of the version in use, formatted: the next version logs only new ones. */
-  private warned = new Set<string>()
 
   constructor(private readonly options: MeshOptions) {
     super()
@@ -98,10 +89,20 @@ export class Mesh extends EventEmitter {
       onRefused: (reason) => m.mtlsRefused.inc({ source_service: this.service, reason }),
       onCertificate: (notAfter) => m.certificateExpiry.set({ source_service: this.service }, notAfter === undefined ? 0 : notAfter / 1000),
     })
-    // A new certificate or bundle: mTLS pools are replaced, the old ones closing once their
-    // requests are done, so connections never outlive the certificate they were made with.
+    this.applier = new ConfigApplier({
+      service: this.service, namespace: this.namespace, options, logger: this.logger, metrics: m, stack: this.stack,
+      terminal: this.transport, grpcTerminal: () => this.grpc.transport, underDaemon: () => this.underDaemon,
+      install: (snapshot, security, version) => {
+        this.current = snapshot
+        this.security = security
+        this.inboundCore?.rebuild(version, undefined, security)
+        this.grpcApi?.warm(snapshot)
+      },
+    })
+    // A new certificate or bundle: mTLS pools are replaced (connections never outlive the
+    // certificate they were made with), and a plaintext watch stream moves to mTLS.
     this.identity.onUpdate(() => {
-      for (const rt of this.runtimes.values()) for (const e of rt.endpoints.list()) if (e.mtls && e.pool) closePool(e, false)
+      this.applier.dropMtlsPools()
       this.control?.client.identityChanged()
     })
   }
@@ -293,52 +294,8 @@ export class Mesh extends EventEmitter {
   }
 
   /** Compiles and swaps in a policy; `version` is the daemon's (control mode) or the next local one. */
-  private async apply(policy: MeshPolicy, version = this.version + 1): Promise<void> {
-    // First, as it may throw: a version whose security does not compile is not applied (NACK).
-    if (policy.requestAuthentication.length > 0) this.jwks ??= new JwksRegistry({ logger: this.logger })
-    const security = compileInboundSecurity(policy, { service: this.service, namespace: this.namespace, jwks: this.jwks, metrics: this.meshMetrics, logger: this.logger, debugAuthz: this.options.debug?.authz === true })
-    this.version = version
-    const { snapshot, ready } = compileSnapshot(policy, version, {
-      source: this.service,
-      runtimes: this.runtimes,
-      ctx: {
-        metrics: this.meshMetrics,
-        logger: this.logger,
-        zone: this.options.locality?.zone,
-        dnsServers: this.options.dnsServers,
-        onEndpointRemoved: (e) => closePool(e),
-      },
-      stack: this.stack,
-      terminal: this.transport,
-      metrics: this.meshMetrics,
-      targetMetrics: this.targetMetrics,
-      grpcTerminal: () => this.grpc.transport,
-    })
-    await ready
-    this.current = snapshot
-    this.security = security
-    this.jwks?.retain(security.authn?.jwksUris ?? [])
-    this.inboundCore?.rebuild(version, undefined, security)
-    this.grpcApi?.warm(snapshot)
-    for (const [name, rt] of this.runtimes) {
-      if (!policy.services.has(name)) {
-        rt.close()
-        this.runtimes.delete(name)
-      }
-    }
-    this.meshMetrics.configVersion.set({ source_service: this.service }, version)
-    const warnings = policy.issues.filter((i) => i.severity === 'warning')
-    // Each warning is logged once, not again with every version that still has it. Under a daemon,
-    // an empty route subset is the registry's passing state (instances starting, leaving), said
-    // once at the door by `weft apply`; the instance does not repeat it. Nor a policy naming a
-    // service with no Service resource: under a daemon such services come from the registry.
-    const said = this.warned
-    this.warned = new Set(warnings.map(formatIssue))
-    for (const w of warnings) {
-      if (said.has(formatIssue(w)) || (this.underDaemon && (w.code === 'WEFT_W_SUBSET_EMPTY' || w.code === 'WEFT_W_SERVICE_UNKNOWN'))) continue
-      this.logger.warn(formatIssue(w))
-    }
-    this.emit('config', { version, warnings } satisfies ConfigEvent)
+  private async apply(policy: MeshPolicy, version?: number): Promise<void> {
+    this.emit('config', await this.applier.apply(policy, version))
   }
 
   /** WHATWG fetch through the mesh. */
@@ -385,34 +342,8 @@ export class Mesh extends EventEmitter {
     if (this.onSignal) process.off('SIGTERM', this.onSignal)
     if (this.adminServer) await closeServer(this.adminServer, Promise.resolve())
     this.watcher?.stop()
-    const pools: Promise<void>[] = []
-    for (const rt of this.runtimes.values()) {
-      for (const e of rt.endpoints.list()) {
-        if (e.pool) pools.push(e.pool.close().catch(() => {}))
-        e.grpcChannel?.close()
-        e.grpcChannel = undefined
-      }
-      rt.close()
-    }
-    this.runtimes.clear()
-    pools.push(this.passthrough.close().catch(() => {}))
-    if (this.jwks) pools.push(this.jwks.close().catch(() => {}))
-    await Promise.all(pools)
+    await Promise.all([this.applier.close(), this.passthrough.close().catch(() => {})])
   }
-}
-
-/** Closes an endpoint's connections once their requests finish (its next request opens a new pool). */
-function closePool(e: Endpoint, grpc = true): void {
-  const pool = e.pool
-  e.pool = undefined
-  if (pool) void pool.close().catch(() => {})
-  if (!grpc) return
-  e.grpcChannel?.close()
-  e.grpcChannel = undefined
-}
-
-function policyError(errors: ConfigIssue[]): WeftError {
-  return new WeftError('WEFT_ERR_POLICY_INVALID', `invalid config:\n${errors.map(formatIssue).join('\n')}`, { details: { issues: errors } })
 }
 
 /**

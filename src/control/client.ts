@@ -3,18 +3,20 @@
 // NACK. Reconnects with exponential backoff and full jitter, rotating through the daemon URLs;
 // never throws into the data plane. See docs/design/control-plan.md.
 //
-// Policy and endpoints are kept apart (as xDS keeps resource types): when a pushed view does not
-// apply, its endpoints are tried on top of the last applied policy, so one refused policy does not
-// freeze every endpoint list; the version is still NACKed (its policy is not what runs). A stream
-// resumes from the last version applied, never from a refused one. Each ping is answered with a
-// heartbeat (or with an ACK/NACK that did not get through): the daemon drops a silent instance.
+// This file is the connection: registration, the stream, reconnects. What runs of each pushed
+// view (policy and endpoints kept apart, resuming from the last version applied) is
+// view-apply.ts; the ACKs, NACKs and heartbeats answering the daemon are ack-sender.ts (the
+// daemon drops a silent instance); one plain call to the daemon is daemon-call.ts.
 import type { ConnectionOptions } from 'node:tls'
 import { request } from 'undici'
+import { AckSender } from './ack-sender.js'
 import { ControlTransport } from './control-transport.js'
+import { callDaemon, Refused, refusal } from './daemon-call.js'
 import type { Logger } from '../util/logger.js'
 import { fullJitterDelay } from '../resilience/backoff.js'
 import { NdjsonLines } from './ndjson.js'
-import { endpointsOnGoodPolicy, staleReason, viewOf, type ControlView } from './views.js'
+import { ViewApplier } from './view-apply.js'
+import type { ControlView } from './views.js'
 import type { BundleMessage, RegisterRequest, RegisterResponse, SvidResponse, WatchMessage } from './protocol.js'
 
 export type { ControlView } from './views.js'
@@ -48,12 +50,6 @@ export interface ControlClientOptions {
   requestTimeoutMs?: number
 }
 
-class Refused extends Error {
-  constructor(readonly status: number, readonly code: string, message: string) {
-    super(message)
-  }
-}
-
 export class ControlClient {
   private readonly transport: ControlTransport
   /** Whether the open watch stream went over mTLS. */
@@ -73,18 +69,10 @@ export class ControlClient {
   /** Aborts register/ack calls in flight when the client closes (a blackholed daemon must not hold mesh.close). */
   private readonly stopping = new AbortController()
   private loopDone: Promise<void> | undefined
-  /** The daemon's view as last told on this stream (applied or NACKed): deltas build on it. */
-  private latest: ControlView | undefined
-  /** The last view applied whole (ACKed): a new stream resumes from its version. */
-  private applied: ControlView | undefined
-  /** The last view offered was refused as older than (or forged at) the running version. */
-  private refusedStale = false
-  /** What runs: `applied`, or its policy with newer endpoints (then at the policy's version). */
-  private running: ControlView | undefined
-  /** An ACK/NACK not known to have reached the daemon: sent again with the next ping. */
-  private pendingAck: { version: number; error?: string } | undefined
-  /** A heartbeat (or a pending ACK) is in flight. */
-  private beating = false
+  /** What runs of the pushed views, and the ACK or NACK each gets. */
+  private readonly views: ViewApplier
+  /** ACKs, NACKs and heartbeats, one at a time; a failed ACK/NACK goes again with the next ping. */
+  private readonly acks: AckSender
   private connected = false
   private lastError = ''
   private firstView: { promise: Promise<boolean>; resolve: (ok: boolean) => void }
@@ -93,6 +81,15 @@ export class ControlClient {
     this.backoff = opts.backoff ?? { baseMs: 200, maxMs: 10_000 }
     this.timeoutMs = opts.requestTimeoutMs ?? 3_000
     this.transport = new ControlTransport(opts.tls)
+    this.views = new ViewApplier((view) => opts.apply(view), opts.logger)
+    this.acks = new AckSender({
+      post: (resource, body) => this.call('POST', `/v1/instances/${encodeURIComponent(this.id)}/${resource}`, this.instanceToken, body),
+      canBeat: () => !!this.instanceToken && !this.stopped,
+      logger: opts.logger,
+      onBeatFailed: (err) => {
+        if (!this.stopped) this.report(err)
+      },
+    })
     let resolve!: (ok: boolean) => void
     const promise = new Promise<boolean>((r) => (resolve = r))
     this.firstView = { promise, resolve }
@@ -104,7 +101,7 @@ export class ControlClient {
 
   /** The version this instance serves from the daemon (undefined before the first). */
   get version(): number | undefined {
-    return this.applied?.version
+    return this.views.applied?.version
   }
 
   get isConnected(): boolean {
@@ -217,7 +214,7 @@ export class ControlClient {
       this.setConnected(false)
       if (this.stopped) break
       // A daemon that only offers a view older than this instance's is not progress: keep backing off.
-      if (sawMessage && !this.refusedStale) this.failures = 0
+      if (sawMessage && !this.views.refusedStale) this.failures = 0
       this.urlIndex++
       // Registered: try again well inside the lease, or a daemon that blipped (or restarted and
       // restored its registry for one TTL) lets the registration lapse while the instance waits,
@@ -254,11 +251,10 @@ export class ControlClient {
   }
 
   private async watchOn(ac: AbortController): Promise<boolean> {
-    // Resume from the last version applied, never a NACKed one (the daemon then sends what is
-    // newer, and does not take the resume for an ACK); deltas build on that view from now on.
+    // Resume from the last version applied, never a NACKed one (view-apply.ts).
     // bundle=1: the daemon sends its trust bundle first (and on rotation).
-    this.latest = this.applied
-    const since = this.applied ? `&version=${this.applied.version}` : ''
+    const applied = this.views.resume()
+    const since = applied ? `&version=${applied.version}` : ''
     const via = this.transport.route(this.url)
     this.streamSecure = via.secure
     const res = await request(`${via.base}/v1/instances/${encodeURIComponent(this.id)}/watch?bundle=1${since}`, {
@@ -274,10 +270,7 @@ export class ControlClient {
     this.setConnected(true)
     // Say what this instance runs: a daemon that holds the same version sends nothing to ACK (and
     // may not know this instance's state: a new registration, another daemon).
-    if (this.applied) {
-      this.pendingAck = { version: this.applied.version }
-      this.beat()
-    }
+    if (applied) this.acks.resume(applied.version)
     let saw = false
     const lines = new NdjsonLines()
     try {
@@ -302,90 +295,28 @@ export class ControlClient {
   /** Handles one message; false asks for a new stream (a delta that does not fit). */
   private async handle(msg: WatchMessage): Promise<boolean> {
     if (msg.type === 'ping') {
-      this.beat()
+      this.acks.beat()
       return true
     }
     if (msg.type === 'bundle') {
       if (msg.bundle && typeof msg.bundle.sequence === 'number' && Array.isArray(msg.bundle.roots)) this.opts.onBundle?.(msg.bundle)
       return true
     }
-    const view = viewOf(msg, this.latest)
-    if (view === false) return false
-    if (view === undefined) return true
-    // A refused view never becomes the base of a delta: deltas built on it do not fit, and the
-    // stream is opened again (views.ts).
-    const stale = staleReason(view, this.applied)
-    this.refusedStale = stale !== undefined
-    if (stale === undefined) this.latest = view
-    const error = stale ?? (await this.tryApply(view))
-    if (error === undefined) {
-      this.applied = view
-      this.running = view
-      this.firstView.resolve(true)
-    } else {
-      const good = this.applied
-      const mixed = stale ? undefined : endpointsOnGoodPolicy(view, good, this.running)
-      const endpointsApplied = mixed !== undefined && (await this.tryApply(mixed)) === undefined
-      if (endpointsApplied) this.running = mixed
-      this.opts.logger.error(`control: config version ${view.version} rejected (NACK); still serving the policy of version ${good?.version ?? 'none'}${endpointsApplied ? ', with the endpoints of this version' : ''}\n${error}`)
-    }
-    await this.sendAck(error === undefined ? { version: view.version } : { version: view.version, error })
+    const ack = await this.views.offer(msg)
+    if (ack === false) return false
+    if (ack === undefined) return true
+    if (ack.error === undefined) this.firstView.resolve(true)
+    await this.acks.send(ack)
     return true
-  }
-
-  private async tryApply(view: ControlView): Promise<string | undefined> {
-    try {
-      return await this.opts.apply(view)
-    } catch (err) {
-      return (err as Error).message
-    }
-  }
-
-  /** ACK or NACK; one that fails is sent again with the next ping. */
-  private async sendAck(ack: { version: number; error?: string }): Promise<void> {
-    this.pendingAck = ack
-    await this.postAck(ack).catch((err: Error) => {
-      this.opts.logger.warn(`control: could not send ${ack.error === undefined ? 'ACK' : 'NACK'} for version ${ack.version} (${err.message}); sending it again with the next heartbeat`)
-    })
-  }
-
-  private async postAck(ack: { version: number; error?: string }): Promise<void> {
-    await this.call('POST', `/v1/instances/${encodeURIComponent(this.id)}/ack`, this.instanceToken, ack)
-    if (this.pendingAck === ack) this.pendingAck = undefined
-  }
-
-  /** Answers a ping: a pending ACK/NACK if there is one (it counts as a heartbeat), else a heartbeat. One at a time, off the stream's loop. */
-  private beat(): void {
-    if (this.beating || !this.instanceToken || this.stopped) return
-    this.beating = true
-    const ack = this.pendingAck
-    const sent = ack ? this.postAck(ack) : this.call('POST', `/v1/instances/${encodeURIComponent(this.id)}/heartbeat`, this.instanceToken, {})
-    void sent.then(
-      () => (this.beating = false),
-      (err: Error) => {
-        this.beating = false
-        if (!this.stopped) this.report(new Error(`heartbeat: ${err.message}`))
-      },
-    )
   }
 
   private async call(method: 'GET' | 'POST' | 'PUT' | 'DELETE', path: string, token: string | undefined, body?: unknown): Promise<unknown> {
     const via = this.transport.route(this.url)
     // Over mTLS the certificate is the instance's credential; a join token (register) is still sent.
-    const bearer = via.secure && token === this.instanceToken ? {} : { authorization: `Bearer ${token ?? ''}` }
-    const res = await request(`${via.base}${path}`, {
-      dispatcher: via.dispatcher,
-      method,
-      // The deregistration itself runs after close() began: it has only its timeout.
-      signal: method === 'DELETE' ? undefined : this.stopping.signal,
-      headers: { ...bearer, ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
-      body: body !== undefined ? JSON.stringify(body) : undefined,
-      headersTimeout: this.timeoutMs,
-      bodyTimeout: this.timeoutMs,
-    })
-    if (res.statusCode >= 300) throw await refusal(res)
-    const text = await res.body.text()
-    return text ? JSON.parse(text) : undefined
+    const bearer = via.secure && token === this.instanceToken ? undefined : (token ?? '')
+    // The deregistration itself runs after close() began: it has only its timeout.
+    const signal = method === 'DELETE' ? undefined : this.stopping.signal
+    return await callDaemon(via, { method, path, bearer, body, signal, timeoutMs: this.timeoutMs })
   }
 
   private setConnected(up: boolean): void {
@@ -421,15 +352,5 @@ export class ControlClient {
     clearTimeout(this.sleeping.timer)
     this.sleeping.wake()
     this.sleeping = undefined
-  }
-}
-
-async function refusal(res: { statusCode: number; body: { text(): Promise<string> } }): Promise<Refused> {
-  const text = await res.body.text().catch(() => '')
-  try {
-    const e = (JSON.parse(text) as { error?: { code?: string; message?: string } }).error
-    return new Refused(res.statusCode, e?.code ?? 'UNKNOWN', `HTTP ${res.statusCode} ${e?.code ?? ''}: ${e?.message ?? text}`)
-  } catch {
-    return new Refused(res.statusCode, 'UNKNOWN', `HTTP ${res.statusCode}: ${text.slice(0, 200)}`)
   }
 }

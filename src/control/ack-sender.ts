@@ -1,0 +1,69 @@
+// What an instance tells the daemon on its watch stream: the ACK or NACK of each pushed view, and a
+// heartbeat for each ping (the daemon drops an instance that stays silent for a lease). An ACK/NACK
+// that does not get through stays pending and is sent again with the next ping in place of the
+// heartbeat (it counts as one), so the daemon learns what runs even when a POST is lost. Beats go
+// one at a time and off the stream's loop: a slow daemon must neither stall reading the stream
+// nor collect a pile of requests, one per ping. Apart from client.ts, which holds the stream.
+import type { Logger } from '../util/logger.js'
+
+export interface Ack {
+  version: number
+  /** Set for a NACK: why the version does not apply. */
+  error?: string
+}
+
+export interface AckSenderDeps {
+  /** POSTs `body` to this instance's `ack` or `heartbeat` resource, with its current credentials. */
+  post(resource: 'ack' | 'heartbeat', body: unknown): Promise<unknown>
+  /** Registered and not closed: a beat can be sent now. */
+  canBeat(): boolean
+  logger: Logger
+  /** A beat failed (the stream stays; the next ping tries again). */
+  onBeatFailed(err: Error): void
+}
+
+export class AckSender {
+  /** An ACK/NACK not known to have reached the daemon: sent again with the next ping. */
+  private pending: Ack | undefined
+  /** A heartbeat (or a pending ACK) is in flight. */
+  private beating = false
+
+  constructor(private readonly d: AckSenderDeps) {}
+
+  /**
+   * A new stream: says at once which version runs. A daemon that holds the same version sends
+   * nothing to ACK, and may not know this instance's state (a new registration, another daemon).
+   */
+  resume(version: number): void {
+    this.pending = { version }
+    this.beat()
+  }
+
+  /** ACK or NACK; one that fails is sent again with the next ping. */
+  async send(ack: Ack): Promise<void> {
+    this.pending = ack
+    await this.post(ack).catch((err: Error) => {
+      this.d.logger.warn(`control: could not send ${ack.error === undefined ? 'ACK' : 'NACK'} for version ${ack.version} (${err.message}); sending it again with the next heartbeat`)
+    })
+  }
+
+  /** Answers a ping: a pending ACK/NACK if there is one (it counts as a heartbeat), else a heartbeat. One at a time, off the stream's loop. */
+  beat(): void {
+    if (this.beating || !this.d.canBeat()) return
+    this.beating = true
+    const ack = this.pending
+    const sent = ack ? this.post(ack) : this.d.post('heartbeat', {})
+    void sent.then(
+      () => (this.beating = false),
+      (err: Error) => {
+        this.beating = false
+        this.d.onBeatFailed(new Error(`heartbeat: ${err.message}`))
+      },
+    )
+  }
+
+  private async post(ack: Ack): Promise<void> {
+    await this.d.post('ack', ack)
+    if (this.pending === ack) this.pending = undefined
+  }
+}
