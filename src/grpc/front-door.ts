@@ -6,9 +6,14 @@
 //   TLS (STRICT, PERMISSIVE)        → the mTLS injector: grpc-js's certificate-provider credentials
 //                                     (the SVID, the bundle, a client certificate required)
 //   plaintext in PERMISSIVE         → the insecure injector (no peer identity)
-//   plaintext in STRICT             → closed, counted as a refusal (reason "plaintext")
+//   plaintext in STRICT             → counted as a refusal (reason "plaintext"); each of its calls
+//                                     answered UNAUTHENTICATED with weft-error-code
+//                                     WEFT_ERR_UNAUTHENTICATED, then closed (refuse-plaintext.ts)
 //   DISABLE                         → the insecure injector, nothing inspected (as the HTTP front
 //                                     door): a TLS client fails there at HTTP/2's preface
+// Plaintext sessions (DISABLE, PERMISSIVE) last no longer than the mode allows them: once the mode
+// is STRICT they are counted ("mode-strict") and drained — a GOAWAY, the calls in flight finish
+// (END_GRACE_MS at most) — and the client's next connection is refused as any new plaintext one.
 // grpc-js then runs everything else as on a bound port: the interceptor reads the client
 // certificate from the TLS socket (getAuthContext) and the local port from the socket
 // (getConnectionInfo), and tryShutdown/forceShutdown cover the injectors' sessions.
@@ -17,8 +22,10 @@ import type { ConnectionInjector, Server, ServerCredentials } from '@grpc/grpc-j
 import type { MtlsMode } from '../config/types.js'
 import type { FrontDoorRefusal } from '../http/tls-front-door.js'
 import { firstByte, remoteOf, TLS_HANDSHAKE } from '../identity/first-byte.js'
+import { END_GRACE_MS, PlaintextWatch } from '../identity/plaintext-watch.js'
+import { PlaintextRefusal } from './refuse-plaintext.js'
 
-/** What the listener asks the mesh, per connection. */
+/** What the listener asks the mesh, per connection (and the mode while plaintext sessions are open). */
 export interface GrpcFrontDoorSecurity {
   /** The mode of this instance's servers now. */
   mode(): MtlsMode
@@ -34,7 +41,10 @@ const CLOSE_WAIT_MS = 1000
 export class GrpcFrontDoor {
   private readonly listener: NetServer
   private readonly tls: ConnectionInjector
-  private readonly plain: ConnectionInjector
+  /** Plaintext sessions go here; replaced when the mode becomes STRICT (the old one drains). */
+  private plain: ConnectionInjector
+  private readonly plainWatch: PlaintextWatch<Socket>
+  private readonly refusal = new PlaintextRefusal()
   /** Every accepted socket until it closes (whoever serves it). */
   private readonly sockets = new Set<Socket>()
   /** Accepted sockets before their first byte (nobody serves them yet). */
@@ -47,9 +57,10 @@ export class GrpcFrontDoor {
    * made now: a secure one takes its first certificate from the provider a moment after it is made,
    * and a connection it got before that would be dropped.
    */
-  constructor(server: Server, tlsCredentials: ServerCredentials, insecure: ServerCredentials, private readonly sec: GrpcFrontDoorSecurity) {
+  constructor(private readonly server: Server, tlsCredentials: ServerCredentials, private readonly insecure: ServerCredentials, private readonly sec: GrpcFrontDoorSecurity) {
     this.tls = server.createConnectionInjector(tlsCredentials)
     this.plain = server.createConnectionInjector(insecure)
+    this.plainWatch = new PlaintextWatch<Socket>(() => sec.mode(), (sockets) => this.endPlaintext(sockets))
     this.listener = createServer((socket) => this.accept(socket))
   }
 
@@ -79,7 +90,8 @@ export class GrpcFrontDoor {
     // Whoever serves it handles its errors; the raw socket must not crash the process meanwhile.
     socket.on('error', () => {})
     const mode = this.sec.mode()
-    if (mode === 'DISABLE') return this.plain.injectConnection(socket)
+    this.plainWatch.check(mode)
+    if (mode === 'DISABLE') return this.servePlain(socket)
     this.pending.add(socket)
     socket.once('close', () => this.pending.delete(socket))
     firstByte(socket, (b) => {
@@ -93,11 +105,33 @@ export class GrpcFrontDoor {
         // The first chunk is back in the socket's buffer: the TLS socket node makes reads it first.
         return this.tls.injectConnection(socket)
       }
-      if (mode === 'PERMISSIVE') return this.plain.injectConnection(socket)
-      // No HTTP/2 answer: grpc-js clients report a closed connection as UNAVAILABLE.
+      // The mode now, not at accept: it may have become STRICT while the client said nothing.
+      if (this.sec.mode() !== 'STRICT') return this.servePlain(socket)
       this.sec.refused('plaintext', 'plaintext connection to a STRICT mTLS gRPC server', remoteOf(socket))
-      socket.destroy()
+      this.refusal.refuse(socket)
     }, () => this.sec.refused('timeout', 'no bytes within 10 s', remoteOf(socket)))
+  }
+
+  private servePlain(socket: Socket): void {
+    this.plainWatch.add(socket)
+    this.plain.injectConnection(socket)
+  }
+
+  /**
+   * The mode became STRICT: every plaintext session is drained. They all belong to the plaintext
+   * injector, so it is swapped for a new one (for plaintext served again after a later change back)
+   * and the old one is drained — each session gets a GOAWAY once (grpc-js's closeSession), calls in
+   * flight finish, and what is left after END_GRACE_MS is destroyed — then destroyed itself (its
+   * HTTP/2 server closes once its sessions have; it never listened).
+   */
+  private endPlaintext(sockets: Socket[]): void {
+    const open = sockets.filter((s) => !s.destroyed)
+    if (open.length === 0 || this.stopped) return
+    for (const s of open) this.sec.refused('mode-strict', 'this server\'s mTLS mode is now STRICT: the plaintext HTTP/2 session is drained (its next connection is refused)', remoteOf(s))
+    const old = this.plain
+    this.plain = this.server.createConnectionInjector(this.insecure)
+    old.drain(END_GRACE_MS)
+    old.destroy()
   }
 
   /**
@@ -110,6 +144,7 @@ export class GrpcFrontDoor {
     this.closed = new Promise((resolve) => this.listener.close(() => resolve()))
     for (const s of this.pending) s.destroy()
     this.pending.clear()
+    this.plainWatch.stop()
   }
 
   /**
@@ -119,6 +154,7 @@ export class GrpcFrontDoor {
    */
   async destroy(): Promise<void> {
     this.stopAccepting()
+    this.refusal.destroy()
     for (const s of this.sockets) s.destroy()
     this.sockets.clear()
     let timer: NodeJS.Timeout | undefined

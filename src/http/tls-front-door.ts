@@ -5,16 +5,24 @@
 // so the same code serves node:http, Express's app.listen and Fastify's server — and node:https
 // servers (Fastify's `https`), whose own certificate is then used only in DISABLE mode.
 // With `watchTrust`, an accepted mTLS connection lasts no longer than its peer's certificate: it is
-// ended at the chain's notAfter, and when the trust bundle drops the root it chains to.
-import type { Server, ServerResponse } from 'node:http'
+// ended at the chain's notAfter, and when the trust bundle drops the root it chains to. A plaintext
+// connection (served under DISABLE or PERMISSIVE) lasts no longer than the mode allows it: once the
+// server's mode is STRICT it is ended like those (src/identity/plaintext-watch.ts), and the
+// client's next connection is refused as any new plaintext one.
+import type { Server } from 'node:http'
 import type { Socket } from 'node:net'
 import { createServer as createTlsServer, Server as TlsServerClass, type SecureContextOptions, type Server as TlsServer, type TLSSocket } from 'node:tls'
 import type { MtlsMode } from '../config/types.js'
 import { setPeer, type PeerIdentity } from '../identity/peer.js'
 import { chainTrusted, expiryWait, peerChainOfX509, rootsOf, type PeerChain } from '../identity/peer-chain.js'
 import { FIRST_BYTES_TIMEOUT_MS, firstByte, remoteOf, TLS_HANDSHAKE } from '../identity/first-byte.js'
+import { PlaintextWatch } from '../identity/plaintext-watch.js'
+import { endHttpConnection } from './connection-end.js'
 
-/** What the front door asks the mesh, per connection (so a rotation or a mode change applies to the next one). */
+/**
+ * What the front door asks the mesh, per connection (so a rotation or a mode change applies to the
+ * next one); the mode also while plaintext connections are open (they end when it is STRICT).
+ */
 export interface FrontDoorSecurity {
   /** The mode for this server now. DISABLE: plaintext only, nothing is inspected. */
   mode(): MtlsMode
@@ -25,7 +33,10 @@ export interface FrontDoorSecurity {
   contextOptions(): SecureContextOptions | undefined
   /** Checks the client's leaf once the handshake (chain against the bundle) is done. */
   verifyPeer(socket: TLSSocket): PeerIdentity | string
-  /** A connection was refused (or ended: `expired`, `untrusted`): counted and logged by the mesh. */
+  /**
+   * A connection was refused (or ended: `expired`, `untrusted`, and `mode-strict` for a plaintext
+   * one when the mode became STRICT): counted and logged by the mesh.
+   */
   refused(reason: FrontDoorRefusal, detail: string, remote: string): void
   /**
    * Opt-in: open connections follow their peer's certificate. Each accepted mTLS connection is
@@ -37,10 +48,7 @@ export interface FrontDoorSecurity {
   watchTrust?(listener: () => void): () => void
 }
 
-export type FrontDoorRefusal = 'plaintext' | 'no-certificate' | 'handshake' | 'peer-identity' | 'timeout' | 'expired' | 'untrusted'
-
-/** A connection ended with a response in flight gets this long to finish it, then is destroyed. */
-const END_GRACE_MS = 10_000
+export type FrontDoorRefusal = 'plaintext' | 'no-certificate' | 'handshake' | 'peer-identity' | 'timeout' | 'expired' | 'untrusted' | 'mode-strict'
 
 type ConnectionListener = (socket: Socket) => void
 
@@ -82,9 +90,14 @@ export function attachFrontDoor(server: Server, sec: FrontDoorSecurity): void {
   const tls = new TlsTerminator(sec, toHttp, pending)
   const unwatch = sec.watchTrust?.(() => tls.recheck())
   if (unwatch) server.once('close', unwatch)
+  const plain = plaintextWatch(server, sec)
   server.on('connection', (socket: Socket) => {
     const mode = sec.mode()
-    if (mode === 'DISABLE') return asBefore(socket)
+    plain.check(mode)
+    if (mode === 'DISABLE') {
+      plain.add(socket)
+      return asBefore(socket)
+    }
     // Pending until node:http has it: before its first byte, and through a TLS handshake.
     pending.add(socket)
     socket.once('close', () => pending.delete(socket))
@@ -92,9 +105,11 @@ export function attachFrontDoor(server: Server, sec: FrontDoorSecurity): void {
       if (!server.listening) return void socket.destroy()
       if (b === TLS_HANDSHAKE) return tls.accept(socket)
       pending.delete(socket)
-      if (mode === 'PERMISSIVE') {
+      // The mode now, not at accept: it may have become STRICT while the client said nothing.
+      if (sec.mode() !== 'STRICT') {
         // The first chunk was put back into the socket's buffer and the socket paused: node:http
         // reads buffered data through 'data' events, so flowing must resume once it listens.
+        plain.add(socket)
         toHttp(socket)
         socket.resume()
         return
@@ -105,6 +120,32 @@ export function attachFrontDoor(server: Server, sec: FrontDoorSecurity): void {
 }
 
 const pendingByServer = new WeakMap<Server, Set<Socket>>()
+
+/**
+ * The server's plaintext connections (accepted in DISABLE, or plaintext in PERMISSIVE), ended once
+ * its mode is STRICT: each counted and logged as `mode-strict`, then ended as an untrusted mTLS one
+ * (idle at once; a response in flight finishes with `connection: close`). An https server's own TLS
+ * (DISABLE) counts as plaintext here — no mesh identity — and node:http serves the TLS socket over
+ * the raw one, found through its `_parent` (see TlsTerminator).
+ */
+function plaintextWatch(server: Server, sec: FrontDoorSecurity): PlaintextWatch<Socket> {
+  const httpSocket = new WeakMap<Socket, Socket>()
+  if (server instanceof TlsServerClass) {
+    server.prependListener('secureConnection', (tls: TLSSocket) => {
+      const raw = (tls as TLSSocket & { _parent?: Socket })._parent
+      if (raw && raw !== tls) httpSocket.set(raw, tls)
+    })
+  }
+  const watch = new PlaintextWatch<Socket>(() => sec.mode(), (sockets) => {
+    for (const s of sockets) {
+      if (s.destroyed) continue
+      sec.refused('mode-strict', 'this server\'s mTLS mode is now STRICT: the plaintext connection is ended (its next one is refused)', remoteOf(s))
+      endHttpConnection(httpSocket.get(s) ?? s)
+    }
+  })
+  server.once('close', () => watch.stop())
+  return watch
+}
 
 /**
  * Closes the connections the front door holds that node:http does not know yet (no first byte,
@@ -194,12 +235,8 @@ class TlsTerminator {
   }
 
   /**
-   * Ends a connection whose peer is no longer trusted, gracefully where node:http allows: idle, it
-   * is destroyed at once; with a response in flight, that response finishes (with `connection:
-   * close` when its headers are not sent yet) and the socket is then closed, or destroyed after
-   * END_GRACE_MS. node:http has no public per-socket "busy" signal; the in-flight response is read
-   * from `socket._httpMessage`, the field its own closeIdleConnections() reads. Not an HTTP socket
-   * (no such field): destroyed.
+   * Ends a connection whose peer is no longer trusted, gracefully where node:http allows (see
+   * endHttpConnection: idle at once, a response in flight finishes first, bounded).
    */
   private end(tls: TLSSocket, reason: 'expired' | 'untrusted', detail: string): void {
     const t = this.open.get(tls)
@@ -207,16 +244,7 @@ class TlsTerminator {
     t.ending = true
     clearTimeout(t.timer)
     this.sec.refused(reason, `${detail}; connection ended`, remoteOf(tls))
-    const res = (tls as Socket & { _httpMessage?: ServerResponse | null })._httpMessage
-    if (!res || typeof res.setHeader !== 'function' || res.writableFinished) {
-      tls.destroy()
-      return
-    }
-    if (!res.headersSent) res.setHeader('connection', 'close')
-    res.once('finish', () => tls.destroySoon())
-    res.once('close', () => tls.destroySoon())
-    t.timer = setTimeout(() => tls.destroy(), END_GRACE_MS)
-    t.timer.unref()
+    t.timer = endHttpConnection(tls)
   }
 
   private serverFor(options: SecureContextOptions): TlsServer {

@@ -1,10 +1,11 @@
 // A meshed gRPC server's port under a daemon follows the mTLS mode per connection (identity issue,
 // "mTLS modes"): mesh.grpc.listen runs the mesh's own listener, which sorts each connection by its
 // first byte and hands it to grpc-js through connection injectors. STRICT serves mTLS and refuses
-// plaintext (counted); PERMISSIVE serves both on the same port; a mode pushed by the daemon later
-// applies to the next connection without listening again; the caller's certificate and the local
-// port still reach the interceptor (AuthorizationPolicy principals and to.ports); mesh.close()
-// drains and closes every kind of connection and frees the port.
+// plaintext (counted; answered UNAUTHENTICATED); PERMISSIVE serves both on the same port; a mode
+// pushed by the daemon later applies to the next connection without listening again, and STRICT
+// also ends open plaintext sessions (strict-ends-plaintext-grpc.test.ts); the caller's certificate
+// and the local port still reach the interceptor (AuthorizationPolicy principals and to.ports);
+// mesh.close() drains and closes every kind of connection and frees the port.
 import assert from 'node:assert/strict'
 import { connect, createServer, Server as NetServer, type AddressInfo, type Socket } from 'node:net'
 import { connect as tlsConnect } from 'node:tls'
@@ -59,6 +60,15 @@ async function refusedPlaintext(mesh: LoggedMesh): Promise<number> {
   return metricValue(await mesh.metrics(), 'weft_mtls_connections_refused_total', { reason: 'plaintext' })
 }
 
+/** What a plaintext call to a STRICT server gets (refuse-plaintext.ts). */
+async function unauthenticated(p: Promise<unknown>): Promise<void> {
+  await assert.rejects(p, (err: grpc.ServiceError) => {
+    assert.equal(err.code, grpc.status.UNAUTHENTICATED, err.message)
+    assert.equal(err.metadata.get('weft-error-code')[0], 'WEFT_ERR_UNAUTHENTICATED')
+    return true
+  })
+}
+
 async function unavailable(p: Promise<unknown>): Promise<void> {
   await assert.rejects(p, (err: grpc.ServiceError) => {
     assert.equal(err.code, grpc.status.UNAVAILABLE, err.message)
@@ -73,7 +83,7 @@ async function setMode(d: TestDaemon, mesh: LoggedMesh, mode: 'STRICT' | 'PERMIS
 }
 
 
-test('STRICT (the default): a meshed gRPC caller is served over mTLS and named by its certificate; a plaintext grpc-js client gets UNAVAILABLE and the refusal is counted', async (t) => {
+test('STRICT (the default): a meshed gRPC caller is served over mTLS and named by its certificate; a plaintext grpc-js client gets UNAUTHENTICATED and the refusal is counted', async (t) => {
   const d = await startTestDaemon()
   t.after(() => d.daemon.close())
   const { ledger, port, seen } = await ledgerServer(d)
@@ -94,12 +104,12 @@ test('STRICT (the default): a meshed gRPC caller is served over mTLS and named b
   const m = await ledger.metrics()
   assert.equal(metricValue(m, 'rpc_server_duration_seconds_count', { source_service: 'payments', rpc_grpc_status_code: '0' }), 1, 'the caller named by its certificate')
 
-  await unavailable(get(plain, { id: 'plain' }, { deadline: Date.now() + 5000 }, callerMd('payments')))
+  await unauthenticated(get(plain, { id: 'plain' }, { deadline: Date.now() + 5000 }, callerMd('payments')))
   assert.ok(await refusedPlaintext(ledger) >= 1, 'the plaintext connection counted as refused')
   assert.equal(seen.length, 1, 'the handler never ran for the plaintext call')
 })
 
-test('a mode change reaches a bound gRPC server: PERMISSIVE serves plaintext callers on the same port (no identity) and meshed callers over mTLS; STRICT again refuses new plaintext connections; DISABLE serves plaintext and no TLS', async (t) => {
+test('a mode change reaches a bound gRPC server: PERMISSIVE serves plaintext callers on the same port (no identity) and meshed callers over mTLS; STRICT again refuses plaintext, the open connection included; DISABLE serves plaintext and no TLS', async (t) => {
   const d = await startTestDaemon()
   t.after(() => d.daemon.close())
   const { ledger, port, seen } = await ledgerServer(d)
@@ -141,16 +151,17 @@ test('a mode change reaches a bound gRPC server: PERMISSIVE serves plaintext cal
   assert.equal(metricValue(m, 'rpc_server_duration_seconds_count', { source_service: 'payments', rpc_grpc_status_code: '0' }), 3, 'the meshed calls named by certificate')
   assert.equal(await refusedPlaintext(ledger), 0)
 
-  // STRICT again: a new plaintext connection is refused; the mode applies per connection, so the
-  // one accepted under PERMISSIVE stays served, and the meshed callers are unaffected.
+  // STRICT again: a new plaintext connection is refused, and the one accepted under PERMISSIVE is
+  // ended (drained) so its client's next call is refused too; the meshed callers are unaffected.
   await setMode(d, ledger, 'STRICT')
   const late = plainClient(port)
   clients.push(late)
-  await unavailable(get(late, { id: 'strict-plain' }, { deadline: Date.now() + 5000 }))
+  await unauthenticated(get(late, { id: 'strict-plain' }, { deadline: Date.now() + 5000 }))
   assert.ok(await refusedPlaintext(ledger) >= 1, 'the new plaintext connection counted as refused')
-  assert.equal((await get(plain, { id: 'strict-open-plain' })).from, 'ledger-a', 'a connection accepted under PERMISSIVE is not re-sorted')
+  await eventually(async () => metricValue(await ledger.metrics(), 'weft_mtls_connections_refused_total', { reason: 'mode-strict' }) === 1 || undefined, 10_000, 'the open plaintext connection ended')
+  await unauthenticated(get(plain, { id: 'strict-open-plain' }, { deadline: Date.now() + 5000 }))
   assert.equal((await get(meshed, { id: 'strict-meshed-again' })).from, 'ledger-a')
-  assert.ok(!seen.some((s) => s.id === 'strict-plain'), 'the refused call never reached the handler')
+  assert.ok(!seen.some((s) => s.id === 'strict-plain' || s.id === 'strict-open-plain'), 'the refused calls never reached the handler')
 
   // DISABLE: plaintext is served, nothing is inspected; a TLS client fails at HTTP/2's preface.
   await setMode(d, ledger, 'DISABLE')

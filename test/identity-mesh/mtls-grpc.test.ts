@@ -53,7 +53,8 @@ test('gRPC under a daemon: mTLS with SVIDs, the caller identified by its certifi
     return true
   })
   await assert.rejects(get(plain, { id: 'c' }, { deadline: Date.now() + 2000 }), (err: grpc.ServiceError) => {
-    assert.equal(err.code, grpc.status.UNAVAILABLE, err.message)
+    assert.equal(err.code, grpc.status.UNAUTHENTICATED, err.message)
+    assert.equal(err.metadata.get('weft-error-code')[0], 'WEFT_ERR_UNAUTHENTICATED')
     return true
   })
   assert.equal(calls, 1, 'only the allowed call reached the handler')
