@@ -1,7 +1,8 @@
 // Loads resources from a YAML/JSON file or text (multi-document, or an array) or from JS values,
 // keeping a way back from a field path to its line:column.
 import { readFileSync } from 'node:fs'
-import { isMap, isNode, isPair, isScalar, isSeq, LineCounter, parseAllDocuments, type Document, type Node } from 'yaml'
+import type { Document, Node } from 'yaml'
+import { yamlLib } from './yaml-lib.js'
 import { findDeepNesting, MAX_NESTING } from './nesting.js'
 import type { ConfigIssue, PathSeg } from './types.js'
 
@@ -41,6 +42,7 @@ export function loadText(text: string, file?: string): LoadResult {
     const message = `nested more than ${MAX_NESTING} levels deep; refused before parsing (a policy nests about ten)`
     return { resources: [], issues: [{ severity: 'error', code: 'WEFT_E_SYNTAX', resource: '-', path: '', message, file, line, column }] }
   }
+  const { LineCounter, parseAllDocuments, isScalar } = yamlLib()
   const lineCounter = new LineCounter()
   const docs = parseAllDocuments(text, { lineCounter, prettyErrors: false, uniqueKeys: true })
   const resources: RawResource[] = []
@@ -103,6 +105,7 @@ function lineColumn(text: string, offset: number): { line: number; column: numbe
 }
 
 function nodeAt(doc: Document, path: PathSeg[]): Node | undefined {
+  const { isMap, isNode, isPair, isScalar, isSeq } = yamlLib()
   let node: unknown = doc.contents
   for (const seg of path) {
     if (isMap(node)) {

@@ -7,13 +7,13 @@
 // the same way) and stops at the first token past the bound, so a hostile input costs a few tokens.
 // Flow depth ([ and {) is exact; block depth is counted from indentation and from the "- ", "? " and
 // ": " indicators that open a node on the same line, which can only count high, never low.
-import { CST, Lexer } from 'yaml'
+import { yamlLib } from './yaml-lib.js'
 
 /** Levels of nesting allowed (a Weft policy uses about ten). */
 export const MAX_NESTING = 64
 
 /** Zero-width markers the lexer puts into its token stream (not in the source text). */
-const MARKERS = new Set([CST.DOCUMENT, CST.SCALAR, CST.FLOW_END])
+let markers: Set<string> | undefined
 
 /** Where the text first nests deeper than `limit` (an offset into it), or undefined. */
 export function findDeepNesting(text: string, limit = MAX_NESTING): { offset: number; depth: number } | undefined {
@@ -29,6 +29,8 @@ export function findDeepNesting(text: string, limit = MAX_NESTING): { offset: nu
     stack.push(at)
     return stack.length + flow > limit ? { offset, depth: stack.length + flow } : undefined
   }
+  const { CST, Lexer } = yamlLib()
+  const MARKERS = (markers ??= new Set([CST.DOCUMENT, CST.SCALAR, CST.FLOW_END]))
   for (const token of new Lexer().lex(text)) {
     if (MARKERS.has(token)) continue
     const type = CST.tokenType(token)
