@@ -23,6 +23,9 @@ commands:
                              a join token for instances
   ca bundle|rotate|retire    the CA's trust bundle; rotate adds a new signing root (instances
                              re-issue onto it), retire drops the old one
+  jwt keys|rotate|retire [--force]
+                             the JWT-SVID signing keys; rotate publishes a new key beside the
+                             old one, retire drops the old one
   check -f FILE [-f FILE…]   validate policy files offline; exit 1 when any has errors
   version                    print the version
   help                       this text
@@ -45,6 +48,7 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   explain: async () => (await import('./explain.js')).explainCommand,
   token: async () => (await import('./token.js')).token,
   ca: async () => (await import('./ca.js')).ca,
+  jwt: async () => (await import('./jwt.js')).jwt,
   check: async () => (await import('./check.js')).check,
 }
 

@@ -132,7 +132,27 @@ export function buildApi(d: ApiDeps): Router {
     })
 
     // Public keys, like any OIDC issuer's: verifiers (RequestAuthentication jwksUri) need no token.
-    .add('GET', '/v1/jwks', async (ctx) => sendJson(ctx.res, 200, jwt.jwks(), { 'cache-control': 'max-age=300' }))
+    // max-age stays under the 45 s between a rotate and the new key's first token, so a verifier
+    // that honours it (and never refetches on an unknown kid) has the new key before it is used.
+    .add('GET', '/v1/jwks', async (ctx) => sendJson(ctx.res, 200, await jwt.jwks(), { 'cache-control': 'max-age=30' }))
+
+    // JWT-SVID key rotation with overlap (jwt-service.ts), apart from the CA's: rotate publishes a
+    // new key, which signs from its activation 45 s later; retire drops the old one (refused while
+    // its tokens may be valid, unless force).
+    .add('GET', '/v1/jwt/keys', async (ctx) => {
+      await admin(ctx)
+      sendJson(ctx.res, 200, await jwt.view())
+    })
+
+    .add('POST', '/v1/jwt/rotate', async (ctx) => {
+      await admin(ctx)
+      sendJson(ctx.res, 200, await jwt.rotate())
+    })
+
+    .add('POST', '/v1/jwt/retire', async (ctx) => {
+      await admin(ctx)
+      sendJson(ctx.res, 200, await jwt.retire(await readJsonObject(ctx.req, true)))
+    })
 
     .add('GET', '/v1/bundle', async (ctx) => {
       if (!peerOf(ctx.req.socket)) await auth.identify(authz(ctx))

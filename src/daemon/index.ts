@@ -92,7 +92,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
     // A store daemons share holds the CA and the JWT key: one root and one JWKS for all of them.
     const shared = store.sharedDoc ? { state: store.sharedDoc('ca'), operatorBundle: store.sharedDoc('ca-operator-bundle'), jwtKey: store.sharedDoc('jwt-key') } : undefined
     const ca = await CaService.open({ dataDir, ...(opts.trustDomain ? { trustDomain: opts.trustDomain } : {}), ...(opts.svidTtlMs ? { svidTtlMs: opts.svidTtlMs } : {}), ...(opts.ca ? { operator: opts.ca } : {}), ...(shared ? { shared } : {}), logger })
-    const jwt = await JwtService.open(dataDir, ca.trustDomain, shared?.jwtKey)
+    const jwt = await JwtService.open(dataDir, ca.trustDomain, shared?.jwtKey, logger)
     const status = new StatusBoard()
     hub = new PushHub(store, { coalesceMs, pingMs: Math.max(1, Math.floor(leaseTtlMs / 3)), leaseTtlMs, logger, onSent: (id, v) => status.sent(id, v) })
     store.onEvent((e) => {

@@ -38,6 +38,26 @@ export interface Jwks {
 }
 
 /**
+ * A JWT-SVID public key as a JWKS publishes it, from a persisted public (or private) JWK: the key
+ * is checked to be a P-256 point and its kid recomputed (RFC 7638 thumbprint), never taken from
+ * the input; a private part is dropped. For a key set the daemon's first cut of rotation wrote,
+ * which kept the replaced key public only.
+ * @throws WeftError WEFT_ERR_INVALID_ARG when the JWK is not an EC P-256 key.
+ */
+export async function jwtSvidPublicKey(jwk: JWK): Promise<JWK> {
+  if (typeof jwk !== 'object' || jwk === null || jwk.kty !== 'EC' || jwk.crv !== 'P-256' || typeof jwk.x !== 'string' || typeof jwk.y !== 'string') {
+    invalidArg('jwk', 'must be an EC P-256 public JWK (kty EC, crv P-256, x, y)')
+  }
+  const publicJwk = { kty: 'EC', crv: 'P-256', x: jwk.x, y: jwk.y }
+  try {
+    createPublicKey({ key: publicJwk as never, format: 'jwk' })
+  } catch (err) {
+    throw new WeftError('WEFT_ERR_INVALID_ARG', `invalid option jwk: not a usable P-256 public key (${(err as Error).message})`, { cause: err, details: { option: 'jwk' } })
+  }
+  return { ...publicJwk, kid: await calculateJwkThumbprint(publicJwk, 'sha256'), alg: 'ES256', use: 'sig' }
+}
+
+/**
  * Signs JWT-SVIDs: header `{ alg: ES256, kid, typ: JWT }`, claims `iss` = `spiffe://<td>` (the
  * trust domain, stable whichever daemon URL a workload used), `sub` = the workload's SPIFFE ID,
  * `aud`, `iat`, `exp`. Verify them with a RequestAuthentication rule `{ issuer: spiffe://<td>,
@@ -100,6 +120,11 @@ export class JwtSvidIssuer {
   /** The private key as a JWK, for the daemon to persist (mode 0600). */
   toJwk(): JWK {
     return { ...this.privateJwk }
+  }
+
+  /** The public key as a JWK (kid, alg ES256, use sig): one entry of a JWKS. */
+  publicKey(): JWK {
+    return { ...this.publicJwk }
   }
 
   /** The public key set: what verifiers configure and GET /v1/jwks serves. */
