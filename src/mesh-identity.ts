@@ -60,6 +60,7 @@ export class MeshIdentity {
   private readonly listeners = new Set<(m: IdentityMaterial | undefined) => void>()
   /** Told when the bundle's roots change (open connections are re-checked against them). */
   private readonly trustListeners = new Set<() => void>()
+  private readonly policyListeners = new Set<() => void>()
   private roots: readonly string[] | undefined
   private jwtSource: JwtSvidSource | undefined
   private readonly jwts = new Map<string, Promise<{ token: string; expiresAt: number }>>()
@@ -166,6 +167,17 @@ export class MeshIdentity {
    * Tells `listener` when the trust bundle's roots change (a root added or retired), after the
    * new material is current: open connections are then re-checked against `current().bundle`.
    */
+  /** `listener` is called whenever a new policy is in use (policyApplied); returns the unsubscribe. */
+  onPolicyApplied(listener: () => void): () => void {
+    this.policyListeners.add(listener)
+    return () => this.policyListeners.delete(listener)
+  }
+
+  /** The mesh swapped in a new policy: the mTLS modes may have changed (front doors end plaintext connections a STRICT mode no longer allows). */
+  policyApplied(): void {
+    for (const l of this.policyListeners) l()
+  }
+
   onTrustChange(listener: () => void): () => void {
     this.trustListeners.add(listener)
     return () => this.trustListeners.delete(listener)
@@ -238,6 +250,8 @@ export class MeshIdentity {
     refused: (reason, detail, remote) => this.refused(reason, detail, remote),
     // Connections end at their client certificate's notAfter and when a retired root was theirs.
     watchTrust: (listener) => this.onTrustChange(listener),
+    // A change to STRICT ends open plaintext connections at once.
+    watchMode: (listener) => this.onPolicyApplied(listener),
   }
 
   /** The client's SPIFFE identity checked on a server-side TLS socket. */

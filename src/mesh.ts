@@ -95,6 +95,7 @@ export class Mesh extends EventEmitter {
       install: (snapshot, security, version) => {
         this.current = snapshot
         this.security = security
+        this.identity.policyApplied()
         this.inboundCore?.rebuild(version, undefined, security)
         this.grpcApi?.warm(snapshot)
       },

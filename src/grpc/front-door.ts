@@ -33,6 +33,8 @@ export interface GrpcFrontDoorSecurity {
   hasCertificate(): boolean
   /** A connection was refused: counted and logged by the mesh. */
   refused(reason: FrontDoorRefusal, detail: string, remote: string): void
+  /** Calls `listener` whenever a new policy is in use; returns the unsubscribe (else the mode is polled). */
+  watchMode?(listener: () => void): () => void
 }
 
 /** After the drain and forceShutdown, how long the listener's own close may take before it is left. */
@@ -44,6 +46,7 @@ export class GrpcFrontDoor {
   /** Plaintext sessions go here; replaced when the mode becomes STRICT (the old one drains). */
   private plain: ConnectionInjector
   private readonly plainWatch: PlaintextWatch<Socket>
+  private readonly unwatchMode: (() => void) | undefined
   private readonly refusal = new PlaintextRefusal()
   /** Every accepted socket until it closes (whoever serves it). */
   private readonly sockets = new Set<Socket>()
@@ -60,7 +63,8 @@ export class GrpcFrontDoor {
   constructor(private readonly server: Server, tlsCredentials: ServerCredentials, private readonly insecure: ServerCredentials, private readonly sec: GrpcFrontDoorSecurity) {
     this.tls = server.createConnectionInjector(tlsCredentials)
     this.plain = server.createConnectionInjector(insecure)
-    this.plainWatch = new PlaintextWatch<Socket>(() => sec.mode(), (sockets) => this.endPlaintext(sockets))
+    this.plainWatch = new PlaintextWatch<Socket>(() => sec.mode(), (sockets) => this.endPlaintext(sockets), sec.watchMode !== undefined)
+    this.unwatchMode = sec.watchMode?.(() => this.plainWatch.check())
     this.listener = createServer((socket) => this.accept(socket))
   }
 
@@ -144,6 +148,7 @@ export class GrpcFrontDoor {
     this.closed = new Promise((resolve) => this.listener.close(() => resolve()))
     for (const s of this.pending) s.destroy()
     this.pending.clear()
+    this.unwatchMode?.()
     this.plainWatch.stop()
   }
 

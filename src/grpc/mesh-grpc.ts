@@ -131,6 +131,7 @@ export class MeshGrpc {
         mode: () => id.serverMode(),
         hasCertificate: () => id.current() !== undefined,
         refused: (reason, detail, remote) => id.frontDoor.refused(reason, detail, remote),
+        watchMode: (listener) => id.onPolicyApplied(listener),
       })
       port = await door.listen(opts.port, host)
       if (this.closing) {

@@ -46,6 +46,11 @@ export interface FrontDoorSecurity {
    * at its handshake only.
    */
   watchTrust?(listener: () => void): () => void
+  /**
+   * Calls `listener` whenever a new policy is in use (the mode may have changed); returns the
+   * unsubscribe. Without it, a server holding plaintext connections polls the mode.
+   */
+  watchMode?(listener: () => void): () => void
 }
 
 export type FrontDoorRefusal = 'plaintext' | 'no-certificate' | 'handshake' | 'peer-identity' | 'timeout' | 'expired' | 'untrusted' | 'mode-strict'
@@ -136,14 +141,19 @@ function plaintextWatch(server: Server, sec: FrontDoorSecurity): PlaintextWatch<
       if (raw && raw !== tls) httpSocket.set(raw, tls)
     })
   }
+  const pushed = sec.watchMode !== undefined
   const watch = new PlaintextWatch<Socket>(() => sec.mode(), (sockets) => {
     for (const s of sockets) {
       if (s.destroyed) continue
       sec.refused('mode-strict', 'this server\'s mTLS mode is now STRICT: the plaintext connection is ended (its next one is refused)', remoteOf(s))
       endHttpConnection(httpSocket.get(s) ?? s)
     }
+  }, pushed)
+  const unwatchMode = sec.watchMode?.(() => watch.check())
+  server.once('close', () => {
+    unwatchMode?.()
+    watch.stop()
   })
-  server.once('close', () => watch.stop())
   return watch
 }
 

@@ -4,12 +4,12 @@
 // becomes STRICT. Each front door keeps its plaintext connections here: while it holds any, the
 // mode is re-read every MODE_CHECK_MS (and whenever the door reads it for a new connection), and
 // once it is STRICT every one of them is handed to the door to be ended. DISABLE ↔ PERMISSIVE ends
-// nothing. The mode is read, not pushed: the instance's policy is swapped in by the mesh, which
-// tells nobody, so this costs one mode lookup a tick per server holding plaintext connections, and
-// nothing at all for a server that has none (a STRICT one).
+// nothing. The mesh tells its front doors when a new policy is in use (`pushed`: check() is called
+// then, and nothing polls); a door without that signal re-reads the mode every MODE_CHECK_MS while
+// it holds plaintext connections, and costs nothing while it holds none (a STRICT one).
 import type { MtlsMode } from '../config/types.js'
 
-/** How often a server that holds plaintext connections re-reads its mode. */
+/** How often a server that holds plaintext connections re-reads its mode, when no change is pushed. */
 export const MODE_CHECK_MS = 250
 
 /** A connection ended with a response or calls in flight gets this long to finish them. */
@@ -25,9 +25,10 @@ export class PlaintextWatch<C extends Closable> {
 
   /**
    * `mode`: the server's mode now. `end`: called with the open plaintext connections once the mode
-   * is STRICT; they are no longer watched (each is handed over once).
+   * is STRICT; they are no longer watched (each is handed over once). `pushed`: the owner calls
+   * check() whenever the mode may have changed, so no timer polls it.
    */
-  constructor(private readonly mode: () => MtlsMode, private readonly end: (connections: C[]) => void) {}
+  constructor(private readonly mode: () => MtlsMode, private readonly end: (connections: C[]) => void, private readonly pushed = false) {}
 
   /** A plaintext connection is served: watched until it closes. */
   add(c: C): void {
@@ -36,7 +37,7 @@ export class PlaintextWatch<C extends Closable> {
       this.open.delete(c)
       if (this.open.size === 0) this.stopTimer()
     })
-    if (!this.timer) {
+    if (!this.timer && !this.pushed) {
       this.timer = setInterval(() => this.check(), MODE_CHECK_MS)
       this.timer.unref()
     }
