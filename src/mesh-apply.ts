@@ -54,13 +54,16 @@ export class ConfigApplier {
 
   /**
    * Compiles and swaps in a policy; `version` is the daemon's (control mode) or the next local one.
-   * Resolves with the 'config' event to emit; throws (nothing swapped) when security does not compile.
+   * `inboundClosed`: this version serves outbound calls only; inbound requests are refused with
+   * that reason (an instance under a daemon with no policy of the daemon's yet). Resolves with the
+   * 'config' event to emit; throws (nothing swapped) when security does not compile.
    */
-  async apply(policy: MeshPolicy, version = this.version + 1): Promise<ConfigEvent> {
+  async apply(policy: MeshPolicy, version = this.version + 1, inboundClosed?: string): Promise<ConfigEvent> {
     const d = this.d
     // First, as it may throw: a version whose security does not compile is not applied (NACK).
     if (policy.requestAuthentication.length > 0) this.jwks ??= new JwksRegistry({ logger: d.logger })
-    const security = compileInboundSecurity(policy, { service: d.service, namespace: d.namespace, jwks: this.jwks, metrics: d.metrics, logger: d.logger, debugAuthz: d.options.debug?.authz === true })
+    const compiled = compileInboundSecurity(policy, { service: d.service, namespace: d.namespace, jwks: this.jwks, metrics: d.metrics, logger: d.logger, debugAuthz: d.options.debug?.authz === true })
+    const security: InboundSecurity = inboundClosed === undefined ? compiled : { ...compiled, closed: inboundClosed }
     this.version = version
     const { snapshot, ready } = compileSnapshot(policy, version, {
       source: d.service,

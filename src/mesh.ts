@@ -146,11 +146,11 @@ export class Mesh extends EventEmitter {
   }
 
   /** The `config` option (a file, an object, or none) as the policy in force; refused whole when invalid. */
-  private async applyStaticConfig(): Promise<void> {
+  private async applyStaticConfig(inboundClosed?: string): Promise<void> {
     const policy = readPolicy(this.options.config)
     const errors = policy.issues.filter((i) => i.severity === 'error')
     if (errors.length > 0) throw policyError(errors)
-    await this.apply(policy)
+    await this.apply(policy, undefined, inboundClosed)
   }
 
   /** Control mode (src/control/control-mode.ts): register, watch, apply what the daemon pushes. */
@@ -170,9 +170,12 @@ export class Mesh extends EventEmitter {
       tls: () => this.identity.controlTls(),
       hasConfig: () => this.current !== undefined,
       isClosed: () => this.isClosed,
+      // No view of the daemon's and no cached one: outbound calls use the static config (or pass
+      // through), and inbound requests are refused (readiness false) until the daemon's policy
+      // applies: a server is never open without the policy that may restrict it (RELIABILITY F2b, S7).
       fallback: async () => {
-        await this.applyStaticConfig()
-        return o.config === undefined ? 'no policy (plain passthrough)' : 'the static config'
+        await this.applyStaticConfig('no policy from the control daemon yet (it did not answer, or its view was rejected, and there is no cached snapshot): inbound requests are refused until its policy applies')
+        return `${o.config === undefined ? 'no policy (plain passthrough)' : 'the static config'} for outbound calls, and refusing inbound requests (not ready)`
       },
     })
     // Servers wait for this instance's first certificate (they fail closed until then; bounded).
@@ -213,7 +216,7 @@ export class Mesh extends EventEmitter {
         logger: this.logger,
         tracer: this.options.tracer ?? trace.getTracer('weft'),
         options: this.options.inbound ?? {},
-        ready: () => this.current !== undefined && !this.isClosed,
+        ready: () => this.current !== undefined && !this.isClosed && this.security.closed === undefined,
         metricsText: () => this.metrics(),
       })
       this.inboundCore.rebuild(this.configVersion, undefined, this.security)
@@ -295,8 +298,8 @@ export class Mesh extends EventEmitter {
   }
 
   /** Compiles and swaps in a policy; `version` is the daemon's (control mode) or the next local one. */
-  private async apply(policy: MeshPolicy, version?: number): Promise<void> {
-    this.emit('config', await this.applier.apply(policy, version))
+  private async apply(policy: MeshPolicy, version?: number, inboundClosed?: string): Promise<void> {
+    this.emit('config', await this.applier.apply(policy, version, inboundClosed))
   }
 
   /** WHATWG fetch through the mesh. */

@@ -1,7 +1,8 @@
 // A mesh in control mode: the ControlClient, the cached last good view, and the one rule of
 // static stability at start — never fail because the daemon is down: after controlTimeoutMs with
-// no first view, start from the cached one (stateDir), else from the mesh's own fallback (its
-// static config, or nothing), and keep reconnecting in the background. Every config change is
+// no first view applied, start from the cached one (stateDir), else from the mesh's own fallback
+// (its static config, or nothing, for outbound calls; inbound refused until the daemon's policy
+// applies), and keep reconnecting in the background. Every config change is
 // applied one at a time, in arrival order.
 import { randomBytes } from 'node:crypto'
 import type { ConnectionOptions } from 'node:tls'
@@ -83,13 +84,13 @@ export class ControlMode {
     if (cached) {
       const error = await this.compileView(cached)
       if (error === undefined) {
-        logger.warn(`control daemon unreachable; serving cached snapshot version ${cached.version} from ${this.cache!.file} (saved ${cached.savedAt})`)
+        logger.warn(`no view from the control daemon applied within ${this.o.timeoutMs} ms (unreachable, or its view was rejected: see any NACK above); serving cached snapshot version ${cached.version} from ${this.cache!.file} (saved ${cached.savedAt})`)
         return
       }
-      logger.error(`control daemon unreachable and the cached snapshot ${this.cache!.file} does not apply:\n${error}`)
+      logger.error(`no view from the control daemon applied within ${this.o.timeoutMs} ms, and the cached snapshot ${this.cache!.file} does not apply:\n${error}`)
     }
     const what = await this.o.fallback()
-    logger.warn(`control daemon unreachable and no cached snapshot; serving ${what} until it answers`)
+    logger.warn(`no view from the control daemon applied within ${this.o.timeoutMs} ms (unreachable, or its view was rejected: see any NACK above) and no cached snapshot; serving ${what} until its policy applies`)
   }
 
   /** Applies a view pushed by the daemon; resolves with the NACK reason when it does not apply. */

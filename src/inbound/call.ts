@@ -99,6 +99,12 @@ export interface InboundSecurity {
   readonly logger: Logger
   /** createMesh `debug.authz`: a denial also carries the rule-by-rule explanation. */
   readonly debugAuthz?: boolean
+  /**
+   * Set while an instance under a control daemon has no policy of the daemon's to enforce (no view
+   * applied yet and no cached one): why. Every request is refused (WEFT_ERR_CONTROL_UNAVAILABLE)
+   * and /readyz answers 503 — never served without the policy that may restrict it (RELIABILITY F2b, S7).
+   */
+  readonly closed?: string
 }
 
 export type ServerLayer = Layer<InboundCall, InboundCall, InboundTarget>

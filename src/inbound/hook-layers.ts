@@ -36,6 +36,8 @@ export const authzLayer: ServerLayer = {
   role: 'authz',
   why: 'last before the handler: decides on the verified principal and the request',
   wrap(next, target) {
+    const closed = target.security.closed
+    if (closed !== undefined) return (call, done) => done(new WeftError('WEFT_ERR_CONTROL_UNAVAILABLE', `${target.service}: ${closed}`, { details: { service: target.service, configVersion: target.configVersion } }), call)
     const engine = target.security.authz
     if (!engine) return next
     const { metrics, logger } = target.security
