@@ -74,13 +74,24 @@ async function probe(a: Arm, server: Server): Promise<void> {
 interface Samples {
   idle: NodeJS.MemoryUsage[]
   load: NodeJS.MemoryUsage[]
+  /** Under the same fixed rate for both arms (open loop). */
+  fixed: NodeJS.MemoryUsage[]
   /** req/s of each measured run. */
   rps: number[]
 }
 
+interface Plan {
+  warmMs: number
+  rounds: number
+  runMs: number
+  /** The equal-rate phase: rounds of runMs per arm at `rate` req/s, below both arms' closed-loop throughput. */
+  fixedRounds: number
+  rate: number
+}
+
 async function run(o: ScenarioOptions): Promise<ScenarioResult> {
-  // Full: ~40 s here; quick: ~7 s.
-  const plan = o.quick ? { warmMs: 500, rounds: 3, runMs: 600 } : { warmMs: 3_000, rounds: 8, runMs: 2_000 }
+  // Full: ~59 s here; quick: ~10 s.
+  const plan: Plan = o.quick ? { warmMs: 500, rounds: 3, runMs: 600, fixedRounds: 2, rate: 1_000 } : { warmMs: 3_000, rounds: 8, runMs: 2_000, fixedRounds: 4, rate: 5_000 }
   if (o.profile) throw new Error('memory has no CPU profile to take; --only ARM runs one arm alone')
   if (o.only && !(o.only in ARMS)) throw new Error(`no arm "${o.only}" (have: ${Object.keys(ARMS).join(', ')})`)
   const arms = (o.only ? [o.only] : Object.keys(ARMS)) as Arm[]
@@ -93,7 +104,7 @@ async function run(o: ScenarioOptions): Promise<ScenarioResult> {
     const script = serverScript()
     await Promise.all(arms.map(async (a) => (servers[a] = await startServer(script, a, upstream!.ports[0]!))))
     load = await loading
-    const s = Object.fromEntries(arms.map((a) => [a, { idle: [], load: [], rps: [] } as Samples])) as Record<Arm, Samples>
+    const s = Object.fromEntries(arms.map((a) => [a, { idle: [], load: [], fixed: [], rps: [] } as Samples])) as Record<Arm, Samples>
     // Idle: started, nothing served yet.
     for (let i = 0; i < IDLE_SAMPLES; i++) {
       for (const a of arms) s[a].idle.push(await servers[a].mem())
@@ -105,6 +116,20 @@ async function run(o: ScenarioOptions): Promise<ScenarioResult> {
       return r
     }
     for (const a of arms) await probe(a, servers[a])
+    // The same rate for both, first: the closed loop drives each arm as fast as it goes, so the two
+    // do different amounts of work (and garbage) per second, and V8's young generation, once grown,
+    // stays grown; at one fixed rate, before any closed loop, they do the same.
+    for (const a of arms) await load.fixed(servers[a].origin, PATH, BODY, plan.warmMs / 2, plan.rate)
+    for (let round = 0; round < plan.fixedRounds; round++) {
+      for (const a of round % 2 ? [...arms].reverse() : arms) {
+        const running = load.fixed(servers[a].origin, PATH, BODY, plan.runMs, plan.rate).then((r) => {
+          if (r.errors > 0) throw new Error(`${a} at ${plan.rate} req/s: ${r.errors} of ${r.requests} requests failed; first: ${String(r.firstError)}`)
+        })
+        await sleep(plan.runMs / 2)
+        s[a].fixed.push(await servers[a].mem())
+        await running
+      }
+    }
     for (const a of arms) await drive(a, plan.warmMs)
     for (let round = 0; round < plan.rounds; round++) {
       // Order flips every round, as in the other scenarios, so drift falls on both arms alike.
@@ -125,18 +150,18 @@ async function run(o: ScenarioOptions): Promise<ScenarioResult> {
   }
 }
 
-function report(o: ScenarioOptions, plan: { warmMs: number; rounds: number; runMs: number }, arms: Arm[], s: Record<Arm, Samples>): ScenarioResult {
+function report(o: ScenarioOptions, plan: Plan, arms: Arm[], s: Record<Arm, Samples>): ScenarioResult {
   const MB = 2 ** 20
   const med = (xs: NodeJS.MemoryUsage[], k: keyof NodeJS.MemoryUsage) => median(xs.map((x) => x[k])) / MB
   const mb = (n: number) => `${n.toFixed(1)} MB`
   const spread = (xs: NodeJS.MemoryUsage[]) => `${(Math.min(...xs.map((x) => x.rss)) / MB).toFixed(1)}–${(Math.max(...xs.map((x) => x.rss)) / MB).toFixed(1)}`
-  const row = (a: Arm) => [ARMS[a], mb(med(s[a].idle, 'rss')), mb(med(s[a].idle, 'heapUsed')), `**${mb(med(s[a].load, 'rss'))}** (${spread(s[a].load)})`, mb(med(s[a].load, 'heapTotal')), mb(med(s[a].load, 'heapUsed')), mb(med(s[a].load, 'external')), fmt.int(median(s[a].rps))]
+  const row = (a: Arm) => [ARMS[a], mb(med(s[a].idle, 'rss')), mb(med(s[a].idle, 'heapUsed')), `**${mb(med(s[a].load, 'rss'))}** (${spread(s[a].load)})`, mb(med(s[a].load, 'heapTotal')), mb(med(s[a].load, 'heapUsed')), mb(med(s[a].load, 'external')), fmt.int(median(s[a].rps)), `${mb(med(s[a].fixed, 'rss'))} (${spread(s[a].fixed)})`, mb(med(s[a].fixed, 'heapUsed'))]
   const rows = arms.map(row)
   const both = arms.length === 2
-  const added = (k: keyof NodeJS.MemoryUsage, phase: 'idle' | 'load') => med(s.weft[phase], k) - med(s.bare[phase], k)
+  const added = (k: keyof NodeJS.MemoryUsage, phase: 'idle' | 'load' | 'fixed') => med(s.weft[phase], k) - med(s.bare[phase], k)
   const signed = (n: number) => `${n >= 0 ? '+' : '−'}${Math.abs(n).toFixed(1)} MB`
-  if (both) rows.push(['added by Weft', signed(added('rss', 'idle')), signed(added('heapUsed', 'idle')), `**${signed(added('rss', 'load'))}**`, signed(added('heapTotal', 'load')), signed(added('heapUsed', 'load')), signed(added('external', 'load')), '—'])
-  const goals = both ? [{ text: `memory: ≤ ${GOAL_MB} MB RSS added by the mesh (service under load, after GC) (measured ${signed(added('rss', 'load'))})`, met: added('rss', 'load') <= GOAL_MB }] : []
+  if (both) rows.push(['added by Weft', signed(added('rss', 'idle')), signed(added('heapUsed', 'idle')), `**${signed(added('rss', 'load'))}**`, signed(added('heapTotal', 'load')), signed(added('heapUsed', 'load')), signed(added('external', 'load')), '—', `**${signed(added('rss', 'fixed'))}**`, signed(added('heapUsed', 'fixed'))])
+  const goals = both ? [{ text: `memory: ≤ ${GOAL_MB} MB RSS added by the mesh (service under load, after GC) (measured ${signed(added('rss', 'load'))}; at the same ${fmt.int(plan.rate)} req/s for both, ${signed(added('rss', 'fixed'))})`, met: added('rss', 'load') <= GOAL_MB }] : []
   const markdown = [
     `### memory — RSS of a service with and without the mesh`,
     ``,
@@ -149,9 +174,10 @@ function report(o: ScenarioOptions, plan: { warmMs: number; rounds: number; runM
       `Before the load, each arm is checked: the mesh's \`weft-load\` header on its answer exactly when behind Weft, and the Weft arm's metrics counting its calls to the upstream.`,
     ``,
     `**Idle**: ${IDLE_SAMPLES} samples right after start, before any request. **Under load**: after a ${plan.warmMs / 1000} s warm-up per arm, ${plan.rounds} rounds of ${plan.runMs / 1000} s per arm (order flipped every round), one sample halfway through each run, with requests in flight. ` +
-      `Each sample is \`process.memoryUsage()\` in the server's process right after two forced full GCs (\`gc()\`); medians. RSS after a GC still holds the pages V8 and the allocator keep for reuse, so it moves by a few MB between samples (range in brackets); heapTotal is the V8 heap committed (live objects, code, and the room the young generation grew to), heapUsed what is live in it.`,
+      `Each sample is \`process.memoryUsage()\` in the server's process right after two forced full GCs (\`gc()\`); medians. RSS after a GC still holds the pages V8 and the allocator keep for reuse, so it moves by a few MB between samples (range in brackets); heapTotal is the V8 heap committed (live objects, code, and the room the young generation grew to), heapUsed what is live in it. ` +
+      `**At ${fmt.int(plan.rate)} req/s**: the closed loop runs each arm as fast as it goes, so the two serve different numbers of requests (and make different amounts of garbage) a second; so before the closed loop (V8's young generation, once grown by it, stays grown) a ${plan.warmMs / 2000} s warm-up and ${plan.fixedRounds} rounds of ${plan.runMs / 1000} s per arm at one fixed rate (open loop, below both arms' closed-loop throughput), sampled the same way. The goal reads the closed loop, as before.`,
     ``,
-    table(['arm', 'RSS, idle', 'heapUsed, idle', 'RSS, under load (range)', 'heapTotal, under load', 'heapUsed, under load', 'external, under load', 'req/s (median)'], rows),
+    table(['arm', 'RSS, idle', 'heapUsed, idle', 'RSS, under load (range)', 'heapTotal, under load', 'heapUsed, under load', 'external, under load', 'req/s (median)', `RSS at ${fmt.int(plan.rate)} req/s (range)`, `heapUsed at ${fmt.int(plan.rate)} req/s`], rows),
     ``,
     ...goals.map((g) => `- ${g.met ? 'MET' : '**MISSED**'}: ${g.text}`),
     o.quick ? `\n_--quick run: figures are not meaningful._` : '',

@@ -1,8 +1,9 @@
 // The load generator of bench/http-server.ts in its own process: closed loops of GET requests through one undici Pool per origin, on command over IPC.
 import { Pool } from 'undici'
-import { closedLoop, type Send } from './load.js'
+import { closedLoop, newHistogram, openLoop, type Send } from './load.js'
 
-export type LoadCommand = { origin: string; path: string; body: string; ms: number; concurrency: number }
+/** A closed loop of `concurrency` in flight, or with `rate` an open loop at that many requests a second. */
+export type LoadCommand = { origin: string; path: string; body: string; ms: number; concurrency: number; rate?: number }
 
 /**
  * Answers the mesh sheds (503 with this code, when its event loop was blocked past the threshold:
@@ -40,7 +41,11 @@ function sendTo(origin: string, path: string, body: string): Send {
 // Forked with IPC by startLoadGen (server-hosts.ts): sends { ready }, answers each command with { closed } (and its shed count) or { error }.
 process.on('message', (cmd: LoadCommand) => {
   shed = 0
-  closedLoop(sendTo(cmd.origin, cmd.path, cmd.body), cmd.concurrency, cmd.ms).then(
+  const send = sendTo(cmd.origin, cmd.path, cmd.body)
+  const run = cmd.rate === undefined
+    ? closedLoop(send, cmd.concurrency, cmd.ms)
+    : openLoop(send, cmd.rate, cmd.ms, newHistogram()).then((r) => ({ requests: r.requests, errors: r.errors, firstError: r.firstError, seconds: cmd.ms / 1000, cpuMicros: r.cpuMicros }))
+  run.then(
     (r) => process.send!({ closed: { ...r, shed, firstError: r.firstError === undefined ? undefined : String(r.firstError) } }),
     (err: unknown) => process.send!({ error: String((err as Error)?.stack ?? err) }),
   )

@@ -20,6 +20,8 @@ export type LoadResult = ClosedResult & { shed: number }
 export interface LoadGen {
   /** A closed loop of GET `path` on `origin`, `concurrency` in flight, for `ms`; every answer must be 200 with `body` (or shed). */
   closed(origin: string, path: string, body: string, ms: number, concurrency: number): Promise<LoadResult>
+  /** An open loop of GET `path` on `origin` at `rate` requests a second for `ms` (same checks). */
+  fixed(origin: string, path: string, body: string, ms: number, rate: number): Promise<LoadResult>
   stop(): void
 }
 
@@ -52,14 +54,16 @@ export async function startApp(app: string): Promise<AppHost> {
 export async function startLoadGen(): Promise<LoadGen> {
   const child = forkTs(lib('./load-gen.ts'), [], ['--expose-gc'])
   await nextMessage(child, 30_000, (m) => ((m as { ready?: boolean }).ready ? true : undefined))
+  const command = async (cmd: LoadCommand): Promise<LoadResult> => {
+    const answer = nextMessage(child, cmd.ms + 60_000, (m) => m as { closed: LoadResult } | { error: string })
+    child.send(cmd)
+    const r = await answer
+    if ('error' in r) throw new Error(`load generator: ${r.error}`)
+    return r.closed
+  }
   return {
-    closed: async (origin, path, body, ms, concurrency) => {
-      const answer = nextMessage(child, ms + 60_000, (m) => m as { closed: LoadResult } | { error: string })
-      child.send({ origin, path, body, ms, concurrency } satisfies LoadCommand)
-      const r = await answer
-      if ('error' in r) throw new Error(`load generator: ${r.error}`)
-      return r.closed
-    },
+    closed: (origin, path, body, ms, concurrency) => command({ origin, path, body, ms, concurrency }),
+    fixed: (origin, path, body, ms, rate) => command({ origin, path, body, ms, concurrency: 0, rate }),
     stop: () => void child.kill('SIGTERM'),
   }
 }
