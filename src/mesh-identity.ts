@@ -2,6 +2,7 @@
 // destination), the server side of the TLS front door, and the client TLS options for a connection
 // to a mesh endpoint. Reads the current snapshot's policy per connection, never per request; TLS
 // objects are built once per certificate (or bundle) and reused.
+import { X509Certificate } from 'node:crypto'
 import type { ConnectionOptions, SecureContextOptions, TLSSocket } from 'node:tls'
 import { DAEMON_NAMESPACE, DAEMON_SERVICE, type SvidResponse } from './control/protocol.js'
 import type { MeshPolicy, MtlsMode, ServiceSettings } from './config/types.js'
@@ -40,6 +41,8 @@ export interface MeshIdentityDeps {
   logger: Logger
   /** Seconds until this instance's certificate expires (weft_certificate_expiry_seconds), per update. */
   onCertificate?: (notAfterMs: number | undefined) => void
+  /** The earliest expiry among the CA certificates the instance relies on (its SVID's issuers, the bundle's roots), per update. */
+  onCaExpiry?: (notAfterMs: number | undefined) => void
   /** A refused inbound connection (plaintext in STRICT, bad certificate…), for metrics. */
   onRefused?: (reason: FrontDoorRefusal) => void
 }
@@ -115,6 +118,7 @@ export class MeshIdentity {
     const p = new this.lib.provider.IdentityProvider({ id, source: { sign }, logger: this.d.logger })
     p.on('update', (m: IdentityMaterial | undefined) => {
       this.d.onCertificate?.(m?.notAfter)
+      this.d.onCaExpiry?.(m ? caNotAfter(m) : undefined)
       for (const l of this.listeners) l(m)
       // A renewal keeps the bundle; a rotation or a retirement changes its roots.
       if (!m || m.bundle.roots === this.roots) return
@@ -301,6 +305,20 @@ export class MeshIdentity {
 }
 
 const PLAIN: ConnectPlan = { tls: false }
+
+/** The earliest notAfter (ms) among the chain above the leaf and the bundle's roots; undefined when none parses. */
+function caNotAfter(m: IdentityMaterial): number | undefined {
+  let earliest: number | undefined
+  for (const pem of [...m.certChainPem.slice(1), ...m.bundle.roots]) {
+    try {
+      const t = Date.parse(new X509Certificate(pem).validTo)
+      if (Number.isFinite(t) && (earliest === undefined || t < earliest)) earliest = t
+    } catch {
+      // Not a certificate node can read: it has no expiry to report.
+    }
+  }
+  return earliest
+}
 
 function sameRoots(a: readonly string[], b: readonly string[]): boolean {
   return a.length === b.length && a.every((r) => b.includes(r))

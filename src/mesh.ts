@@ -33,6 +33,8 @@ import { ConfigApplier, policyError } from './mesh-apply.js'
 
 export type { ConfigEvent } from './mesh-apply.js'
 
+const CONFIG_SOURCES = ['daemon', 'cache', 'static', 'none'] as const
+
 /** URLs that need no normalization: scheme, plain host[:port], then a path without spaces or fragment. */
 const SIMPLE_URL = /^https?:\/\/[a-z0-9.-]+(?::\d{1,5})?(?:\/[\x21-\x22\x24-\x7e]*)?$/
 
@@ -88,6 +90,7 @@ export class Mesh extends EventEmitter {
       service: this.service, namespace: this.namespace, policy: () => this.current?.policy, controlled: this.controlUrls !== undefined, logger: this.logger,
       onRefused: (reason) => m.mtlsRefused.inc({ source_service: this.service, reason }),
       onCertificate: (notAfter) => m.certificateExpiry.set({ source_service: this.service }, notAfter === undefined ? 0 : notAfter / 1000),
+      onCaExpiry: (notAfter) => m.caExpiry.set({ source_service: this.service }, notAfter === undefined ? 0 : notAfter / 1000),
     })
     this.applier = new ConfigApplier({
       service: this.service, namespace: this.namespace, options, logger: this.logger, metrics: m, stack: this.stack,
@@ -138,6 +141,7 @@ export class Mesh extends EventEmitter {
   }
 
   private async startStatic(): Promise<void> {
+    this.setConfigSource(this.options.config === undefined ? 'none' : 'static')
     await this.applyStaticConfig()
     if (typeof this.options.config === 'string') {
       this.watcher = new FileWatcher(this.options.config, () => void this.reload())
@@ -170,10 +174,13 @@ export class Mesh extends EventEmitter {
       tls: () => this.identity.controlTls(),
       hasConfig: () => this.current !== undefined,
       isClosed: () => this.isClosed,
+      onSource: (source) => this.setConfigSource(source),
+      onRejected: () => this.meshMetrics.configRejected.inc({ source_service: this.service, source: 'daemon' }),
       // No view of the daemon's and no cached one: outbound calls use the static config (or pass
       // through), and inbound requests are refused (readiness false) until the daemon's policy
       // applies: a server is never open without the policy that may restrict it (RELIABILITY F2b, S7).
       fallback: async () => {
+        this.setConfigSource(o.config === undefined ? 'none' : 'static')
         await this.applyStaticConfig('no policy from the control daemon yet (it did not answer, or its view was rejected, and there is no cached snapshot): inbound requests are refused until its policy applies')
         return `${o.config === undefined ? 'no policy (plain passthrough)' : 'the static config'} for outbound calls, and refusing inbound requests (not ready)`
       },
@@ -289,12 +296,18 @@ export class Mesh extends EventEmitter {
     const errors = policy.issues.filter((i) => i.severity === 'error')
     if (errors.length > 0) {
       const err = policyError(errors)
+      this.meshMetrics.configRejected.inc({ source_service: this.service, source: 'file' })
       this.logger.error(`config rejected; still serving version ${this.configVersion}\n${errors.map(formatIssue).join('\n')}`)
       this.emit('configError', err)
       return this.configVersion
     }
     await this.apply(policy)
     return this.configVersion
+  }
+
+  /** weft_config_source: 1 for where the config in use came from, 0 for the others. */
+  private setConfigSource(source: 'daemon' | 'cache' | 'static' | 'none'): void {
+    for (const s of CONFIG_SOURCES) this.meshMetrics.configSource.set({ source_service: this.service, source: s }, s === source ? 1 : 0)
   }
 
   /** Compiles and swaps in a policy; `version` is the daemon's (control mode) or the next local one. */

@@ -37,6 +37,10 @@ export interface ControlModeOptions {
   onBundle?(bundle: unknown, client: ControlClient): void
   /** TLS options for the daemon once this instance has its certificate (ControlClientOptions.tls). */
   tls?: () => ConnectionOptions | undefined
+  /** The config in use now came from the daemon (a view applied) or from the stateDir cache. */
+  onSource?(source: 'daemon' | 'cache'): void
+  /** A view of the daemon's was refused (NACK); the previous config keeps serving. */
+  onRejected?(): void
 }
 
 export class ControlMode {
@@ -84,6 +88,7 @@ export class ControlMode {
     if (cached) {
       const error = await this.compileView(cached)
       if (error === undefined) {
+        this.o.onSource?.('cache')
         logger.warn(`no view from the control daemon applied within ${this.o.timeoutMs} ms (unreachable, or its view was rejected: see any NACK above); serving cached snapshot version ${cached.version} from ${this.cache!.file} (saved ${cached.savedAt})`)
         return
       }
@@ -97,7 +102,10 @@ export class ControlMode {
   private applyView(view: ControlView): Promise<string | undefined> {
     return this.serialized(async () => {
       const error = await this.compileView(view)
-      if (error === undefined) void this.cache?.save(view, this.client.url)
+      if (error === undefined) {
+        this.o.onSource?.('daemon')
+        void this.cache?.save(view, this.client.url)
+      } else this.o.onRejected?.()
       return error
     })
   }

@@ -23,6 +23,9 @@ export class MeshMetrics {
   readonly authzAudit: Counter<string>
   readonly authnInvalid: Counter<string>
   readonly certificateExpiry: Gauge<string>
+  readonly caExpiry: Gauge<string>
+  readonly configRejected: Counter<string>
+  readonly configSource: Gauge<string>
 
   constructor(readonly registry: Registry, readonly source: string) {
     this.clientDuration = new FastHistogram({
@@ -103,6 +106,24 @@ export class MeshMetrics {
       name: 'weft_certificate_expiry_timestamp_seconds',
       help: 'When this instance\'s X509-SVID expires (Unix seconds); 0 while it has none. Alert when it nears now (RELIABILITY M11).',
       labelNames: ['source_service'],
+      registers: [registry],
+    })
+    this.caExpiry = new Gauge({
+      name: 'weft_ca_expiry_timestamp_seconds',
+      help: 'The earliest expiry (Unix seconds) among the CA certificates this instance relies on: its SVID\'s issuers and the trust bundle\'s roots; 0 while it has none. Alert well before it (RELIABILITY M11).',
+      labelNames: ['source_service'],
+      registers: [registry],
+    })
+    this.configRejected = new Counter({
+      name: 'weft_config_rejected_total',
+      help: 'Config versions this instance refused (and kept serving the previous one): a daemon view NACKed, or a config file change that does not validate.',
+      labelNames: ['source_service', 'source'],
+      registers: [registry],
+    })
+    this.configSource = new Gauge({
+      name: 'weft_config_source',
+      help: 'Where the config in use came from: 1 for the current source (daemon, cache: the stateDir snapshot with the daemon unreachable, static: the config option, none), 0 for the others.',
+      labelNames: ['source_service', 'source'],
       registers: [registry],
     })
   }

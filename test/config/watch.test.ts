@@ -45,6 +45,10 @@ test('the config file is watched: a valid change is a new version, an invalid on
     assert.ok(isWeftError(err, 'WEFT_ERR_POLICY_INVALID'))
     assert.match(err.message, new RegExp(`${file.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}:8:12 error WEFT_E_FIELD_INVALID Service/payments spec\\.timeout`))
     assert.match(log.lines.join('\n'), /config rejected; still serving version 1/)
+    const metrics = await mesh.metrics()
+    assert.equal(metricValue(metrics, 'weft_config_rejected_total', { source: 'file' }), 1)
+    assert.equal(metricValue(metrics, 'weft_config_source', { source: 'static' }), 1)
+    assert.equal(metricValue(metrics, 'weft_config_source', { source: 'daemon' }), 0)
     assert.equal(mesh.configVersion, 1)
     assert.equal(await (await mesh.request('http://payments/x')).body.text(), 'ok from a', 'the previous version keeps serving')
 

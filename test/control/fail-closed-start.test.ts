@@ -10,6 +10,7 @@ import type { AddressInfo } from 'node:net'
 import { request } from 'undici'
 import { applyPolicy, eventually, startTestDaemon } from '../helpers/daemon.js'
 import { controlMesh, waitSynced } from '../helpers/control-kit.js'
+import { metricValue } from '../helpers/mesh.js'
 
 /** A policy the daemon's own validation would refuse, as an older daemon, a newer field or a hand edit of the store could hold. */
 const BAD_SERVICE = { apiVersion: 'weft/v1', kind: 'Service', metadata: { name: 'payments' }, spec: { timeout: 'soon' } }
@@ -49,6 +50,9 @@ test('first view rejected and no cache: inbound requests are refused (503 WEFT_E
   assert.ok(payments.log.lines.some((l) => l.includes('refusing inbound requests (not ready)')), payments.log.lines.join('\n'))
   const admin = payments.adminAddress!.port
   assert.equal(await readyz(admin), 503, 'not ready without the daemon\'s policy')
+  let metrics = await payments.metrics()
+  assert.equal(metricValue(metrics, 'weft_config_source', { source: 'none' }), 1)
+  assert.ok(metricValue(metrics, 'weft_config_rejected_total', { source: 'daemon' }) >= 1)
 
   // checkout: also on its fallback, whose static config reaches payments over mTLS with its SVID
   // (its certificate comes from the daemon whatever its views).
@@ -71,6 +75,9 @@ test('first view rejected and no cache: inbound requests are refused (503 WEFT_E
   assert.equal((await applyPolicy(d, GOOD)).status, 200)
   await waitSynced(d, [payments.instanceId!, checkout.instanceId!])
   assert.equal(await readyz(admin), 200)
+  metrics = await payments.metrics()
+  assert.equal(metricValue(metrics, 'weft_config_source', { source: 'daemon' }), 1)
+  assert.equal(metricValue(metrics, 'weft_config_source', { source: 'none' }), 0)
   const served = await checkout.request('http://payments/charge')
   assert.equal(served.statusCode, 200)
   assert.equal(await served.body.text(), 'paid')

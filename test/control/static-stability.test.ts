@@ -72,6 +72,7 @@ test('cold start with the daemon down: the instance serves from its cached snaps
   t.after(() => cold.close())
   assert.equal(cold.configVersion, version, 'started from the cached version')
   assert.ok(cold.log.lines.some((l) => l.includes(`serving cached snapshot version ${version}`)), cold.log.lines.join('\n'))
+  assert.equal(metricValue(await cold.metrics(), 'weft_config_source', { source: 'cache' }), 1, 'the metric says where the config came from (F2a)')
   assert.equal(metricValue(await cold.metrics(), 'weft_control_connected'), 0)
   assert.deepEqual(await hits(cold, 'payments', 5), ['p1', 'p1', 'p1', 'p1', 'p1'], 'serves from the cache')
 })

@@ -35,6 +35,8 @@ test('under a daemon, meshed HTTP calls are mTLS (STRICT by default): the server
   const m = await payments.metrics()
   assert.equal(metricValue(m, 'http_server_request_duration_seconds_count', { source_service: 'checkout', status_code: '200' }), 1)
   assert.ok(metricValue(m, 'weft_certificate_expiry_timestamp_seconds', {}) > Date.now() / 1000 + 3600)
+  // The CA (here the daemon's root, in the bundle) outlives the SVID it signed.
+  assert.ok(metricValue(m, 'weft_ca_expiry_timestamp_seconds', {}) >= metricValue(m, 'weft_certificate_expiry_timestamp_seconds', {}))
 
   const plain = await request(`http://127.0.0.1:${port}/charge`)
   assert.equal(plain.statusCode, 401)
