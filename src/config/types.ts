@@ -215,6 +215,12 @@ export interface JwtRuleSettings {
   audiences: string[]
   /** Allowed JWS algorithms (never "none", never HS* with a key set). */
   algorithms: string[]
+  /**
+   * When set, the token's protected-header `typ` must be one of these (for example ["at+jwt"],
+   * RFC 9068), compared ignoring case and an `application/` prefix (RFC 8725 §3.11). Undefined:
+   * `typ` is not checked. As written (deduplicated); never empty.
+   */
+  tokenTypes?: string[]
   fromHeaders: { name: string; prefix: string }[]
   fromCookies: string[]
   fromParams: string[]

@@ -117,13 +117,26 @@ export function keyCanVerify(jwk: PublicJwk, alg: string): boolean {
   return (jwk.alg === undefined || jwk.alg === alg) && keyTypeFits(jwk, alg)
 }
 
+/**
+ * A JWS `typ` as compared (RELIABILITY J6): media type names ignore case, and `application/` may be
+ * left out (RFC 7515 §4.1.9), so `application/at+jwt`, `AT+JWT` and `at+jwt` are all `at+jwt`.
+ * Another top-level type (`text/at+jwt`) keeps its prefix and so never matches a bare name.
+ */
+export function normalizeTokenType(typ: string): string {
+  const lower = typ.toLowerCase()
+  return lower.startsWith('application/') ? lower.slice('application/'.length) : lower
+}
+
 // ---------------------------------------------------------------------------------------------
 // Validation of the resource.
 
 const SPEC_FIELDS = ['service', 'jwtRules']
-const RULE_FIELDS = ['issuer', 'jwksUri', 'jwks', 'audiences', 'algorithms', 'fromHeaders', 'fromCookies', 'fromParams', 'clockTolerance']
+const RULE_FIELDS = ['issuer', 'jwksUri', 'jwks', 'audiences', 'algorithms', 'tokenTypes', 'fromHeaders', 'fromCookies', 'fromParams', 'clockTolerance']
 /** HTTP token characters (RFC 9110 §5.6.2): header and cookie names. */
 const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/
+/** A media type without parameters (`at+jwt`, `application/at+jwt`): a `typ` value a rule may require. */
+const MEDIA_TYPE = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+(\/[!#$%&'*+.^_`|~0-9A-Za-z-]+)?$/
+const MAX_TOKEN_TYPE_LENGTH = 128
 const DEFAULT_CLOCK_TOLERANCE_MS = 30_000
 const MAX_CLOCK_TOLERANCE_MS = 5 * 60_000
 const MAX_ISSUER_LENGTH = 1024
@@ -135,7 +148,9 @@ const LOOPBACK = new Set(['localhost', '127.0.0.1', '[::1]'])
  * a token rule is never half-understood (fail closed, RELIABILITY §3.3).
  *
  * Shape (ARCHITECTURE §4): `{ service?, jwtRules: [{ issuer, jwksUri | jwks, audiences,
- * algorithms, fromHeaders?, fromCookies?, fromParams?, clockTolerance? }] }`. Defaults: when no
+ * algorithms, tokenTypes?, fromHeaders?, fromCookies?, fromParams?, clockTolerance? }] }`.
+ * `tokenTypes` (for example `[at+jwt]`, RFC 9068): when given, a token's `typ` header must be one
+ * of them (RELIABILITY J6); absent, `typ` is not checked. Defaults: when no
  * location is given, `fromHeaders: [{ name: authorization, prefix: "Bearer " }]` (no query
  * parameter by default: tokens in URLs end up in access logs); `clockTolerance: 30s` (at most 5m).
  * `jwks` is `{ keys: [...] }`, or Istio's form, the same as a JSON string; inline keys are parsed
@@ -189,17 +204,19 @@ function readRule(c: Checker, value: unknown, p: PathSeg[]): JwtRuleSettings | u
     const usable = source.jwks.keys.some((k) => algorithms.some((alg) => keyCanVerify(k as unknown as PublicJwk, alg)))
     if (!usable) c.error([...p, 'jwks'], `no key in this set can verify ${algorithms.join(' or ')} (check each key's kty, crv and alg)`)
   }
+  const tokenTypes = readTokenTypes(c, r.tokenTypes, [...p, 'tokenTypes'])
   const locations = readLocations(c, r, p)
   const tolerance = c.duration(r.clockTolerance, [...p, 'clockTolerance'], { min: 0 })
   if (tolerance !== undefined && tolerance > MAX_CLOCK_TOLERANCE_MS) {
     c.error([...p, 'clockTolerance'], `must be at most ${formatDuration(MAX_CLOCK_TOLERANCE_MS)} (got ${formatDuration(tolerance)}): a wider window lets expired tokens through; fix the clocks instead`)
   }
-  if (issuer === undefined || !source || !audiences || !algorithms || !locations) return undefined
+  if (issuer === undefined || !source || !audiences || !algorithms || !locations || tokenTypes === null) return undefined
   return {
     issuer,
     ...source,
     audiences,
     algorithms,
+    ...(tokenTypes !== undefined ? { tokenTypes } : {}),
     ...locations,
     clockToleranceMs: tolerance ?? DEFAULT_CLOCK_TOLERANCE_MS,
   }
@@ -270,6 +287,32 @@ function readAlgorithms(c: Checker, value: unknown, p: PathSeg[]): string[] | un
     }
   })
   return ok ? [...new Set(list)] : undefined
+}
+
+/**
+ * `tokenTypes`: the `typ` values a token of this rule must carry (explicit typing, RFC 8725 §3.11),
+ * so an ID token or a JWT-SVID (`typ: JWT`) of the same issuer is not taken for an access token.
+ * undefined: the field is absent; null: it is invalid (the errors are recorded).
+ */
+function readTokenTypes(c: Checker, value: unknown, p: PathSeg[]): string[] | undefined | null {
+  if (value === undefined) return undefined
+  if (Array.isArray(value) && value.length === 0) {
+    c.error(p, 'is an empty list, which no token could match: list the typ values this issuer\'s tokens carry (for example [at+jwt]) or remove the field to leave typ unchecked')
+    return null
+  }
+  const list = readStrings(c, value, p, 'a token type')
+  if (!list) return null
+  let ok = true
+  list.forEach((typ, i) => {
+    if (typ.length > MAX_TOKEN_TYPE_LENGTH || !MEDIA_TYPE.test(typ)) {
+      ok = false
+      c.error([...p, i], `${JSON.stringify(typ.slice(0, 40))} is not a token type: want a media type of printable characters with no spaces or parameters, at most ${MAX_TOKEN_TYPE_LENGTH} characters (for example at+jwt or application/at+jwt)`)
+    }
+  })
+  if (!ok) return null
+  const byType = new Map<string, string>()
+  for (const typ of list) if (!byType.has(normalizeTokenType(typ))) byType.set(normalizeTokenType(typ), typ)
+  return [...byType.values()]
 }
 
 function readLocations(c: Checker, r: Obj, p: PathSeg[]): Pick<JwtRuleSettings, 'fromHeaders' | 'fromCookies' | 'fromParams'> | undefined {

@@ -165,6 +165,33 @@ test('clockTolerance: a duration, default 30s, at most 5m', () => {
   assert.match(errorsOf(rule('      clockTolerance: soon\n'))[0]!.message, /must be a duration/)
 })
 
+test('tokenTypes (RELIABILITY J6): optional; an empty list is an error at its line:column; entries are media types; kept as written, deduplicated ignoring case and application/', () => {
+  assert.equal('tokenTypes' in check(rule()).requestAuthentication[0]!.jwtRules[0]!, false, 'absent: no field, typ unchecked')
+  const p = check(rule('      tokenTypes: [at+jwt, application/AT+JWT, JWT]\n'))
+  assert.deepEqual(p.issues, [])
+  assert.deepEqual(p.requestAuthentication[0]!.jwtRules[0]!.tokenTypes, ['at+jwt', 'JWT'])
+  const [empty, ...rest] = errorsOf(rule('      tokenTypes: []\n'))
+  assert.deepEqual(rest, [])
+  assert.equal(at(empty), `spec.jwtRules[0].tokenTypes ${SPEC_LINE + 7}:19`)
+  assert.match(empty!.message, /empty list.*for example \[at\+jwt\].*remove the field/)
+  assert.match(formatIssue(empty!), /^f\.yaml:16:19 error .*RequestAuthentication\/users spec\.jwtRules\[0\]\.tokenTypes: is an empty list/)
+  assert.deepEqual(check(rule('      tokenTypes: []\n')).requestAuthentication, [], 'no settings from a resource with an error')
+  const bad: [string, string, RegExp][] = [
+    ['[at+jwt, ""]', 'tokenTypes[1]', /non-empty string/],
+    ['["at jwt"]', 'tokenTypes[0]', /not a token type/],
+    ['["application/"]', 'tokenTypes[0]', /not a token type/],
+    ['["at+jwt; charset=utf-8"]', 'tokenTypes[0]', /no spaces or parameters/],
+    ['["at+jwt\\u0007"]', 'tokenTypes[0]', /control characters/],
+    ['[1]', 'tokenTypes[0]', /non-empty string/],
+    ['at+jwt', 'tokenTypes', /list/],
+  ]
+  for (const [value, path, message] of bad) {
+    const errs = errorsOf(rule(`      tokenTypes: ${value}\n`))
+    assert.equal(errs[0]?.path, `spec.jwtRules[0].${path}`, `${value}: ${errs.map(formatIssue).join('; ')}`)
+    assert.match(errs[0]!.message, message, value)
+  }
+})
+
 test('token locations: header names are tokens, cookies go in fromCookies, an Authorization header without prefix warns', () => {
   assert.match(errorsOf(rule('      fromHeaders: [{ name: cookie }]\n'))[0]!.message, /fromCookies/)
   assert.equal(errorsOf(rule('      fromHeaders: [{ name: "x token" }]\n'))[0]!.path, 'spec.jwtRules[0].fromHeaders[0].name')

@@ -4,7 +4,7 @@
 import type { IncomingHttpHeaders } from 'node:http'
 import type * as Jose from 'jose'
 import type { CryptoKey, JWK, JWTPayload } from 'jose'
-import { MAX_KID_LENGTH } from '../../config/validate-authn.js'
+import { MAX_KID_LENGTH, normalizeTokenType } from '../../config/validate-authn.js'
 import type { RequestAuthSettings } from '../../config/types.js'
 import { WeftError, invalidArg } from '../../errors/index.js'
 import { silentLogger, type Logger } from '../../util/logger.js'
@@ -62,6 +62,10 @@ interface Rule {
   readonly algorithms: ReadonlySet<string>
   readonly algorithmList: string[]
   readonly audiences: string[]
+  /** Normalized `typ` values a token must carry (RELIABILITY J6); undefined: typ is not checked. */
+  readonly tokenTypes: ReadonlySet<string> | undefined
+  /** The configured tokenTypes as written, for messages. */
+  readonly tokenTypeList: string[]
   readonly toleranceMs: number
   readonly keys: KeySource
 }
@@ -169,6 +173,8 @@ export class JwtAuthenticator {
         algorithms: new Set(rule.algorithms),
         algorithmList: [...rule.algorithms],
         audiences: [...rule.audiences],
+        tokenTypes: rule.tokenTypes ? new Set(rule.tokenTypes.map(normalizeTokenType)) : undefined,
+        tokenTypeList: [...(rule.tokenTypes ?? [])],
         toleranceMs: rule.clockToleranceMs,
         keys,
       })
@@ -199,7 +205,7 @@ export class JwtAuthenticator {
 
   /** One line per rule, for `weft explain`. */
   describe(): string[] {
-    return this.rules.map((r) => `${r.label}: issuer ${r.issuer}, keys ${r.keys.description}, audiences [${r.audiences.join(', ')}], algorithms [${r.algorithmList.join(', ')}], clock tolerance ${r.toleranceMs}ms`)
+    return this.rules.map((r) => `${r.label}: issuer ${r.issuer}, keys ${r.keys.description}, audiences [${r.audiences.join(', ')}], algorithms [${r.algorithmList.join(', ')}]${r.tokenTypes ? `, token types [${r.tokenTypeList.join(', ')}]` : ''}, clock tolerance ${r.toleranceMs}ms`)
   }
 
   private async verify(token: string, ruleIndexes: readonly number[], where: readonly string[], now: number): Promise<AuthnResult> {
@@ -229,18 +235,28 @@ export class JwtAuthenticator {
     }
     let failure: AuthnInvalid | undefined
     for (const i of rules) {
-      const result = await this.verifyWith(i, token, alg, kid as string | undefined, payload, now)
+      const result = await this.verifyWith(i, token, alg, header.typ, kid as string | undefined, payload, now)
       if (result.kind === 'ok') return result
       failure ??= result
     }
     return failure!
   }
 
-  private async verifyWith(index: number, token: string, alg: string, kid: string | undefined, unverified: Record<string, unknown>, now: number): Promise<AuthnOk | AuthnInvalid> {
+  private async verifyWith(index: number, token: string, alg: string, typ: unknown, kid: string | undefined, unverified: Record<string, unknown>, now: number): Promise<AuthnOk | AuthnInvalid> {
     const rule = this.rules[index]!
     if (!rule.algorithms.has(alg)) {
       const hmac = /^HS/i.test(alg) ? '; shared-secret (HMAC) algorithms are never accepted' : ''
       return invalid('algorithm', `algorithm ${shown(alg)} is not allowed for issuer ${shown(rule.issuer)} (allowed: ${rule.algorithmList.join(', ')})${hmac}`)
+    }
+    // Explicit typing (J6): checked on the unverified header before any key lookup or signature
+    // verify. A forged typ gains nothing: the signature covers the header, so jose refuses it next.
+    // The verified-token cache needs no part in this: an entry counts only for the rule that
+    // accepted it, and that rule checked this token's (signed, unchanging) typ.
+    if (rule.tokenTypes !== undefined && (typeof typ !== 'string' || !rule.tokenTypes.has(normalizeTokenType(typ)))) {
+      const want = rule.tokenTypeList.map((t) => shown(t)).join(', ')
+      return invalid('type', typ === undefined
+        ? `the token header has no "typ"; issuer ${shown(rule.issuer)} accepts only token types ${want} here (an ID token or another kind of token of the same issuer is not an access token)`
+        : `token type (typ) ${shown(typ)} is not accepted for issuer ${shown(rule.issuer)} (accepted: ${want}); an ID token or another kind of token of the same issuer is not an access token`)
     }
     const lookup = await rule.keys.resolve(kid, alg)
     if (lookup.kind === 'miss') {

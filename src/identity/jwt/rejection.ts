@@ -5,7 +5,7 @@ import { printable, shown } from './shown.js'
 
 /** Which check a rejected token failed: a bounded set, fit for a metric label. */
 export type AuthnCheck =
-  | 'malformed' | 'too_large' | 'multiple_tokens' | 'unsigned' | 'key_header' | 'kid' | 'issuer' | 'algorithm'
+  | 'malformed' | 'too_large' | 'multiple_tokens' | 'unsigned' | 'key_header' | 'kid' | 'issuer' | 'algorithm' | 'type'
   | 'unknown_key' | 'no_keys' | 'signature' | 'audience' | 'expired' | 'not_yet_valid' | 'claims'
 
 export interface AuthnInvalid {
