@@ -1,8 +1,9 @@
 // mTLS for gRPC (identity issue): grpc-js credentials fed by the instance's SVID through a
 // certificate provider, so a renewal or a bundle rotation reaches new connections without
 // rebuilding servers or channels (RELIABILITY M7: grpc-js's own certificate-provider path).
-// grpc-js keeps an open connection whatever its provider says later, so an endpoint channel is
-// closed (the next call makes a new one, a new handshake) at its server chain's notAfter or this
+// grpc-js keeps an open connection whatever its provider says later, so an endpoint channel (one
+// of an endpoint's connections, endpoint-channels.ts) is closed (the next call uses or makes
+// another, a new handshake) at its server chain's notAfter or this
 // instance's own certificate's, whichever comes first, and when the trust bundle no longer holds
 // the root the server's chain goes to. grpc-js closes a channel's HTTP/2 session gracefully: calls
 // already on it finish. Servers: see front-door.ts and docs/design/identity-plan.md ("mTLS modes").
@@ -10,6 +11,7 @@ import type { ChannelCredentials, ServerCredentials } from '@grpc/grpc-js'
 import type { PeerCertificate } from 'node:tls'
 import type { ServiceSettings } from '../config/types.js'
 import type { Endpoint } from '../discovery/endpoint.js'
+import type { ClosableConnection } from './endpoint-channels.js'
 import { chainTrusted, expiryWait, peerChainOf, type PeerChain } from '../identity/peer-chain.js'
 import type { IdentityMaterial } from '../identity/provider.js'
 import type { MeshIdentity } from '../mesh-identity.js'
@@ -18,13 +20,10 @@ import type { GrpcModule } from './load.js'
 /** Watched channels beyond this are pruned of those already closed (endpoints come and go). */
 const WATCHED_PRUNE_AT = 1024
 
-type EndpointChannel = NonNullable<Endpoint['grpcChannel']>
-
 /** One mTLS endpoint channel: the server chain of its latest connection. */
 interface ChannelWatch {
-  readonly e: Endpoint
-  /** The channel made with these credentials (read once channelFor has stored it on the endpoint). */
-  channel: EndpointChannel | undefined
+  /** The connection made with these credentials (bound by its maker right after making it). */
+  conn: ClosableConnection | undefined
   settled: boolean
   chain: PeerChain | undefined
   timer: NodeJS.Timeout | undefined
@@ -108,15 +107,22 @@ export class GrpcIdentity {
     return this.mtlsServerCredentials()
   }
 
-  /** Channel credentials and options for one endpoint: mTLS to mesh members, checked by SPIFFE ID. */
-  channel(service: ServiceSettings | undefined, e: Endpoint): { credentials: ChannelCredentials; options: Record<string, string | number> } {
+  /**
+   * Channel credentials and options for one channel to an endpoint: mTLS to mesh members, checked
+   * by SPIFFE ID. Every channel of an endpoint gets its own (each connection is watched alone);
+   * `bind` is then called with the connection made with them.
+   */
+  channel(service: ServiceSettings | undefined, e: Endpoint): { credentials: ChannelCredentials; options: Record<string, string | number>; bind?: (conn: ClosableConnection) => void } {
     if (!service || !e.mtls || !this.identity.enabled || this.identity.modeFor(service.name, service.namespace) === 'DISABLE') {
       return { credentials: this.grpc.credentials.createInsecure(), options: {} }
     }
     const p = this.certs()
     const check = this.identity.serverCheck(service)
-    const w = this.watch(e)
+    const w = this.watch()
     return {
+      bind: (conn) => {
+        w.conn = conn
+      },
       // A new function per channel: grpc-js then never shares a subchannel (a connection) between
       // an endpoint's old and new channels. It sees each handshake's server chain.
       credentials: this.grpc.experimental.createCertificateProviderChannelCredentials(p, p, {
@@ -131,11 +137,10 @@ export class GrpcIdentity {
     }
   }
 
-  private watch(e: Endpoint): ChannelWatch {
-    const w: ChannelWatch = { e, channel: undefined, settled: false, chain: undefined, timer: undefined }
-    // The caller stores the channel made with these credentials on the endpoint synchronously.
+  private watch(): ChannelWatch {
+    const w: ChannelWatch = { conn: undefined, settled: false, chain: undefined, timer: undefined }
+    // The caller binds the connection made with these credentials synchronously (or made none).
     queueMicrotask(() => {
-      w.channel = e.grpcChannel
       w.settled = true
     })
     if (this.watched.size >= WATCHED_PRUNE_AT) for (const o of this.watched) if (!this.live(o)) this.forget(o)
@@ -171,17 +176,14 @@ export class GrpcIdentity {
     }
   }
 
-  /** Its channel is still the endpoint's (or about to be). */
+  /** Its connection is still open (or about to be made). */
   private live(w: ChannelWatch): boolean {
-    return !w.settled || (w.channel !== undefined && w.e.grpcChannel === w.channel)
+    return !w.settled || (w.conn !== undefined && !w.conn.closed)
   }
 
-  /** Closes the channel if the endpoint still uses it; the next call makes a new one. */
+  /** Closes the connection if still open; the endpoint's next call uses or makes another. */
   private close(w: ChannelWatch): void {
-    if (w.channel && w.e.grpcChannel === w.channel) {
-      w.e.grpcChannel = undefined
-      w.channel.close()
-    }
+    if (w.conn && !w.conn.closed) w.conn.close()
     this.forget(w)
   }
 

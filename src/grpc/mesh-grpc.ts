@@ -1,6 +1,6 @@
 // mesh.grpc: grpc-js clients and servers on the mesh. Made on first use, which is when
 // @grpc/grpc-js is loaded (an optional peer dependency).
-import type { Channel, ChannelCredentials, ClientOptions, Server, ServerOptions } from '@grpc/grpc-js'
+import type { ChannelCredentials, ClientOptions, Server, ServerOptions } from '@grpc/grpc-js'
 import type { Snapshot } from '../compile.js'
 import { DNS_NAME } from '../config/names.js'
 import type { Endpoint } from '../discovery/endpoint.js'
@@ -13,6 +13,7 @@ import { meshServerInterceptor } from './server.js'
 import { makeGrpcTransport } from './transport.js'
 import { GrpcIdentity } from './identity.js'
 import { GrpcFrontDoor } from './front-door.js'
+import { DEFAULT_CONNECTION_LIMITS, EndpointChannels, mergeConnectionLimits, type ChannelMaker, type ConnectionLimits } from './endpoint-channels.js'
 import type { MeshIdentity } from '../mesh-identity.js'
 
 export interface GrpcListenOptions {
@@ -33,6 +34,12 @@ export interface MeshGrpcDeps {
 
 /** Endpoint channels: grpc-js must not retry or balance on its own; the mesh does both. */
 const ENDPOINT_CHANNEL_OPTIONS = { 'grpc.enable_retries': 0 }
+/**
+ * An endpoint's channels beyond its first: each its own subchannel pool, or grpc-js would hand
+ * them a connection already in use (its global pool shares a subchannel between channels of equal
+ * target, options and credentials), the very connection they are there to relieve.
+ */
+const EXTRA_CHANNEL_OPTIONS = { ...ENDPOINT_CHANNEL_OPTIONS, 'grpc.use_local_subchannel_pool': 1 }
 
 /** After the drain: how long the last statuses get to reach the wire before connections are cut. */
 const STATUS_FLUSH_MS = 1000
@@ -52,24 +59,43 @@ export class MeshGrpc {
   /** closeServers has begun: a listener bound after that is closed at once. */
   private closing = false
   private readonly identity: GrpcIdentity
+  /** How calls are spread over connections to one endpoint (endpoint-channels.ts). */
+  private readonly limits: ConnectionLimits = { ...DEFAULT_CONNECTION_LIMITS }
 
   constructor(private readonly deps: MeshGrpcDeps) {
     this.grpc = loadGrpc()
     this.identity = new GrpcIdentity(this.grpc, deps.identity)
-    this.transport = makeGrpcTransport((e, service) => this.channelFor(e, service))
+    this.transport = makeGrpcTransport((e, service) => this.channelsFor(e, service))
   }
 
-  /** The endpoint's channel, made on first use and asked to connect at once (kept warm). */
-  private channelFor(e: Endpoint, service?: string): Channel {
-    let ch = e.grpcChannel as Channel | undefined
-    if (!ch) {
-      const settings = service === undefined ? undefined : this.deps.snapshot()?.lookup(service)?.settings
-      const { credentials, options } = this.identity.channel(settings, e)
-      ch = new this.grpc.Channel(e.address, credentials, { ...ENDPOINT_CHANNEL_OPTIONS, ...options })
-      ch.getConnectivityState(true)
-      e.grpcChannel = ch
+  /**
+   * Connections to each endpoint of a gRPC service (RELIABILITY L6): a call goes to the least-loaded
+   * connection, and another connection is opened when each already carries `streamsPerConnection`
+   * calls (default 100, the usual HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS; set it to the servers'
+   * own limit when lower, or calls beyond it queue behind long-lived streams). Up to
+   * `maxPerEndpoint` (32) connections; one beyond the first is closed after `idleMs` (60 s) idle.
+   * @example mesh.grpc.setConnectionLimits({ streamsPerConnection: 50 })
+   */
+  setConnectionLimits(limits: Partial<ConnectionLimits>): void {
+    mergeConnectionLimits(this.limits, limits)
+  }
+
+  /** The endpoint's channels, made on first use; the first is asked to connect at once (kept warm). */
+  private channelsFor(e: Endpoint, service: string): EndpointChannels {
+    let set = e.grpcChannel as EndpointChannels | undefined
+    if (!set || set.closed) {
+      set = new EndpointChannels((extra) => this.makeChannel(e, service, extra), this.limits)
+      e.grpcChannel = set
     }
-    return ch
+    return set
+  }
+
+  /** One channel to the endpoint, with the endpoint's credentials (mTLS to mesh members). */
+  private makeChannel(e: Endpoint, service: string, extra: boolean): ReturnType<ChannelMaker> {
+    const settings = this.deps.snapshot()?.lookup(service)?.settings
+    const { credentials, options, bind } = this.identity.channel(settings, e)
+    const channel = new this.grpc.Channel(e.address, credentials, { ...(extra ? EXTRA_CHANNEL_OPTIONS : ENDPOINT_CHANNEL_OPTIONS), ...options })
+    return { channel, bind }
   }
 
   /**
@@ -98,7 +124,7 @@ export class MeshGrpc {
   warm(snap: Snapshot): void {
     for (const service of this.called) {
       const svc = snap.lookup(service)
-      if (svc) for (const e of svc.runtime.endpoints.list()) this.channelFor(e, service)
+      if (svc) for (const e of svc.runtime.endpoints.list()) this.channelsFor(e, service).warm()
     }
   }
 

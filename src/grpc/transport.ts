@@ -12,6 +12,7 @@ import type { Abortable, CallBody, ClientDone, ClientHandler, OutboundCall, Upst
 import { LOAD_HEADER } from '../balance/endpoint-stats-layer.js'
 import { ERROR_CODE_HEADER } from '../telemetry/call-layer.js'
 import { CALLER_HEADER } from '../inbound/context.js'
+import type { EndpointChannels, EndpointConnection } from './endpoint-channels.js'
 
 /** Where a committed attempt's response goes (the caller's gRPC call). */
 export interface GrpcSink {
@@ -72,6 +73,8 @@ export class GrpcAttempt implements UpstreamResponse, Abortable, InterceptingLis
   private settled = false
   private over = false
   private reason: Error | undefined = undefined
+  /** The connection the wire call is on, until its final status (then it no longer counts there). */
+  private conn: EndpointConnection | undefined
   /** Flow control is grpc-js's own (reads are asked for one at a time). */
   resume(): void {}
 
@@ -80,9 +83,11 @@ export class GrpcAttempt implements UpstreamResponse, Abortable, InterceptingLis
     readonly endpoint: Endpoint,
     private readonly done: ClientDone,
     readonly wire: Call,
+    conn: EndpointConnection | undefined,
     /** Starts the same attempt again on the endpoint's (current) channel. */
     private readonly restart?: () => void,
   ) {
+    this.conn = conn
     call.abortAttempt = this
   }
 
@@ -133,6 +138,11 @@ export class GrpcAttempt implements UpstreamResponse, Abortable, InterceptingLis
 
   onReceiveStatus(st: StatusObject): void {
     this.status = st
+    const conn = this.conn
+    if (conn !== undefined) {
+      this.conn = undefined
+      conn.active--
+    }
     if (!this.settled) {
       this.settled = true
       this.release()
@@ -244,16 +254,20 @@ export class GrpcAttempt implements UpstreamResponse, Abortable, InterceptingLis
   }
 }
 
-/** The terminal handler over per-endpoint channels (`channelFor` makes and keeps them). */
-export function makeGrpcTransport(channelFor: (e: Endpoint, service: string) => import('@grpc/grpc-js').Channel): ClientHandler {
+/** The terminal handler over per-endpoint channels (`channelsFor` makes and keeps them). */
+export function makeGrpcTransport(channelsFor: (e: Endpoint, service: string) => EndpointChannels): ClientHandler {
   const start: ClientHandler = (call, done) => {
     if (call.aborted) return done(call.aborted)
     const source = call.body as unknown as GrpcRequestSource
     const endpoint = call.endpoint!
     // grpc-js takes deadlines on the Date.now() clock; the mesh keeps them on performance.now().
     const deadline = call.deadline === Infinity ? Infinity : Date.now() + (call.deadline - performance.now())
-    const wire = channelFor(endpoint, call.target.service.name).createCall(call.path, deadline, undefined, null, null)
-    const attempt = new GrpcAttempt(call, endpoint, done, wire, call.transparentRetried ? undefined : () => start(call, done))
+    // The least-loaded of the endpoint's connections (another is opened when all are full).
+    const conn = channelsFor(endpoint, call.target.service.name).pick()
+    const wire = conn.channel.createCall(call.path, deadline, undefined, null, null)
+    conn.active++
+    conn.started++
+    const attempt = new GrpcAttempt(call, endpoint, done, wire, conn, call.transparentRetried ? undefined : () => start(call, done))
     wire.start(source.metadataFor(call.headers, MESH_METADATA), attempt)
     attempt.begin()
     source.attach(attempt)
