@@ -14,7 +14,7 @@ import { ControlTransport } from './control-transport.js'
 import { callDaemon, Refused, refusal } from './daemon-call.js'
 import type { Logger } from '../util/logger.js'
 import { fullJitterDelay } from '../resilience/backoff.js'
-import { NdjsonLines } from './ndjson.js'
+import { NdjsonLines, parseWatchMessage } from './ndjson.js'
 import { ViewApplier } from './view-apply.js'
 import type { ControlView } from './views.js'
 import type { BundleMessage, RegisterRequest, RegisterResponse, SvidResponse, WatchMessage } from './protocol.js'
@@ -277,7 +277,7 @@ export class ControlClient {
       for await (const chunk of res.body) {
         for (const line of lines.push(chunk as Buffer)) {
           saw = true
-          const msg = JSON.parse(line) as WatchMessage
+          const msg = parseWatchMessage(line)
           if (!(await this.handle(msg))) {
             ac.abort()
             return saw

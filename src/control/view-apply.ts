@@ -8,7 +8,7 @@
 import type { Logger } from '../util/logger.js'
 import type { Ack } from './ack-sender.js'
 import type { WatchMessage } from './protocol.js'
-import { endpointsOnGoodPolicy, staleReason, viewOf, type ControlView } from './views.js'
+import { endpointsOnGoodPolicy, isVersion, malformed, staleReason, viewOf, type ControlView } from './views.js'
 
 export class ViewApplier {
   /** The daemon's view as last told on this stream (applied or NACKed): deltas build on it. */
@@ -50,6 +50,15 @@ export class ViewApplier {
    * for a message that is no view, or false for a delta that does not fit (a new stream is needed).
    */
   async offer(msg: WatchMessage): Promise<Ack | false | undefined> {
+    // A message of an unknown type or with fields missing (RELIABILITY B3) changes nothing: NACKed
+    // when it has a version to NACK, else a protocol error that closes the stream (client.ts).
+    const problem = malformed(msg)
+    if (problem !== undefined) {
+      const version = (msg as { version?: unknown }).version
+      if (!isVersion(version)) throw new Error(`watch stream: ${problem}`)
+      this.logger.error(`control: watch message of version ${version} rejected (NACK); still serving the policy of version ${this.appliedView?.version ?? 'none'}\n${problem}`)
+      return { version, error: problem }
+    }
     const view = viewOf(msg, this.latest)
     if (view === false || view === undefined) return view
     // A refused view never becomes the base of a delta: deltas built on it do not fit, and the

@@ -1,6 +1,8 @@
 // The instance's views of the daemon's config, as pure functions the control client applies: a view
 // from a watch message (a snapshot, or a delta on the view it was derived from), the anti-rollback
-// check (RELIABILITY S8d), and the endpoints-on-the-last-good-policy view a refused policy leaves.
+// check (RELIABILITY S8d), the endpoints-on-the-last-good-policy view a refused policy leaves, and
+// the shape check that NACKs a message of an unknown type or with fields missing (RELIABILITY B3).
+import { MAX_NESTING } from '../config/nesting.js'
 import type { EndpointMap, WatchMessage } from './protocol.js'
 
 /** What the daemon says an instance should run: policy resources and registry endpoints. */
@@ -22,6 +24,65 @@ export function viewOf(msg: WatchMessage, latest: ControlView | undefined): Cont
   const view = { version: msg.version, resources, endpoints: { ...latest.endpoints, ...msg.endpoints } }
   for (const [svc, list] of Object.entries(msg.endpoints)) if (list.length === 0) delete view.endpoints[svc]
   return view
+}
+
+/** The watch message types an instance takes (ping and bundle are the client's; the rest views). */
+const KNOWN_TYPES = new Set(['snapshot', 'policy', 'endpoints', 'ping', 'bundle'])
+
+/** A config version: versions only grow from 0. */
+export function isVersion(v: unknown): v is number {
+  return typeof v === 'number' && Number.isSafeInteger(v) && v >= 0
+}
+
+/**
+ * Why a watch message (an object with a string type: ndjson.ts) cannot be taken, or undefined: an
+ * unknown type (RELIABILITY B3: a wrong type is NACKed, not skipped unseen), or a config message
+ * whose fields are missing or of the wrong shape (it would otherwise fail deep inside compose, or
+ * worse, become the base of the next delta). The answer names the field.
+ */
+export function malformed(msg: WatchMessage): string | undefined {
+  const type = (msg as { type: string }).type
+  if (!KNOWN_TYPES.has(type)) return `unknown watch message type ${JSON.stringify(type.slice(0, 64))} (this instance takes snapshot, policy, endpoints, ping and bundle); not applied`
+  if (type !== 'snapshot' && type !== 'policy' && type !== 'endpoints') return undefined
+  const m = msg as unknown as Record<string, unknown>
+  const bad = (what: string) => `${type} message: ${what}`
+  if (!isVersion(m.version)) return bad('version is not a version (an integer ≥ 0)')
+  if (type !== 'snapshot' && !isVersion(m.base)) return bad('base is not a version (an integer ≥ 0)')
+  if (type !== 'endpoints') {
+    if (!Array.isArray(m.resources)) return bad('resources is not a list')
+    const i = m.resources.findIndex((r) => typeof r !== 'object' || r === null || Array.isArray(r))
+    if (i >= 0) return bad(`resources[${i}] is not an object (a policy resource)`)
+    // JSON.parse takes any depth, but compose, validation and the policy comparison recurse per level.
+    const deep = m.resources.findIndex((r) => nestedDeeperThan(r, MAX_NESTING))
+    if (deep >= 0) return bad(`resources[${deep}] is nested more than ${MAX_NESTING} levels deep (a policy nests about ten)`)
+  }
+  if (typeof m.endpoints !== 'object' || m.endpoints === null || Array.isArray(m.endpoints)) return bad('endpoints is not an object (service → list of endpoints)')
+  for (const [svc, list] of Object.entries(m.endpoints)) {
+    const key = JSON.stringify(svc.slice(0, 256))
+    if (!Array.isArray(list)) return bad(`endpoints[${key}] is not a list`)
+    const j = list.findIndex((e: unknown) => !isEndpoint(e))
+    if (j >= 0) return bad(`endpoints[${key}][${j}] is not an endpoint (address "host:port", protocol http or grpc, labels)`)
+  }
+  return undefined
+}
+
+/** Whether objects and arrays nest more than `limit` levels in `value` (`value` itself is level 1); no recursion. */
+function nestedDeeperThan(value: unknown, limit: number): boolean {
+  const stack: [unknown, number][] = [[value, 1]]
+  while (stack.length > 0) {
+    const [v, depth] = stack.pop()!
+    if (typeof v !== 'object' || v === null) continue
+    if (depth > limit) return true
+    for (const child of Array.isArray(v) ? v : Object.values(v)) if (typeof child === 'object' && child !== null) stack.push([child, depth + 1])
+  }
+  return false
+}
+
+function isEndpoint(e: unknown): boolean {
+  if (typeof e !== 'object' || e === null) return false
+  const { address, protocol, labels } = e as Record<string, unknown>
+  const labelsOk = labels === undefined || (typeof labels === 'object' && labels !== null && !Array.isArray(labels) && Object.values(labels).every((l) => typeof l === 'string'))
+  return typeof address === 'string' && (protocol === 'http' || protocol === 'grpc') && labelsOk
 }
 
 /**
