@@ -112,13 +112,20 @@ export async function statusOf(t: TestDaemon): Promise<{ version: number; instan
   return r.body
 }
 
-/** Waits until every listed instance is SYNCED at the daemon's current version. */
+/**
+ * Waits until every listed instance is SYNCED at the daemon's current version, which is at least
+ * the stored policy's: the daemon answers an apply before it pushes (it batches changes over a
+ * short window), so right after an apply its status may still show the previous version with
+ * everyone SYNCED there.
+ */
 export async function waitSynced(t: TestDaemon, ids: string[], timeoutMs = 5000): Promise<number> {
   let last: Awaited<ReturnType<typeof statusOf>> | undefined
+  const policy = await call(t.url, 'GET', '/v1/policy', t.adminToken)
+  const atLeast = policy.status === 200 ? (policy.body as { version: number }).version : 0
   try {
     return await eventually(async () => {
       const st = (last = await statusOf(t))
-      const ok = ids.every((id) => st.instances.some((i) => i.id === id && i.state === 'SYNCED' && i.ackedVersion === st.version))
+      const ok = st.version >= atLeast && ids.every((id) => st.instances.some((i) => i.id === id && i.state === 'SYNCED' && i.ackedVersion === st.version))
       return ok ? st.version : undefined
     }, timeoutMs, `instances ${ids.join(', ')} SYNCED`)
   } catch (err) {
