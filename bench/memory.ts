@@ -91,7 +91,7 @@ interface Plan {
 
 async function run(o: ScenarioOptions): Promise<ScenarioResult> {
   // Full: ~59 s here; quick: ~10 s.
-  const plan: Plan = o.quick ? { warmMs: 500, rounds: 3, runMs: 600, fixedRounds: 2, rate: 1_000 } : { warmMs: 3_000, rounds: 8, runMs: 2_000, fixedRounds: 4, rate: 5_000 }
+  const plan: Plan = o.quick ? { warmMs: 500, rounds: 3, runMs: 600, fixedRounds: 2, rate: 1_000 } : { warmMs: 3_000, rounds: 8, runMs: 2_000, fixedRounds: 4, rate: 2_000 }
   if (o.profile) throw new Error('memory has no CPU profile to take; --only ARM runs one arm alone')
   if (o.only && !(o.only in ARMS)) throw new Error(`no arm "${o.only}" (have: ${Object.keys(ARMS).join(', ')})`)
   const arms = (o.only ? [o.only] : Object.keys(ARMS)) as Arm[]
