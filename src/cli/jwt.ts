@@ -7,17 +7,10 @@
 import { CONNECTION_FLAGS, OUTPUT_FLAG, outputFormat, parseArgs, UsageError } from './args.js'
 import { withClient } from './client.js'
 import { render, table } from './table.js'
+import type { JwtKeysView } from '../daemon/jwt-keys.js'
 
-interface KeysView {
-  issuer: string
-  kid: string
-  signingKid: string
-  previousKid?: string
-  rotatedAt?: string
-  activatesAt?: string
-  retireAfter?: string
-  jwks: { keys: { kid?: string }[] }
-}
+/** What the daemon answers (its JSON, typed by the daemon's own view). */
+type KeysView = JwtKeysView
 
 const USAGE = 'weft jwt: usage: weft jwt keys|rotate|retire [--force] [-o table|json|yaml]'
 
