@@ -168,7 +168,9 @@ export class Mesh extends EventEmitter {
       urls, token, service: this.service, namespace: this.namespace, labels: o.labels, locality: o.locality, stateDir: o.stateDir,
       timeoutMs: o.controlTimeoutMs ?? 3000, logger: this.logger,
       connected: this.meshMetrics.controlConnected.labels({ source_service: this.service }),
-      apply: (policy, version) => this.apply(policy, version),
+      apply: (policy, version, inboundClosed) => this.apply(policy, version, inboundClosed),
+      failOnDataErrors: o.failOnDataErrors,
+      onDataError: () => this.meshMetrics.configRejected.inc({ source_service: this.service, source: 'deletion' }),
       onBundle: (bundle, client) => this.identity.onDaemonBundle(bundle, client),
       // After its first certificate the instance talks to the daemon over mTLS only.
       tls: () => this.identity.controlTls(),

@@ -63,6 +63,15 @@ export interface MeshOptions {
   stateDir?: string
   /** How long createMesh waits for the daemon's first snapshot before starting from the cache. Default 3000. */
   controlTimeoutMs?: number
+  /**
+   * Control mode: what to do when the daemon's view drops an AuthorizationPolicy or
+   * RequestAuthentication this instance applied without deleting it (no DELETE or rollback lists it:
+   * a daemon or store fault). Default false: keep the last applied one (access never widens), log an
+   * error and count weft_config_rejected_total{source="deletion"}. true: also refuse inbound requests
+   * (503 WEFT_ERR_CONTROL_UNAVAILABLE naming the resource, /readyz 503) until the daemon's view has
+   * it again or deletes it (gRFC A88's fail_on_data_errors).
+   */
+  failOnDataErrors?: boolean
   /** This instance's labels (version, …): route subsets select on them once registered. */
   labels?: Record<string, string>
   /** The address registered for an unspecified listen host (0.0.0.0, ::). Default: 127.0.0.1. */
@@ -87,7 +96,7 @@ function checkDebug(v: unknown): void {
   if (o.authz !== undefined && typeof o.authz !== 'boolean') invalidArg('debug.authz', 'must be true or false')
 }
 
-const KNOWN = new Set(['service', 'namespace', 'config', 'registry', 'locality', 'logger', 'tracer', 'dnsServers', 'control', 'token', 'stateDir', 'controlTimeoutMs', 'labels', 'advertiseAddress', 'inbound', 'handleSignals', 'debug'])
+const KNOWN = new Set(['service', 'namespace', 'config', 'registry', 'locality', 'logger', 'tracer', 'dnsServers', 'control', 'token', 'stateDir', 'controlTimeoutMs', 'failOnDataErrors', 'labels', 'advertiseAddress', 'inbound', 'handleSignals', 'debug'])
 
 export function checkOptions(o: unknown): MeshOptions {
   if (typeof o !== 'object' || o === null) invalidArg('options', 'createMesh needs an options object with at least { service }')
@@ -122,6 +131,8 @@ export function checkOptions(o: unknown): MeshOptions {
   if (opts.token !== undefined && (typeof opts.token !== 'string' || opts.token.length === 0)) invalidArg('token', 'must be a non-empty string (a join token)')
   if (opts.stateDir !== undefined && (typeof opts.stateDir !== 'string' || opts.stateDir.length === 0)) invalidArg('stateDir', 'must be a directory path')
   if (opts.controlTimeoutMs !== undefined && !(positive(opts.controlTimeoutMs) || opts.controlTimeoutMs === 0)) invalidArg('controlTimeoutMs', 'must be a number of milliseconds ≥ 0')
+  if (opts.failOnDataErrors !== undefined && typeof opts.failOnDataErrors !== 'boolean') invalidArg('failOnDataErrors', 'must be true or false')
+  if (opts.failOnDataErrors === true && opts.control === undefined && !process.env.WEFT_CONTROL) invalidArg('failOnDataErrors', 'applies in control mode only (set control, or WEFT_CONTROL)')
   if (opts.labels !== undefined) {
     if (typeof opts.labels !== 'object' || opts.labels === null || Array.isArray(opts.labels)) invalidArg('labels', 'must be an object of string labels')
     for (const [k, v] of Object.entries(opts.labels)) if (typeof v !== 'string') invalidArg(`labels.${k}`, 'must be a string')

@@ -150,7 +150,8 @@ export class EtcdStore implements Store {
   async readPolicy(): Promise<PolicyState> {
     const kv = await this.getKv(this.keys.policy)
     if (!kv) return { version: 0, resources: [] }
-    return { version: Number(kv.mod_revision), resources: policyValue(kv).resources }
+    const v = policyValue(kv)
+    return { version: Number(kv.mod_revision), resources: v.resources, action: v.action }
   }
 
   async writePolicy(resources: StoredResource[], entry: Pick<HistoryEntry, 'action' | 'summary'>, expectedVersion: number): Promise<number> {

@@ -53,7 +53,8 @@ export class StoreFeed {
     const ops = await Promise.all([client.get(this.d.keys.policy).op(), client.getAll().prefix(this.d.keys.instancesPrefix).op()])
     const res = await client.kv.txn({ success: ops })
     const cur = res.responses[0]?.response_range?.kvs[0]
-    const policy = cur ? { version: Number(cur.mod_revision), resources: policyValue(cur).resources } : undefined
+    const value = cur ? policyValue(cur) : undefined
+    const policy = cur && value ? { version: Number(cur.mod_revision), resources: value.resources, action: value.action } : undefined
     const instances = new Map<string, string>()
     for (const kv of res.responses[1]?.response_range?.kvs ?? []) {
       const id = kv.key.toString().slice(this.d.keys.instancesPrefix.length)

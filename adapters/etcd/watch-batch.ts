@@ -36,6 +36,7 @@ export function decodeBatch(keys: Keys, events: IEvent[], state: BatchState, log
     if (revision > maxRevision) maxRevision = revision
     if (key === keys.policy) {
       if (ev.type === 'Delete') {
+        // No action: the policy key vanished (not a DELETE through the API), so no removal is intended.
         policy = { type: 'policy', revision, state: { version: 0, resources: [] } }
         continue
       }
@@ -44,7 +45,7 @@ export function decodeBatch(keys: Keys, events: IEvent[], state: BatchState, log
         logger.warn(`etcd store: ignoring ${key} at revision ${revision}: not a weft policy value`)
         continue
       }
-      policy = { type: 'policy', revision, state: { version: revision, resources: value.resources } }
+      policy = { type: 'policy', revision, state: { version: revision, resources: value.resources, action: value.action } }
     } else if (key.startsWith(keys.instancesPrefix)) {
       const id = key.slice(keys.instancesPrefix.length)
       if (ev.type === 'Delete') {

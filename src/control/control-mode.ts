@@ -3,7 +3,8 @@
 // no first view applied, start from the cached one (stateDir), else from the mesh's own fallback
 // (its static config, or nothing, for outbound calls; inbound refused until the daemon's policy
 // applies), and keep reconnecting in the background. Every config change is
-// applied one at a time, in arrival order.
+// applied one at a time, in arrival order. An inbound policy that vanishes from the daemon's view
+// without a DELETE is kept, or with failOnDataErrors inbound fails closed (deletion-guard.ts).
 import { randomBytes } from 'node:crypto'
 import type { ConnectionOptions } from 'node:tls'
 import { loadValue } from '../config/load.js'
@@ -12,6 +13,7 @@ import { formatIssue, validatePolicy } from '../config/validate.js'
 import type { Logger } from '../util/logger.js'
 import { ControlClient, type ControlView, type ServingAddress } from './client.js'
 import { composeView } from './compose.js'
+import { DeletionGuard, keptMessage } from './deletion-guard.js'
 import { StateCache } from './state-cache.js'
 
 export interface ControlModeOptions {
@@ -26,8 +28,18 @@ export interface ControlModeOptions {
   logger: Logger
   /** weft_control_connected for this mesh. */
   connected: { set(v: number): void }
-  /** Compiles and swaps in a policy at the daemon's version (the mesh's apply). */
-  apply(policy: MeshPolicy, version: number): Promise<void>
+  /**
+   * Compiles and swaps in a policy at the daemon's version (the mesh's apply); `inboundClosed`: inbound
+   * requests are refused with that reason (failOnDataErrors and a dropped inbound policy).
+   */
+  apply(policy: MeshPolicy, version: number, inboundClosed?: string): Promise<void>
+  /**
+   * RELIABILITY F5: when the daemon's view drops an AuthorizationPolicy or RequestAuthentication
+   * without deleting it, refuse inbound requests (503, not ready) instead of keeping it.
+   */
+  failOnDataErrors?: boolean
+  /** The daemon's view dropped an inbound policy without deleting it (counted once per resource). */
+  onDataError?(): void
   /** Whether some config is in use already, and whether the mesh is closed. */
   hasConfig(): boolean
   isClosed(): boolean
@@ -47,6 +59,7 @@ export class ControlMode {
   readonly client: ControlClient
   private readonly cache: StateCache | undefined
   private applying: Promise<unknown> = Promise.resolve()
+  private readonly guard = new DeletionGuard()
 
   private constructor(private readonly o: ControlModeOptions) {
     this.cache = o.stateDir ? new StateCache(o.stateDir, o.service, o.logger) : undefined
@@ -86,7 +99,7 @@ export class ControlMode {
     if (this.o.hasConfig()) return // the first view arrived meanwhile
     const cached = this.cache?.read()
     if (cached) {
-      const error = await this.compileView(cached)
+      const { error } = await this.compileView(cached)
       if (error === undefined) {
         this.o.onSource?.('cache')
         logger.warn(`no view from the control daemon applied within ${this.o.timeoutMs} ms (unreachable, or its view was rejected: see any NACK above); serving cached snapshot version ${cached.version} from ${this.cache!.file} (saved ${cached.savedAt})`)
@@ -101,27 +114,39 @@ export class ControlMode {
   /** Applies a view pushed by the daemon; resolves with the NACK reason when it does not apply. */
   private applyView(view: ControlView): Promise<string | undefined> {
     return this.serialized(async () => {
-      const error = await this.compileView(view)
-      if (error === undefined) {
+      const { error, ran } = await this.compileView(view)
+      if (ran !== undefined) {
         this.o.onSource?.('daemon')
-        void this.cache?.save(view, this.client.url)
+        // What runs, kept resources included: a restart from the cache must not widen access either.
+        void this.cache?.save(ran, this.client.url)
       } else this.o.onRejected?.()
       return error
     })
   }
 
-  private async compileView(view: ControlView): Promise<string | undefined> {
-    if (this.o.isClosed()) return 'mesh is closed'
-    const { resources } = composeView(view.resources, view.endpoints, { fillRouteTargets: true, namespace: this.o.namespace })
+  /** Applies a view (with the inbound policy it dropped without a delete); `ran`: what runs now. */
+  private async compileView(view: ControlView): Promise<{ error: string; ran?: undefined } | { error?: undefined; ran: ControlView }> {
+    if (this.o.isClosed()) return { error: 'mesh is closed' }
+    const plan = this.guard.plan(view)
+    const { resources } = composeView(plan.resources, view.endpoints, { fillRouteTargets: true, namespace: this.o.namespace })
     const policy = validatePolicy(loadValue(resources))
     const errors = policy.issues.filter((i) => i.severity === 'error')
-    if (errors.length > 0) return errors.map(formatIssue).join('\n')
+    if (errors.length > 0) return { error: errors.map(formatIssue).join('\n') }
+    const failClosed = this.o.failOnDataErrors === true && plan.kept.size > 0
+    const dropped = [...plan.kept.keys()].join(', ')
+    const closed = failClosed ? `the control daemon's view (version ${view.version}) dropped ${dropped} without deleting it; with failOnDataErrors inbound requests are refused until its view has it again or deletes it` : undefined
     try {
-      await this.o.apply(policy, view.version)
+      await this.o.apply(policy, view.version, closed)
     } catch (err) {
-      return `compile failed: ${(err as Error).message}`
+      return { error: `compile failed: ${(err as Error).message}` }
     }
-    return undefined
+    const { newlyKept, released } = this.guard.commit(plan)
+    for (const key of newlyKept) {
+      this.o.logger.error(failClosed ? `${keptMessage(key, view.version)}; failOnDataErrors: refusing inbound requests (503, not ready) meanwhile` : keptMessage(key, view.version))
+      this.o.onDataError?.()
+    }
+    for (const key of released) this.o.logger.info(`control: ${key} is in the daemon's view again or deleted on purpose (version ${view.version}); no longer kept`)
+    return { ran: plan.kept.size === 0 ? view : { ...view, resources: plan.resources } }
   }
 
   private serialized<T>(fn: () => Promise<T>): Promise<T> {

@@ -26,6 +26,13 @@ export interface SnapshotMessage {
   /** Policy resources as applied (apiVersion/kind/metadata/spec objects). */
   resources: object[]
   endpoints: EndpointMap
+  /**
+   * Resources removed on purpose (a DELETE or a rollback) lately, as "kind/namespace/name", absent
+   * from `resources` (at most the daemon's recent 1,000). A policy resource an instance held that is
+   * missing here without being listed was dropped by mistake (RELIABILITY F5): the instance keeps its
+   * AuthorizationPolicy and RequestAuthentication (src/control/deletion-guard.ts). Absent: none.
+   */
+  deleted?: string[]
 }
 
 /** Only the registry changed: the full endpoint list of each changed service (empty when gone). */
@@ -48,6 +55,8 @@ export interface PolicyMessage {
   base: number
   resources: object[]
   endpoints: EndpointMap
+  /** Resources removed on purpose since `base` (see SnapshotMessage.deleted). Absent: none. */
+  deleted?: string[]
 }
 
 export interface PingMessage {

@@ -19,6 +19,11 @@ export class ViewApplier {
   private stale = false
   /** What runs: `applied`, or its policy with newer endpoints (then at the policy's version). */
   private running: ControlView | undefined
+  /**
+   * Deletions listed by views that were not applied (NACKed): a later delta lists only its own, so
+   * the next view applied carries these too (deletion-guard.ts would otherwise keep them).
+   */
+  private carried: string[] = []
 
   /** `apply` resolves with undefined when the view applied, or the reason it did not (a NACK). */
   constructor(
@@ -59,8 +64,9 @@ export class ViewApplier {
       this.logger.error(`control: watch message of version ${version} rejected (NACK); still serving the policy of version ${this.appliedView?.version ?? 'none'}\n${problem}`)
       return { version, error: problem }
     }
-    const view = viewOf(msg, this.latest)
+    let view = viewOf(msg, this.latest)
     if (view === false || view === undefined) return view
+    if (this.carried.length > 0) view = { ...view, deleted: [...new Set([...this.carried, ...(view.deleted ?? [])])] }
     // A refused view never becomes the base of a delta: deltas built on it do not fit, and the
     // stream is opened again (views.ts).
     const stale = staleReason(view, this.appliedView)
@@ -70,8 +76,10 @@ export class ViewApplier {
     if (error === undefined) {
       this.appliedView = view
       this.running = view
+      this.carried = []
       return { version: view.version }
     }
+    if (stale === undefined) this.carried = view.deleted ?? []
     const good = this.appliedView
     const mixed = stale ? undefined : endpointsOnGoodPolicy(view, good, this.running)
     const endpointsApplied = mixed !== undefined && (await this.tryApply(mixed)) === undefined

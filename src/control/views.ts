@@ -10,6 +10,8 @@ export interface ControlView {
   version: number
   resources: object[]
   endpoints: EndpointMap
+  /** Resources the daemon removed on purpose, "kind/namespace/name" (protocol.ts; deletion-guard.ts). */
+  deleted?: string[]
 }
 
 /**
@@ -17,11 +19,12 @@ export interface ControlView {
  * derived from another base: the stream must be opened again); undefined for other messages.
  */
 export function viewOf(msg: WatchMessage, latest: ControlView | undefined): ControlView | false | undefined {
-  if (msg.type === 'snapshot') return { version: msg.version, resources: msg.resources, endpoints: msg.endpoints }
+  if (msg.type === 'snapshot') return { version: msg.version, resources: msg.resources, endpoints: msg.endpoints, ...(msg.deleted ? { deleted: msg.deleted } : {}) }
   if (msg.type !== 'endpoints' && msg.type !== 'policy') return undefined
   if (!latest || latest.version !== msg.base) return false
   const resources = msg.type === 'policy' ? msg.resources : latest.resources
-  const view = { version: msg.version, resources, endpoints: { ...latest.endpoints, ...msg.endpoints } }
+  const deleted = msg.type === 'policy' ? msg.deleted : undefined
+  const view: ControlView = { version: msg.version, resources, endpoints: { ...latest.endpoints, ...msg.endpoints }, ...(deleted ? { deleted } : {}) }
   for (const [svc, list] of Object.entries(msg.endpoints)) if (list.length === 0) delete view.endpoints[svc]
   return view
 }
@@ -55,6 +58,11 @@ export function malformed(msg: WatchMessage): string | undefined {
     // JSON.parse takes any depth, but compose, validation and the policy comparison recurse per level.
     const deep = m.resources.findIndex((r) => nestedDeeperThan(r, MAX_NESTING))
     if (deep >= 0) return bad(`resources[${deep}] is nested more than ${MAX_NESTING} levels deep (a policy nests about ten)`)
+    if (m.deleted !== undefined) {
+      if (!Array.isArray(m.deleted)) return bad('deleted is not a list (of "kind/namespace/name")')
+      const k = m.deleted.findIndex((d) => typeof d !== 'string')
+      if (k >= 0) return bad(`deleted[${k}] is not a string ("kind/namespace/name")`)
+    }
   }
   if (typeof m.endpoints !== 'object' || m.endpoints === null || Array.isArray(m.endpoints)) return bad('endpoints is not an object (service → list of endpoints)')
   for (const [svc, list] of Object.entries(m.endpoints)) {

@@ -130,6 +130,9 @@ export class EmbeddedStore implements Store {
       const stored = await readPolicyFile(this.policyFile)
       this.policy = { version: stored?.version ?? 0, resources: stored?.resources ?? [] }
       this.historyIndex = await this.readHistoryIndex()
+      // What wrote the current version: its history entry (lost only if a crash came between the two writes).
+      const current = this.historyIndex.find((e) => e.version === this.policy.version)
+      if (current) this.policy.action = current.action
       const tokens = await readJson<TokensFile>(this.tokensFile)
       if (tokens) this.tokens = { admin: typeof tokens.admin === 'string' ? tokens.admin : undefined, join: Array.isArray(tokens.join) ? tokens.join : [] }
       for (const t of this.tokens.join) this.joinByHash.set(t.hash, t)
@@ -151,7 +154,7 @@ export class EmbeddedStore implements Store {
   }
 
   async readPolicy(): Promise<PolicyState> {
-    return { version: this.policy.version, resources: this.policy.resources }
+    return { version: this.policy.version, resources: this.policy.resources, ...(this.policy.action ? { action: this.policy.action } : {}) }
   }
 
   writePolicy(resources: StoredResource[], entry: Pick<HistoryEntry, 'action' | 'summary'>, expectedVersion: number): Promise<number> {
@@ -161,7 +164,7 @@ export class EmbeddedStore implements Store {
       const stored = resources.map((r) => ({ kind: r.kind, namespace: r.namespace, name: r.name, value: jsonClone(r.value) }))
       const at = new Date().toISOString()
       const previous = { policy: this.policy, reserved: this.reserved }
-      this.policy = { version, resources: stored }
+      this.policy = { version, resources: stored, action: entry.action }
       if (version > this.reserved) this.reserved = version + REVISION_BLOCK
       try {
         // The policy first: a crash before the history write loses one history line, never
@@ -181,7 +184,7 @@ export class EmbeddedStore implements Store {
         this.logger.error(`embedded store: could not write history entry ${version}: ${(err as Error).message}`)
       }
       this.rev = version
-      this.emit({ type: 'policy', revision: version, state: { version, resources: stored } })
+      this.emit({ type: 'policy', revision: version, state: { version, resources: stored, action: entry.action } })
       return version
     })
   }

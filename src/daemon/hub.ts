@@ -15,12 +15,15 @@
 //   with a heartbeat (any call from it counts: heard()); with leaseTtlMs set, a stream whose instance
 //   was not heard from for a whole lease (a frozen process keeps its TCP stream open) or that stayed
 //   backed up that long is dropped: its socket is destroyed and `dropped` says why.
+// - Policy snapshots and deltas list the resources removed on purpose (`deleted`: deletions.ts), so an
+//   instance keeps an inbound policy that vanished without a DELETE (RELIABILITY F5).
 // Messages are serialized once per version and the same string is written to every stream.
 import type { EndpointMap, RegisteredEndpoint, WatchMessage } from '../control/protocol.js'
 import { serviceKey } from '../control/service-key.js'
 import { formatHostPort } from '../util/host-port.js'
 import type { Logger } from '../util/logger.js'
-import type { InstanceRecord, PolicyState, Store, StoreEvent } from './store.js'
+import { DeletionLog, withDeleted } from './deletions.js'
+import type { InstanceRecord, PolicyState, Store, StoreEvent, StoredResource } from './store.js'
 import { scopeKey, scopeResources, type ViewScope } from './view-scope.js'
 
 /** Streams opened without a scope (tests driving the hub directly) see the whole policy. */
@@ -77,7 +80,10 @@ export class PushHub {
   /** The version watchers are told (the last pushed). */
   version = 0
   private resources: object[] = []
+  private stored: StoredResource[] = []
   private policyVersion = -1
+  /** What was removed on purpose, for the `deleted` lists. */
+  private readonly deletions = new DeletionLog()
   /** The registry as this daemon last heard it from the store. */
   private readonly instances = new Map<string, InstanceRecord>()
   /** The endpoints as of `version` (what a watcher holding `version` holds). */
@@ -115,6 +121,7 @@ export class PushHub {
     // A newer policy an event brought meanwhile is the starting one, not a change to push.
     if (this.pendingPolicy !== undefined && this.pendingPolicy.version > this.policyVersion) this.setPolicy(this.pendingPolicy)
     this.pendingPolicy = undefined
+    this.deletions.reset({ version: this.policyVersion, resources: this.stored })
     // An event is newer than the list read: a record it put stays, one it deleted stays gone.
     for (const rec of await this.store.listInstances()) if (!this.instances.has(rec.id) && !deleted.has(rec.id)) this.instances.set(rec.id, rec)
     this.onStartDelete = undefined
@@ -135,8 +142,8 @@ export class PushHub {
   }
 
   /** The view at `version`, as a snapshot message (for GET /v1/snapshot). */
-  snapshot(): { version: number; resources: object[]; endpoints: EndpointMap } {
-    return { version: this.version, resources: this.resources, endpoints: this.pushed }
+  snapshot(): { version: number; resources: object[]; endpoints: EndpointMap; deleted?: string[] } {
+    return { version: this.version, resources: this.resources, endpoints: this.pushed, ...withDeleted(this.deletions.forSnapshot('', undefined)) }
   }
 
   /** Opens pushing to a stream; `since` is the version the instance says it holds. */
@@ -215,6 +222,7 @@ export class PushHub {
     if (e.revision > this.seen) this.seen = e.revision
     if (e.type === 'policy') {
       if (e.state.version <= this.policyVersion) return
+      this.deletions.note(e.state)
       this.pendingPolicy = e.state
     } else {
       for (const id of e.deleted) {
@@ -257,7 +265,10 @@ export class PushHub {
       this.seen = version
     }
     this.version = version
-    if (policyChanged) this.setPolicy(policy)
+    if (policyChanged) {
+      this.deletions.pushed(this.stored, policy.resources, this.scopes)
+      this.setPolicy(policy)
+    }
     this.pushed = next
     this.snapshotLines.clear()
     // A stream at the base version gets only what changed: the resources when the policy did (never
@@ -267,7 +278,7 @@ export class PushHub {
     const deltaFor = (scope: string): string => {
       if (endpointsDelta !== undefined) return endpointsDelta
       let d = deltas.get(scope)
-      if (d === undefined) deltas.set(scope, (d = line({ type: 'policy', version, base, resources: this.resourcesFor(scope), endpoints: changed ?? {} })))
+      if (d === undefined) deltas.set(scope, (d = line({ type: 'policy', version, base, resources: this.resourcesFor(scope), endpoints: changed ?? {}, ...withDeleted(this.deletions.forDelta(scope, this.scopes.get(scope))) })))
       return d
     }
     for (const w of [...this.watchers]) {
@@ -279,6 +290,7 @@ export class PushHub {
 
   private setPolicy(p: PolicyState): void {
     this.policyVersion = p.version
+    this.stored = p.resources
     this.resources = p.resources.map((r) => r.value)
     this.snapshotLines.clear()
     this.scoped.clear()
@@ -295,7 +307,7 @@ export class PushHub {
 
   private sendSnapshot(w: Watcher): void {
     let text = this.snapshotLines.get(w.scope)
-    if (text === undefined) this.snapshotLines.set(w.scope, (text = line({ type: 'snapshot', version: this.version, resources: this.resourcesFor(w.scope), endpoints: this.pushed })))
+    if (text === undefined) this.snapshotLines.set(w.scope, (text = line({ type: 'snapshot', version: this.version, resources: this.resourcesFor(w.scope), endpoints: this.pushed, ...withDeleted(this.deletions.forSnapshot(w.scope, this.scopes.get(w.scope))) })))
     if (this.write(w, text, true)) this.markSent(w)
   }
 

@@ -15,6 +15,12 @@ export interface StoredResource {
 export interface PolicyState {
   version: number
   resources: StoredResource[]
+  /**
+   * What wrote this version (its history entry's action); undefined when unknown (no policy yet, or
+   * the policy vanished from etcd). Only `delete` and `rollback` remove resources on purpose: `apply`
+   * upserts. The push hub tells instances which removals were intended (RELIABILITY F5).
+   */
+  action?: HistoryEntry['action']
 }
 
 export interface HistoryEntry {

@@ -116,7 +116,7 @@ export class MeshMetrics {
     })
     this.configRejected = new Counter({
       name: 'weft_config_rejected_total',
-      help: 'Config versions this instance refused (and kept serving the previous one): a daemon view NACKed, or a config file change that does not validate.',
+      help: 'Config this instance refused (and kept serving the previous one): source="daemon" a daemon view NACKed, "file" a config file change that does not validate, "deletion" an AuthorizationPolicy or RequestAuthentication the daemon\'s view dropped without deleting it (kept, or inbound refused with failOnDataErrors; once per resource).',
       labelNames: ['source_service', 'source'],
       registers: [registry],
     })

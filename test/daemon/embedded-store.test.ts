@@ -32,6 +32,7 @@ test('policy writes are compare-and-set on the version, recorded in history, and
   const p = await again.readPolicy()
   assert.equal(p.version, v2)
   assert.deepEqual(p.resources.map((r) => r.name), ['a', 'b'])
+  assert.equal(p.action, 'apply', 'the action that wrote it, from its history entry')
   assert.deepEqual((await again.history()).map((h) => h.version), [v2, v1])
   // The revision goes on above everything handed out before the restart.
   assert.ok(again.revision() > v2)

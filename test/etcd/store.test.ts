@@ -187,12 +187,16 @@ test('two stores on one etcd: a policy write through A arrives at B with the sam
   assert.equal(atB.revision, v1)
   assert.deepEqual(atB.state.resources, [resource('payments')])
   assert.equal(b.revision(), v1)
-  assert.deepEqual(await b.readPolicy(), { version: v1, resources: [resource('payments')] })
+  // The action that wrote the version rides along (the hub tells a DELETE from a dropped resource: RELIABILITY F5).
+  assert.equal(atB.state.action, 'apply')
+  assert.deepEqual(await b.readPolicy(), { version: v1, resources: [resource('payments')], action: 'apply' })
   // B writes on top of A's version; A sees it.
   const v2 = await b.writePolicy([], { action: 'delete', summary: 'deleted Service/payments' }, v1)
   const atA = await waitFor('the policy event at A', () => policyEvent(a, v2))
   assert.equal(atA.revision, v2)
   assert.deepEqual(atA.state.resources, [])
+  assert.equal(atA.state.action, 'delete')
+  assert.equal((await a.readPolicy()).action, 'delete')
   // Revisions of one store's events increase.
   const revs = a.events.map((e) => e.revision)
   assert.deepEqual(revs, [...revs].sort((x, y) => x - y))

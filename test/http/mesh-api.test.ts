@@ -115,6 +115,8 @@ test('invalid options throw WEFT_ERR_INVALID_ARG naming the option', async () =>
     [{ service: 'a', locality: { zone: 3 } }, /option locality\.zone/],
     [{ service: 'a', dnsServers: ['dns.example'] }, /option dnsServers/],
     [{ service: 'a', config: 42 }, /option config/],
+    [{ service: 'a', control: 'http://127.0.0.1:1', failOnDataErrors: 'yes' }, /option failOnDataErrors: must be true or false/],
+    [{ service: 'a', failOnDataErrors: true }, /option failOnDataErrors: applies in control mode only/],
   ]
   for (const [opts, re] of cases) {
     await assert.rejects(createMesh(opts as never), (e: unknown) => e instanceof WeftError && e.code === 'WEFT_ERR_INVALID_ARG' && re.test(e.message), String(re))
