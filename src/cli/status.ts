@@ -2,6 +2,8 @@
 // (SYNCED), behind it (STALE), refused (NACKED, with the instance's error) or not watching
 // (DISCONNECTED), watching another daemon that shares the store (ELSEWHERE, with that daemon's URL:
 // its sync state is known there), and when the daemon last heard from it; like `istioctl proxy-status`.
+// An instance that keeps an inbound policy the daemon dropped without deleting it (RELIABILITY F5)
+// is marked "KEEPS n" in STATE, and the kept resources are listed under the table.
 import { CONNECTION_FLAGS, OUTPUT_FLAG, outputFormat, parseArgs, UsageError } from './args.js'
 import { withClient } from './client.js'
 import { instanceAddress, type InstanceView } from './get.js'
@@ -18,6 +20,8 @@ export interface StatusView extends InstanceView {
   daemon?: string
   /** How its last watch stream came: mtls (its certificate) or plaintext (a token). */
   control?: string
+  /** Inbound policies it keeps although the daemon's view dropped them without a DELETE. */
+  keptDeleted?: string[]
 }
 
 export async function status(argv: readonly string[]): Promise<number> {
@@ -41,7 +45,7 @@ export function statusTable(version: number, list: StatusView[]): string {
     i.namespace && i.namespace !== 'default' ? `${i.service}.${i.namespace}` : i.service,
     instanceAddress(i),
     versionCell(i),
-    i.state === 'NACKED' && i.nack ? `NACKED (version ${i.nack.version})` : i.state === 'ELSEWHERE' && i.daemon ? `ELSEWHERE (${i.daemon})` : i.state,
+    stateCell(i),
     // How its watch stream here came: mTLS with its certificate, or plaintext with a token.
     i.control ?? '-',
     ago(i.lastSeen, now),
@@ -51,7 +55,16 @@ export function statusTable(version: number, list: StatusView[]): string {
     // The error is the instance's text: printable() in case the daemon did not clean it.
     out += `\n${i.id} NACKED version ${i.nack.version}:\n${printable(i.nack.error).split('\n').map((l) => `  ${l}`).join('\n')}\n`
   }
+  for (const i of list) {
+    if (!i.keptDeleted?.length) continue
+    out += `\n${i.id} keeps what the daemon's view dropped without a DELETE (a daemon or store fault; weft apply it again, and to remove it, apply it and then weft delete it):\n${i.keptDeleted.map((k) => `  ${printable(k)}`).join('\n')}\n`
+  }
   return out
+}
+
+function stateCell(i: StatusView): string {
+  const state = i.state === 'NACKED' && i.nack ? `NACKED (version ${i.nack.version})` : i.state === 'ELSEWHERE' && i.daemon ? `ELSEWHERE (${i.daemon})` : i.state
+  return i.keptDeleted?.length ? `${state}, KEEPS ${i.keptDeleted.length}` : state
 }
 
 /** The version the instance applied; "(sent N)" when a newer one is on its way. */

@@ -6,6 +6,9 @@
 // nor collect a pile of requests, one per ping. Apart from client.ts, which holds the stream.
 import type { Logger } from '../util/logger.js'
 
+/** The daemon takes at most this many kept keys per ACK (src/daemon/requests.ts). */
+const MAX_KEPT = 1000
+
 export interface Ack {
   version: number
   /** Set for a NACK: why the version does not apply. */
@@ -20,6 +23,12 @@ export interface AckSenderDeps {
   logger: Logger
   /** A beat failed (the stream stays; the next ping tries again). */
   onBeatFailed(err: Error): void
+  /**
+   * The resources this instance keeps although the daemon dropped them (RELIABILITY F5), read when
+   * each ACK/NACK goes out, so a resend carries what is kept then (`weft status` shows them).
+   * Sent while non-empty, and once empty after that.
+   */
+  kept?(): string[]
 }
 
 export class AckSender {
@@ -27,6 +36,8 @@ export class AckSender {
   private pending: Ack | undefined
   /** A heartbeat (or a pending ACK) is in flight. */
   private beating = false
+  /** The last ACK that got through said something is kept (the next one says when nothing is). */
+  private keptReported = false
 
   constructor(private readonly d: AckSenderDeps) {}
 
@@ -63,7 +74,12 @@ export class AckSender {
   }
 
   private async post(ack: Ack): Promise<void> {
-    await this.d.post('ack', ack)
+    // `kept` only while something is kept, and once more (empty) to clear it: a daemon older than
+    // the field refuses an ACK that carries it, so a healthy instance never sends it.
+    const kept = this.d.kept?.().slice(0, MAX_KEPT) ?? []
+    const say = this.d.kept !== undefined && (kept.length > 0 || this.keptReported)
+    await this.d.post('ack', say ? { ...ack, kept } : ack)
+    if (say) this.keptReported = kept.length > 0
     if (this.pending === ack) this.pending = undefined
   }
 }

@@ -48,6 +48,8 @@ export interface ControlClientOptions {
   tls?: () => ConnectionOptions | undefined
   /** Timeout of the plain calls (register, ack, deregister). */
   requestTimeoutMs?: number
+  /** What this instance keeps that the daemon dropped without deleting it: sent with each ACK/NACK. */
+  kept?(): string[]
 }
 
 export class ControlClient {
@@ -89,6 +91,7 @@ export class ControlClient {
       onBeatFailed: (err) => {
         if (!this.stopped) this.report(err)
       },
+      ...(opts.kept ? { kept: opts.kept } : {}),
     })
     let resolve!: (ok: boolean) => void
     const promise = new Promise<boolean>((r) => (resolve = r))

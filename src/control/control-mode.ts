@@ -72,6 +72,8 @@ export class ControlMode {
       apply: (view) => this.applyView(view),
       onConnected: (up) => o.connected.set(up ? 1 : 0),
       onBundle: (bundle) => o.onBundle?.(bundle, this.client),
+      // Reported with each ACK, so `weft status` shows an instance keeping a dropped policy.
+      kept: () => this.guard.keptKeys(),
       ...(o.tls ? { tls: o.tls } : {}),
     })
   }

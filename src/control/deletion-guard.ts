@@ -50,6 +50,11 @@ export class DeletionGuard {
     return { resources: kept.size === 0 ? view.resources : [...view.resources, ...kept.values()], kept, guarded }
   }
 
+  /** The keys kept as of the last view applied (the ACK reports them: `weft status`). */
+  keptKeys(): string[] {
+    return [...this.keeping]
+  }
+
   /**
    * `plan` applied: the keys it newly keeps (to log and count) and those no longer kept (the daemon's
    * view has them again, or deleted them).

@@ -114,6 +114,13 @@ export interface AckRequest {
   version: number
   /** Present for a NACK: why the version could not be applied. */
   error?: string
+  /**
+   * The inbound policies this instance keeps although the daemon's view dropped them without deleting
+   * them (RELIABILITY F5, src/control/deletion-guard.ts), as "Kind/namespace/name". Sent while
+   * something is kept, then once as [] (absent otherwise, and from older instances: the daemon keeps
+   * what it was last told, nothing for an instance that never said).
+   */
+  kept?: string[]
 }
 
 /** The body of every error answer. */

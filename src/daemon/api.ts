@@ -183,7 +183,7 @@ export function buildApi(d: ApiDeps): Router {
       const id = ctx.params.id!
       await auth.requireInstance(creds(ctx), id, await store.getInstance(id))
       const ack = parseAck(await readJsonObject(ctx.req))
-      status.ack(id, ack.version, ack.error)
+      status.ack(id, ack.version, ack.error, ack.kept)
       hub.heard(id)
       if (ack.error !== undefined) logger.warn(`instance ${id} rejected version ${ack.version} (NACK): ${ack.error.split('\n')[0]}`)
       sendJson(ctx.res, 200, { ok: true })

@@ -12,8 +12,11 @@
 // - Deltas list what this push removed; snapshots the most recent RECENT_DELETIONS, so an instance
 //   that reconnects learns of deletions it missed. Each list holds only what the scope could have
 //   seen (its resources' last values go through the same filter as the view), never other
-//   services' inbound policy names. Kept in memory: a restarted daemon starts with an empty list
-//   (an instance then keeps what was deleted meanwhile and says so, the safe side).
+//   services' inbound policy names. Kept in memory; a restarted daemon seeds it from the store's
+//   kept policy history (deletion-seed.ts), so an instance that missed a DELETE meanwhile drops it.
+// - A scope the log first hears of (its first stream) is told of the resources that moved out of it
+//   before (an apply changed their service), from their earlier values (`former`).
+import { addFormer, byKey, keyOf, selector, type DeletionSeed } from './deletion-seed.js'
 import { scopeResources, type ViewScope } from './view-scope.js'
 import type { PolicyState, StoredResource } from './store.js'
 
@@ -29,6 +32,10 @@ export class DeletionLog {
   private lastWindow = new Map<string, object>()
   /** The policy as of the last event seen, by key. */
   private seen = new Map<string, object>()
+  /** The policy as last pushed, by key. */
+  private current = new Map<string, object>()
+  /** Earlier values of resources still in the policy that moved to another service (deletion-seed.ts). */
+  private readonly former = new Map<string, object[]>()
   /** Per scope: resources still in the policy that left its view, oldest first; and those of the last push. */
   private readonly movedOut = new Map<string, Set<string>>()
   private lastMoved = new Map<string, string[]>()
@@ -38,6 +45,33 @@ export class DeletionLog {
   /** The policy the hub starts from: nothing in it is a deletion. */
   reset(state: PolicyState): void {
     this.seen = byKey(state.resources)
+    this.current = this.seen
+  }
+
+  /** What the store's history says was deleted before this start: older than anything noted since. */
+  seed(s: DeletionSeed): void {
+    const merged = new Map<string, object>()
+    for (const [k, v] of s.deleted) if (!this.current.has(k) && !this.seen.has(k)) merged.set(k, v)
+    for (const [k, v] of this.recent) {
+      merged.delete(k)
+      merged.set(k, v)
+    }
+    this.recent.clear()
+    for (const [k, v] of merged) this.recent.set(k, v)
+    trim(this.recent, this.limit)
+    for (const [k, values] of s.former) if (!this.former.has(k) && this.current.has(k)) this.former.set(k, values)
+  }
+
+  /** A scope's first stream: what moved out of its view before (while no stream of it was here). */
+  scopeAdded(name: string, scope: ViewScope): void {
+    for (const [k, values] of this.former) {
+      const v = this.current.get(k)
+      if (v === undefined || visible(v, scope) || !values.some((f) => visible(f, scope))) continue
+      let set = this.movedOut.get(name)
+      if (!set) this.movedOut.set(name, (set = new Set()))
+      set.add(k)
+      trim(set, this.limit)
+    }
   }
 
   /** A policy event: what it removed is intended when a DELETE or a rollback wrote it. */
@@ -60,7 +94,9 @@ export class DeletionLog {
       this.recent.set(k, v)
     }
     const now = byKey(after)
+    this.current = now
     for (const k of now.keys()) this.recent.delete(k)
+    for (const k of this.former.keys()) if (!now.has(k)) this.former.delete(k)
     trim(this.recent, this.limit)
     this.lastWindow = this.window
     this.window = new Map()
@@ -79,6 +115,7 @@ export class DeletionLog {
       const a = now.get(keyOf(b))
       if (a === undefined || selector(a) === selector(b.value)) continue
       const k = keyOf(b)
+      addFormer(this.former, k, b.value, this.limit)
       for (const [name, s] of scopes) {
         const was = visible(b.value, s)
         const is = visible(a, s)
@@ -113,18 +150,6 @@ export class DeletionLog {
 /** The `deleted` field of a message when there is anything to list (an empty list is left out). */
 export function withDeleted(keys: string[]): { deleted?: string[] } {
   return keys.length > 0 ? { deleted: keys } : {}
-}
-
-function keyOf(r: StoredResource): string {
-  return `${r.kind}/${r.namespace}/${r.name}`
-}
-
-function byKey(resources: readonly StoredResource[]): Map<string, object> {
-  return new Map(resources.map((r) => [keyOf(r), r.value]))
-}
-
-function selector(v: object): unknown {
-  return (v as { spec?: { service?: unknown } }).spec?.service
 }
 
 function visible(v: object, scope: ViewScope | undefined): boolean {

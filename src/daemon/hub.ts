@@ -16,13 +16,14 @@
 //   was not heard from for a whole lease (a frozen process keeps its TCP stream open) or that stayed
 //   backed up that long is dropped: its socket is destroyed and `dropped` says why.
 // - Policy snapshots and deltas list the resources removed on purpose (`deleted`: deletions.ts), so an
-//   instance keeps an inbound policy that vanished without a DELETE (RELIABILITY F5).
+//   instance keeps an inbound policy that vanished without a DELETE (RELIABILITY F5); seeded at
+//   start from the store's kept history (deletion-seed.ts), so deletions outlive a restart.
 // Messages are serialized once per version and the same string is written to every stream.
-import type { EndpointMap, RegisteredEndpoint, WatchMessage } from '../control/protocol.js'
-import { serviceKey } from '../control/service-key.js'
-import { formatHostPort } from '../util/host-port.js'
+import type { EndpointMap, WatchMessage } from '../control/protocol.js'
 import type { Logger } from '../util/logger.js'
-import { DeletionLog, withDeleted } from './deletions.js'
+import { seedDeletions } from './deletion-seed.js'
+import { DeletionLog, RECENT_DELETIONS, withDeleted } from './deletions.js'
+import { buildEndpoints, diffEndpoints } from './endpoints-view.js'
 import type { InstanceRecord, PolicyState, Store, StoreEvent, StoredResource } from './store.js'
 import { scopeKey, scopeResources, type ViewScope } from './view-scope.js'
 
@@ -134,6 +135,8 @@ export class PushHub {
     this.dirty = false
     this.pinger = setInterval(() => this.ping(), this.opts.pingMs)
     this.pinger.unref()
+    // Deletions before this start (RELIABILITY F5), from the kept history: before any stream opens.
+    this.deletions.seed(await seedDeletions(this.store, { version: this.policyVersion, resources: this.stored }, this.opts.logger, RECENT_DELETIONS))
   }
 
   /** The registry's endpoints now (including changes not pushed yet). */
@@ -149,7 +152,10 @@ export class PushHub {
   /** Opens pushing to a stream; `since` is the version the instance says it holds. */
   watch(id: string, sink: WatchSink, since: number | undefined, scope: ViewScope = UNSCOPED): Watch {
     const key = scopeKey(scope)
-    if (scope !== UNSCOPED && !this.scopes.has(key)) this.scopes.set(key, scope)
+    if (scope !== UNSCOPED && !this.scopes.has(key)) {
+      this.scopes.set(key, scope)
+      this.deletions.scopeAdded(key, scope)
+    }
     const w: Watcher = { id, scope: key, sink, sent: since ?? -1, blocked: false, blockedAt: 0, heardAt: Date.now(), dropped: undefined, missed: false, gone: false }
     this.addWatcher(w)
     // Holding the current version: nothing to send until a change. Changes pending: the
@@ -367,46 +373,4 @@ export class PushHub {
 
 function line(msg: WatchMessage): string {
   return JSON.stringify(msg) + '\n'
-}
-
-/** What an instance is pushed for one registration; none for a client-only instance. */
-export function endpointOf(rec: InstanceRecord): RegisteredEndpoint | undefined {
-  if (rec.address === undefined || rec.port === undefined) return undefined
-  const labels: Record<string, string> = { ...rec.labels }
-  if (rec.locality?.region !== undefined) labels.region = rec.locality.region
-  if (rec.locality?.zone !== undefined) labels.zone = rec.locality.zone
-  return { address: formatHostPort(rec.address, rec.port), protocol: rec.protocol, labels, instance: rec.id }
-}
-
-/**
- * Endpoints by service ("<namespace>/<name>": a registration joins only its own namespace's
- * service), services and endpoints in a stable order (so equal views compare equal).
- */
-export function buildEndpoints(records: Iterable<InstanceRecord>): EndpointMap {
-  const by = new Map<string, RegisteredEndpoint[]>()
-  for (const rec of records) {
-    const ep = endpointOf(rec)
-    if (!ep) continue
-    const key = serviceKey(rec.namespace, rec.service)
-    let list = by.get(key)
-    if (!list) by.set(key, (list = []))
-    list.push(ep)
-  }
-  const out: EndpointMap = {}
-  for (const name of [...by.keys()].sort()) out[name] = by.get(name)!.sort((a, b) => (a.instance < b.instance ? -1 : a.instance > b.instance ? 1 : 0))
-  return out
-}
-
-/** The services whose list differs (an empty list for one that is gone); undefined when none. */
-function diffEndpoints(before: EndpointMap, after: EndpointMap): EndpointMap | undefined {
-  const changed: EndpointMap = {}
-  let any = false
-  for (const name of new Set([...Object.keys(before), ...Object.keys(after)])) {
-    const a = before[name] ?? []
-    const b = after[name] ?? []
-    if (JSON.stringify(a) === JSON.stringify(b)) continue
-    changed[name] = b
-    any = true
-  }
-  return any ? changed : undefined
 }

@@ -21,6 +21,9 @@ const MAX_LABEL_VALUE = 253
 const MAX_TOKEN_SERVICES = 256
 /** A NACK's error text is kept for `weft status`; more than this is cut. */
 export const MAX_NACK_ERROR = 16 * 1024
+/** An ACK's `kept` list: at most this many keys ("Kind/namespace/name"), each at most MAX_KEPT_KEY characters. */
+export const MAX_KEPT = 1000
+const MAX_KEPT_KEY = 600
 
 function onlyFields(body: Body, allowed: readonly string[], what: string): void {
   for (const k of Object.keys(body)) {
@@ -121,16 +124,30 @@ export function parseUpdate(body: Body): { address: string; port: number; protoc
 }
 
 export function parseAck(body: Body): AckRequest {
-  onlyFields(body, ['version', 'error'], 'ack')
+  onlyFields(body, ['version', 'error', 'kept'], 'ack')
   const { version, error } = body
   if (typeof version !== 'number' || !Number.isSafeInteger(version) || version < 0) {
     throw badRequest(`version must be a non-negative integer (got ${JSON.stringify(version)})`)
   }
   if (error !== undefined && typeof error !== 'string') throw badRequest('error must be a string (the formatted issues) when present')
-  if (error === undefined) return { version }
+  const kept = keptKeys(body.kept)
+  const withKept = kept !== undefined ? { kept } : {}
+  if (error === undefined) return { version, ...withKept }
   // Shown by `weft status` and logged: see printable().
   const text = printable(error)
-  return { version, error: text.length > MAX_NACK_ERROR ? text.slice(0, MAX_NACK_ERROR) + '…' : text }
+  return { version, error: text.length > MAX_NACK_ERROR ? text.slice(0, MAX_NACK_ERROR) + '…' : text, ...withKept }
+}
+
+/** An ACK's `kept`: absent (an older instance), or a list of short printable keys, each once. */
+function keptKeys(v: unknown): string[] | undefined {
+  if (v === undefined) return undefined
+  if (!Array.isArray(v) || v.length > MAX_KEPT) throw badRequest(`kept must be a list of at most ${MAX_KEPT} resource keys ("Kind/namespace/name")`)
+  for (const [i, k] of v.entries()) {
+    if (typeof k !== 'string' || k.length === 0 || k.length > MAX_KEPT_KEY || /[\u0000-\u001f\u007f]/.test(k)) {
+      throw badRequest(`kept[${i}] must be a resource key of 1 to ${MAX_KEPT_KEY} characters, no control characters`)
+    }
+  }
+  return [...new Set(v as string[])]
 }
 
 /** POST /v1/instances/:id/heartbeat: no fields (an empty body or {}). */

@@ -2,7 +2,9 @@
 // streams, the last it ACKed, its last NACK, when it was last heard from (registration, stream
 // open, heartbeat, ACK), and whether a stream is open here. Kept in memory: after a restart every
 // instance reconnects and reports again. With a shared store (etcd) an instance whose stream is
-// open on another daemon is ELSEWHERE: its sync state lives in that daemon's memory.
+// open on another daemon is ELSEWHERE: its sync state lives in that daemon's memory. An instance
+// that keeps an inbound policy the daemon dropped without deleting it (RELIABILITY F5) says so in
+// its ACKs: `keptDeleted`.
 
 export type SyncState = 'SYNCED' | 'STALE' | 'NACKED' | 'DISCONNECTED' | 'ELSEWHERE'
 
@@ -17,6 +19,11 @@ export interface InstanceStatus {
   daemon?: string
   /** How its last watch stream here came: mTLS with its certificate, or plaintext with a token. */
   control?: 'mtls' | 'plaintext'
+  /**
+   * What it keeps although the daemon's view dropped it without a DELETE ("Kind/namespace/name"),
+   * as its last ACK or NACK said; absent when nothing (or an instance too old to say).
+   */
+  keptDeleted?: string[]
 }
 
 interface Entry {
@@ -25,6 +32,7 @@ interface Entry {
   ackedVersion?: number
   nack?: { version: number; error: string }
   lastSeen?: number
+  kept?: string[]
 }
 
 export class StatusBoard {
@@ -68,9 +76,11 @@ export class StatusBoard {
     this.entry(id).sentVersion = held
   }
 
-  ack(id: string, version: number, error: string | undefined): void {
+  /** `kept`: what the ACK says the instance keeps (undefined: it does not say, the last report stays). */
+  ack(id: string, version: number, error: string | undefined, kept?: string[]): void {
     const e = this.entry(id)
     e.lastSeen = Date.now()
+    if (kept !== undefined) e.kept = kept.length > 0 ? kept : undefined
     if (error !== undefined) {
       e.nack = { version, error }
       return
@@ -103,6 +113,7 @@ export class StatusBoard {
       ...(e.nack !== undefined ? { nack: e.nack } : {}),
       ...(lastSeen !== undefined ? { lastSeen: new Date(lastSeen).toISOString() } : {}),
       ...(e.control !== undefined ? { control: e.control } : {}),
+      ...(e.kept !== undefined ? { keptDeleted: e.kept } : {}),
     }
   }
 }

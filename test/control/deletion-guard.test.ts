@@ -9,9 +9,13 @@ import assert from 'node:assert/strict'
 import http from 'node:http'
 import { request } from 'undici'
 import { applyPolicy, call, eventually, startTestDaemon, type TestDaemon } from '../helpers/daemon.js'
-import { controlMesh, waitEndpoints, waitSynced, type LoggedMesh } from '../helpers/control-kit.js'
+import { controlMesh, statusOf, waitEndpoints, waitSynced, type LoggedMesh } from '../helpers/control-kit.js'
 import { metricValue } from '../helpers/mesh.js'
 import { DeletionGuard } from '../../src/control/deletion-guard.js'
+import { statusTable } from '../../src/cli/status.js'
+import { parseAck } from '../../src/daemon/requests.js'
+import { AckSender } from '../../src/control/ack-sender.js'
+import { silentLogger } from '../../src/util/logger.js'
 
 const KEY = 'AuthorizationPolicy/default/payments-from-web'
 
@@ -84,6 +88,9 @@ test('an AuthorizationPolicy dropped without a DELETE is kept: the denied call s
   assert.equal(said.length, 1, payments.log.lines.join('\n'))
   assert.ok(metricValue(await payments.metrics(), 'weft_config_rejected_total', { source: 'deletion' }) >= 1)
   assert.equal(await readyz(payments.adminAddress!.port), 200, 'kept, not failing: still ready')
+  // `weft status` shows it: the instance reports what it keeps with its ACK.
+  const kept = async () => Object.fromEntries((await statusOf(d)).instances.map((i) => [i.service, i.keptDeleted]))
+  assert.deepEqual(await kept(), { payments: [KEY], checkout: undefined })
 
   // A later change still keeps it, and says so only once.
   assert.equal((await applyPolicy(d, SERVICE.replace('2s', '3s'))).status, 200)
@@ -95,6 +102,7 @@ test('an AuthorizationPolicy dropped without a DELETE is kept: the denied call s
   assert.equal((await applyPolicy(d, AP)).status, 200)
   await sync()
   assert.equal((await callPayments(checkout)).status, 403)
+  assert.deepEqual(await kept(), { payments: undefined, checkout: undefined }, 'in the view again: no longer kept')
   const del = await call(d.url, 'DELETE', '/v1/policy/AuthorizationPolicy/payments-from-web', d.adminToken)
   assert.equal(del.status, 200, JSON.stringify(del.body))
   await sync()
@@ -152,4 +160,32 @@ test('DeletionGuard keeps only AuthorizationPolicy and RequestAuthentication, un
   assert.deepEqual(g.commit(p4), { newlyKept: [], released: ['AuthorizationPolicy/default/a', 'RequestAuthentication/default/jwt'] })
   // The value kept is the one last applied.
   assert.deepEqual(g.plan(view(5, [svc])).resources, [svc, ap2])
+})
+
+test('the ACK\'s `kept` list: validated (a list of at most 1,000 short keys, absent from older instances), shown by `weft status`', () => {
+  assert.deepEqual(parseAck({ version: 3 }), { version: 3 })
+  assert.deepEqual(parseAck({ version: 3, kept: [] }), { version: 3, kept: [] })
+  assert.deepEqual(parseAck({ version: 3, kept: [KEY, KEY] }), { version: 3, kept: [KEY] })
+  assert.deepEqual(parseAck({ version: 3, error: 'bad', kept: [KEY] }), { version: 3, error: 'bad', kept: [KEY] })
+  for (const kept of ['x', [1], [''], ['a'.repeat(601)], ['a\nb'], Array.from({ length: 1001 }, (_, i) => `k${i}`)]) {
+    assert.throws(() => parseAck({ version: 3, kept }), /kept/, JSON.stringify(kept).slice(0, 40))
+  }
+  const row = { id: 'payments-1', service: 'payments', namespace: 'default', protocol: 'http', labels: {}, registeredAt: '', connected: true, state: 'SYNCED', ackedVersion: 4, sentVersion: 4 }
+  const out = statusTable(4, [{ ...row, keptDeleted: [KEY] }, { ...row, id: 'payments-2' }])
+  assert.match(out, /payments-1 .*SYNCED, KEEPS 1/)
+  assert.match(out, /payments-1 keeps what the daemon's view dropped without a DELETE[^\n]*\n  AuthorizationPolicy\/default\/payments-from-web\n/)
+  assert.doesNotMatch(out, /payments-2 keeps/)
+})
+
+test('AckSender sends `kept` only while something is kept, then once empty to clear it (a daemon older than the field refuses it)', async () => {
+  const bodies: unknown[] = []
+  let kept: string[] = []
+  const s = new AckSender({ post: async (_r, b) => void bodies.push(b), canBeat: () => true, logger: silentLogger, onBeatFailed: () => {}, kept: () => kept })
+  await s.send({ version: 1 })
+  kept = [KEY]
+  await s.send({ version: 2 })
+  kept = []
+  await s.send({ version: 3 })
+  await s.send({ version: 4 })
+  assert.deepEqual(bodies, [{ version: 1 }, { version: 2, kept: [KEY] }, { version: 3, kept: [] }, { version: 4 }])
 })

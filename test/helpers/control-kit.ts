@@ -104,6 +104,8 @@ export interface StatusRow {
   ackedVersion?: number
   sentVersion?: number
   nack?: { version: number; error: string }
+  /** What the instance keeps that the daemon dropped without a DELETE (RELIABILITY F5). */
+  keptDeleted?: string[]
 }
 
 export async function statusOf(t: TestDaemon): Promise<{ version: number; instances: StatusRow[] }> {
