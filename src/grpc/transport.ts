@@ -142,6 +142,9 @@ export class GrpcAttempt implements UpstreamResponse, Abortable, InterceptingLis
     if (conn !== undefined) {
       this.conn = undefined
       conn.active--
+      // A connection to an endpoint no config version has any more (a transparent restart after
+      // the version removed it makes one) is closed with its last call: nothing else would.
+      if (conn.active === 0 && this.endpoint.removed) conn.close()
     }
     if (!this.settled) {
       this.settled = true
