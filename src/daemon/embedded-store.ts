@@ -11,13 +11,16 @@
 //   <dir>/registry.json          { format, savedAt, instances: InstanceRecord[], expires }
 // (every file 0600, the dirs 0700)
 //
-// Every file write goes through writeFileAtomic, and all of them through one queue, so the files
-// never interleave and a crash leaves each file old or new.
-import { mkdir, readdir, readFile, rm } from 'node:fs/promises'
+// Every file write goes through writeFileAtomic (a crash leaves each file old or new), and those
+// of policy, history and tokens through one queue. File formats: embedded-files.ts; the coalesced
+// registry.json saves: registry-saver.ts.
+import { mkdir, readdir, rm } from 'node:fs/promises'
 import { join } from 'node:path'
 import { silentLogger, type Logger } from '../util/logger.js'
 import { removeTempFiles, writeFileAtomic } from '../util/atomic-file.js'
 import { lockDir } from './dir-lock.js'
+import { FORMAT, readJson, readPolicyFile, type HistoryFile, type PolicyFile, type RegistryFile, type TokensFile } from './embedded-files.js'
+import { RegistrySaver } from './registry-saver.js'
 import { Serial } from './serial.js'
 import {
   ConflictError,
@@ -41,26 +44,6 @@ export const HISTORY_KEPT = 100
  */
 const REVISION_BLOCK = 1000
 
-const FORMAT = 1
-
-interface PolicyFile {
-  format: number
-  /** The revision of the last policy write. */
-  version: number
-  /** The reserved revision high-water mark (see REVISION_BLOCK). */
-  revision: number
-  resources: StoredResource[]
-}
-
-interface HistoryFile extends HistoryEntry {
-  resources: StoredResource[]
-}
-
-interface TokensFile {
-  admin?: string
-  join: JoinToken[]
-}
-
 interface Lease {
   rec: InstanceRecord
   /** Set while the instance is not held (no open stream): when it fires, the instance is gone. */
@@ -76,17 +59,6 @@ export interface EmbeddedStoreOptions {
   restoreTtlMs?: number
 }
 
-/** Registry saves are coalesced: one write per this window at most. */
-const REGISTRY_SAVE_MS = 100
-
-interface RegistryFile {
-  format: number
-  savedAt: string
-  instances: InstanceRecord[]
-  /** Epoch ms at which each instance not held at save time expires (held ones get a TTL at restore). */
-  expires?: Record<string, number>
-}
-
 export class EmbeddedStore implements Store {
   private readonly policyFile: string
   private readonly historyDir: string
@@ -94,7 +66,8 @@ export class EmbeddedStore implements Store {
   private readonly registryFile: string
   private readonly logger: Logger
   private readonly restoreTtlMs: number
-  private registrySave: { timer?: NodeJS.Timeout; writing?: Promise<void>; again: boolean } = { again: false }
+  /** registry.json, saved coalesced off the request path (registry-saver.ts). */
+  private readonly registrySaver: RegistrySaver
 
   private policy: PolicyState = { version: 0, resources: [] }
   private rev = 0
@@ -116,6 +89,11 @@ export class EmbeddedStore implements Store {
     this.registryFile = join(dir, 'registry.json')
     this.logger = opts.logger ?? silentLogger
     this.restoreTtlMs = opts.restoreTtlMs ?? 10_000
+    this.registrySaver = new RegistrySaver(this.registryFile, this.logger, () => {
+      const expires: Record<string, number> = {}
+      for (const l of this.instances.values()) if (l.timer !== undefined && l.expiresAt !== undefined) expires[l.rec.id] = l.expiresAt
+      return { format: FORMAT, savedAt: new Date().toISOString(), instances: [...this.instances.values()].map((l) => l.rec), expires }
+    })
   }
 
   async open(): Promise<void> {
@@ -213,7 +191,7 @@ export class EmbeddedStore implements Store {
       }
       this.instances.set(rec.id, { rec })
       await this.nextRevision((revision) => ({ type: 'instances', revision, put: [rec], deleted: [] }))
-      this.saveRegistrySoon()
+      this.registrySaver.soon()
     })
   }
 
@@ -288,9 +266,7 @@ export class EmbeddedStore implements Store {
     await this.queue.idle()
     // The registry as it stands at shutdown: the next start restores it (leases of one TTL).
     if (wasOpen) {
-      clearTimeout(this.registrySave.timer)
-      await this.registrySave.writing
-      await this.writeRegistry()
+      await this.registrySaver.flush()
     }
     if (wasOpen) await this.unlock?.()
   }
@@ -309,7 +285,7 @@ export class EmbeddedStore implements Store {
     clearTimeout(lease.timer)
     this.instances.delete(id)
     await this.nextRevision((revision) => ({ type: 'instances', revision, put: [], deleted: [id] }))
-    this.saveRegistrySoon()
+    this.registrySaver.soon()
   }
 
   /** Registrations saved by the last daemon, restored as leases that end unless their watch returns. */
@@ -342,38 +318,8 @@ export class EmbeddedStore implements Store {
     if (this.instances.size > 0) {
       this.logger.info(`embedded store: restored ${this.instances.size} registrations saved ${f.savedAt}; each ends within ${this.restoreTtlMs} ms unless its instance watches again`)
       // Their ends on disk now: a crash before the next save must not restart them again.
-      this.saveRegistrySoon()
+      this.registrySaver.soon()
     }
-  }
-
-  /** Schedules a registry save; bursts of registrations cost one write, never on the request path. */
-  private saveRegistrySoon(): void {
-    const s = this.registrySave
-    if (s.timer) return
-    s.timer = setTimeout(() => {
-      s.timer = undefined
-      if (s.writing) {
-        s.again = true
-        return
-      }
-      s.writing = this.writeRegistry().finally(() => {
-        s.writing = undefined
-        if (s.again) {
-          s.again = false
-          this.saveRegistrySoon()
-        }
-      })
-    }, REGISTRY_SAVE_MS)
-    s.timer.unref()
-  }
-
-  private async writeRegistry(): Promise<void> {
-    const expires: Record<string, number> = {}
-    for (const l of this.instances.values()) if (l.timer !== undefined && l.expiresAt !== undefined) expires[l.rec.id] = l.expiresAt
-    const f: RegistryFile = { format: FORMAT, savedAt: new Date().toISOString(), instances: [...this.instances.values()].map((l) => l.rec), expires }
-    await writeFileAtomic(this.registryFile, JSON.stringify(f), 0o600).catch((err: Error) => {
-      this.logger.warn(`embedded store: could not save ${this.registryFile}: ${err.message}`)
-    })
   }
 
   /**
@@ -438,38 +384,6 @@ export class EmbeddedStore implements Store {
       await rm(join(this.historyDir, `${old.version}.json`), { force: true })
     }
   }
-}
-
-async function readJson<T>(file: string): Promise<T | undefined> {
-  let text: string
-  try {
-    text = await readFile(file, 'utf8')
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined
-    throw err
-  }
-  return JSON.parse(text) as T
-}
-
-/** The policy file, checked: a damaged one stops the daemon rather than start it with no policy. */
-async function readPolicyFile(file: string): Promise<PolicyFile | undefined> {
-  let f: PolicyFile | undefined
-  try {
-    f = await readJson<PolicyFile>(file)
-  } catch (err) {
-    throw new Error(`cannot read ${file}: ${(err as Error).message} (the daemon will not start with an unreadable policy; restore the file or move it away)`)
-  }
-  if (f === undefined) return undefined
-  const bad = (why: string) => new Error(`${file} is not a weft policy file: ${why}`)
-  if (typeof f !== 'object' || f === null) throw bad('not an object')
-  if (typeof f.format === 'number' && f.format > FORMAT) throw bad(`format ${f.format} is newer than this daemon understands (${FORMAT})`)
-  if (!Number.isSafeInteger(f.version) || f.version < 0) throw bad('version is not a non-negative integer')
-  if (f.revision !== undefined && (!Number.isSafeInteger(f.revision) || f.revision < 0)) throw bad('revision is not a non-negative integer')
-  if (!Array.isArray(f.resources)) throw bad('resources is not a list')
-  for (const r of f.resources) {
-    if (typeof r?.kind !== 'string' || typeof r.namespace !== 'string' || typeof r.name !== 'string' || typeof r.value !== 'object' || r.value === null) throw bad('a resource lacks kind/namespace/name/value')
-  }
-  return f
 }
 
 function withoutHolder(rec: InstanceRecord): InstanceRecord {
