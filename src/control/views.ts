@@ -98,14 +98,25 @@ function isEndpoint(e: unknown): boolean {
  * older than the one running is a replay, or a daemon whose store was reset; it is refused whole,
  * endpoints too (`weft rollback` makes a new, higher version). So is the running version with
  * another policy (one version is one content). Undefined when `view` may be applied.
+ *
+ * An older number with the very content that runs is no rollback, and is taken: daemons sharing a
+ * store number a version by the newest store revision in their coalesce window, invisible changes
+ * included, so two of them can give one content different numbers (one failed over from may have
+ * said 23 where the other says 21). Refusing it left the instances STALE until the next change.
  */
 export function staleReason(view: ControlView, running: ControlView | undefined): string | undefined {
   if (running === undefined) return undefined
+  if (view.version < running.version && sameContent(view, running)) return undefined
   if (view.version < running.version) return `version ${view.version} is older than version ${running.version}, which this instance runs: refused as a replayed or rolled-back view (if the daemon's store was reset on purpose, restart the instances)`
   if (view.version === running.version && view.resources !== running.resources && canonical(view.resources) !== canonical(running.resources)) {
     return `version ${view.version} is the version this instance runs, with another policy: refused as a forged or reset view (if the daemon's store was reset on purpose, restart the instances)`
   }
   return undefined
+}
+
+/** The same resources and endpoints (compared only for a view numbered below the one running). */
+function sameContent(a: ControlView, b: ControlView): boolean {
+  return (a.resources === b.resources || canonical(a.resources) === canonical(b.resources)) && (a.endpoints === b.endpoints || canonical(a.endpoints) === canonical(b.endpoints))
 }
 
 /**

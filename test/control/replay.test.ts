@@ -78,6 +78,19 @@ test('a snapshot older than the running version is NACKed, never applied; a newe
   assert.deepEqual(applied.map((a) => a.version), [5, 7])
 })
 
+test('an older number with the very content that runs is taken (two daemons over one store can number one content differently); then deltas build on it', async (t) => {
+  const { client, applied, ackOf, send } = await scripted(t)
+  assert.deepEqual(await ackOf(5), { version: 5 })
+  // The same policy and endpoints as version 5, numbered 4 by another daemon: ACKed, no NACK.
+  send({ type: 'snapshot', version: 4, resources: svc('2s'), endpoints: {} })
+  assert.deepEqual(await ackOf(4), { version: 4 })
+  assert.equal(client.version, 4, 'the instance now holds the daemon\'s number')
+  // A delta on it applies.
+  send({ type: 'policy', version: 6, base: 4, resources: svc('3s'), endpoints: {} })
+  assert.deepEqual(await ackOf(6), { version: 6 })
+  assert.deepEqual(applied.map((a) => a.version).slice(-1), [6])
+})
+
 test('a refused older snapshot never becomes a delta\'s base: an endpoints or policy delta on it is not applied, nor is the running version with another policy', async (t) => {
   const { client, applied, streams, watchedWith, ackOf, send } = await scripted(t, { baseMs: 10, maxMs: 50 })
   assert.deepEqual(await ackOf(5), { version: 5 })
