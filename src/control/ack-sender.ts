@@ -38,6 +38,12 @@ export class AckSender {
   private beating = false
   /** The last ACK that got through said something is kept (the next one says when nothing is). */
   private keptReported = false
+  /**
+   * ACK posts go one at a time, in the order asked: the daemon keeps the last it receives, so an
+   * older one landing after a newer one (the resume's, racing the first view's) left the instance
+   * STALE at a version it had moved on from, until its next change.
+   */
+  private chain: Promise<void> = Promise.resolve()
 
   constructor(private readonly d: AckSenderDeps) {}
 
@@ -53,7 +59,7 @@ export class AckSender {
   /** ACK or NACK; one that fails is sent again with the next ping. */
   async send(ack: Ack): Promise<void> {
     this.pending = ack
-    await this.post(ack).catch((err: Error) => {
+    await this.inOrder(ack).catch((err: Error) => {
       this.d.logger.warn(`control: could not send ${ack.error === undefined ? 'ACK' : 'NACK'} for version ${ack.version} (${err.message}); sending it again with the next heartbeat`)
     })
   }
@@ -63,7 +69,7 @@ export class AckSender {
     if (this.beating || !this.d.canBeat()) return
     this.beating = true
     const ack = this.pending
-    const sent = ack ? this.post(ack) : this.d.post('heartbeat', {})
+    const sent = ack ? this.inOrder(ack) : this.d.post('heartbeat', {})
     void sent.then(
       () => (this.beating = false),
       (err: Error) => {
@@ -71,6 +77,13 @@ export class AckSender {
         this.d.onBeatFailed(new Error(`heartbeat: ${err.message}`))
       },
     )
+  }
+
+  /** Posts `ack` after those asked before it; skipped if a newer one replaced it meanwhile. */
+  private inOrder(ack: Ack): Promise<void> {
+    const run = this.chain.then(() => (this.pending === ack ? this.post(ack) : undefined))
+    this.chain = run.catch(() => {})
+    return run
   }
 
   private async post(ack: Ack): Promise<void> {
