@@ -10,22 +10,8 @@ import { silentLogger } from '../../src/util/logger.js'
 import { applyPolicy, call, openWatch, register, startTestDaemon, type TestDaemon, type WatchStream } from '../helpers/daemon.js'
 import { controlMesh, statusOf, waitSynced } from '../helpers/control-kit.js'
 import { metricValue } from '../helpers/mesh.js'
+import { AP, AP_KEY, SERVICE } from '../helpers/deletion-fixtures.js'
 
-const AP_KEY = 'AuthorizationPolicy/default/payments-from-web'
-
-const SERVICE = `apiVersion: weft/v1
-kind: Service
-metadata: { name: payments }
-spec: { timeout: 2s }
-`
-const AP = (service = 'payments') => `apiVersion: weft/v1
-kind: AuthorizationPolicy
-metadata: { name: payments-from-web }
-spec:
-  service: ${service}
-  action: ALLOW
-  rules: [{ from: [{ principals: ["spiffe://weft.local/ns/default/sa/web"] }] }]
-`
 
 async function firstSnapshot(d: TestDaemon, service: string): Promise<SnapshotMessage | PolicyMessage> {
   const inst = await register(d, { service })

@@ -5,22 +5,8 @@ import assert from 'node:assert/strict'
 import { test } from 'node:test'
 import type { PolicyMessage, SnapshotMessage } from '../../src/control/protocol.js'
 import { applyPolicy, call, openWatch, register, startTestDaemon, type WatchStream } from '../helpers/daemon.js'
+import { AP, AP_KEY, SERVICE } from '../helpers/deletion-fixtures.js'
 
-const AP_KEY = 'AuthorizationPolicy/default/payments-from-web'
-
-const SERVICE = `apiVersion: weft/v1
-kind: Service
-metadata: { name: payments }
-spec: { timeout: 2s }
-`
-const AP = (service = 'payments') => `apiVersion: weft/v1
-kind: AuthorizationPolicy
-metadata: { name: payments-from-web }
-spec:
-  service: ${service}
-  action: ALLOW
-  rules: [{ from: [{ principals: ["spiffe://weft.local/ns/default/sa/web"] }] }]
-`
 const ROUTE = `apiVersion: weft/v1
 kind: Route
 metadata: { name: payments-all }
