@@ -3,7 +3,7 @@
 // headers: the remaining deadline, the trace and the caller chain go on by themselves.
 import { AsyncLocalStorage } from 'node:async_hooks'
 import type { Context, Span } from '@opentelemetry/api'
-import { newSpanId } from '../telemetry/tracing.js'
+import { newSpanId, newTraceId } from '../telemetry/tracing.js'
 
 /** Header listing the services a request passed through, the immediate caller last. */
 export const CALLER_HEADER = 'weft-caller'
@@ -11,8 +11,6 @@ export const CALLER_HEADER = 'weft-caller'
 export const MAX_CHAIN = 8
 
 export class InboundContext {
-  /** The trace this request belongs to (from its traceparent, or new). */
-  traceId: string
   /** W3C trace flags passed on to outbound calls. */
   traceFlags: number
   /** The server span (the OpenTelemetry API's no-op until an SDK is registered). */
@@ -20,21 +18,33 @@ export class InboundContext {
   /** The OpenTelemetry context holding `span`, the parent of outbound client spans. */
   otelContext: Context | undefined = undefined
   private id: string | undefined
+  /** The caller's trace id, or one made when first asked for (most requests that start a trace never need it). */
+  private trace: string | undefined
 
   constructor(
     /** The service serving this request. */
     readonly service: string,
     /** Absolute deadline on the performance.now() clock; Infinity when the caller sent none. */
     readonly deadline: number,
-    traceId: string,
+    /** From the caller's traceparent; undefined: a new trace, its id made on first use. */
+    traceId: string | undefined,
     traceFlags: number,
     /** weft-caller for outbound calls made while serving: the incoming chain plus this service. */
     readonly chain: string,
     requestId: string | undefined,
   ) {
-    this.traceId = traceId
+    this.trace = traceId
     this.traceFlags = traceFlags
     this.id = requestId
+  }
+
+  /** The trace this request belongs to (from its traceparent, or new). */
+  get traceId(): string {
+    return (this.trace ??= newTraceId())
+  }
+
+  set traceId(id: string) {
+    this.trace = id
   }
 
   /** The request id: the caller's x-request-id, or one made when first asked for. */

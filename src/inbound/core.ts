@@ -13,7 +13,7 @@ import { ERROR_CODE_HEADER } from '../telemetry/call-layer.js'
 import type { MeshMetrics } from '../telemetry/metrics.js'
 import type { Logger } from '../util/logger.js'
 import { ServerMetrics } from '../telemetry/server-metrics.js'
-import { newTraceId, parseTraceparent } from '../telemetry/tracing.js'
+import { parseTraceparent } from '../telemetry/tracing.js'
 import { InboundCall, type FrontEnd, type InboundSecurity, type InboundTarget, type ServerHandler } from './call.js'
 import { CALLER_HEADER, extendChain, InboundContext, lastCaller } from './context.js'
 import { LoadMonitor, RETRY_AFTER_S, type SheddingSettings } from './load-monitor.js'
@@ -154,7 +154,7 @@ export class InboundCore {
     const ctx = new InboundContext(
       this.deps.service,
       deadline,
-      parent?.traceId ?? newTraceId(),
+      parent?.traceId,
       parent ? parent.flags : 1,
       extendChain(chainIn, this.deps.service),
       rid !== undefined && rid.length > 0 && rid.length <= MAX_REQUEST_ID ? rid : undefined,
