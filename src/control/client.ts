@@ -18,6 +18,7 @@ import { NdjsonLines, parseWatchMessage } from './ndjson.js'
 import { ViewApplier } from './view-apply.js'
 import type { ControlView } from './views.js'
 import type { BundleMessage, RegisterRequest, RegisterResponse, SvidResponse, WatchMessage } from './protocol.js'
+import { CONTROL_PROTOCOL, PROTOCOL_HEADER } from './protocol.js'
 
 export type { ControlView } from './views.js'
 
@@ -263,7 +264,7 @@ export class ControlClient {
     const res = await request(`${via.base}/v1/instances/${encodeURIComponent(this.id)}/watch?bundle=1${since}`, {
       dispatcher: via.dispatcher,
       method: 'GET',
-      headers: via.secure ? {} : { authorization: `Bearer ${this.instanceToken}` },
+      headers: via.secure ? { [PROTOCOL_HEADER]: String(CONTROL_PROTOCOL) } : { [PROTOCOL_HEADER]: String(CONTROL_PROTOCOL), authorization: `Bearer ${this.instanceToken}` },
       signal: ac.signal,
       headersTimeout: this.timeoutMs,
       // Pings come every leaseTtl/3: a stream silent for a whole lease is dead.

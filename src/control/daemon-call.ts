@@ -4,6 +4,9 @@
 // (plaintext or mTLS) and which credential to send are the caller's: see client.ts.
 import { request } from 'undici'
 import type { Route } from './control-transport.js'
+import { CONTROL_PROTOCOL, PROTOCOL_HEADER } from './protocol.js'
+
+const LEVEL = String(CONTROL_PROTOCOL)
 
 export class Refused extends Error {
   constructor(readonly status: number, readonly code: string, message: string) {
@@ -27,7 +30,7 @@ export async function callDaemon(via: Route, c: DaemonCall): Promise<unknown> {
     dispatcher: via.dispatcher,
     method: c.method,
     signal: c.signal,
-    headers: { ...(c.bearer === undefined ? {} : { authorization: `Bearer ${c.bearer}` }), ...(c.body !== undefined ? { 'content-type': 'application/json' } : {}) },
+    headers: { [PROTOCOL_HEADER]: LEVEL, ...(c.bearer === undefined ? {} : { authorization: `Bearer ${c.bearer}` }), ...(c.body !== undefined ? { 'content-type': 'application/json' } : {}) },
     body: c.body !== undefined ? JSON.stringify(c.body) : undefined,
     headersTimeout: c.timeoutMs,
     bodyTimeout: c.timeoutMs,

@@ -2,6 +2,20 @@
 // (src/daemon). HTTP + JSON; the watch stream is newline-delimited JSON. See
 // docs/design/control-plan.md for the calls and their semantics.
 
+/**
+ * The control protocol's level. Raise it when a message gains a field or a meaning that an older
+ * peer does not know of. Instances send theirs on every call (`weft-protocol`); a daemon takes
+ * fields it does not know from an instance of a higher level (a rolling upgrade: the newer instance
+ * still registers and ACKs) and names them back in `weft-warning`; from an instance of its own level
+ * or lower an unknown field is a 400 (a typo). The other way, a daemon names in a message's
+ * `critical` what an instance must understand to take it (views.ts). docs/design/control-plan.md,
+ * "Version skew".
+ */
+export const CONTROL_PROTOCOL = 1
+export const PROTOCOL_HEADER = 'weft-protocol'
+/** Answer header naming the fields of the request the daemon ignored (a newer instance's). */
+export const WARNING_HEADER = 'weft-warning'
+
 /** One serving address of a registered instance, as pushed to watchers. */
 export interface RegisteredEndpoint {
   /** "host:port" */
@@ -33,6 +47,8 @@ export interface SnapshotMessage {
    * AuthorizationPolicy and RequestAuthentication (src/control/deletion-guard.ts). Absent: none.
    */
   deleted?: string[]
+  /** Protocol features the instance must understand to take this message (views.ts); absent: none. */
+  critical?: string[]
 }
 
 /** Only the registry changed: the full endpoint list of each changed service (empty when gone). */
@@ -57,6 +73,8 @@ export interface PolicyMessage {
   endpoints: EndpointMap
   /** Resources removed on purpose since `base` (see SnapshotMessage.deleted). Absent: none. */
   deleted?: string[]
+  /** See SnapshotMessage.critical. */
+  critical?: string[]
 }
 
 export interface PingMessage {

@@ -29,6 +29,17 @@ export function viewOf(msg: WatchMessage, latest: ControlView | undefined): Cont
   return view
 }
 
+/**
+ * Protocol features this instance understands, by the names a daemon may list in a message's
+ * `critical`. A daemon newer than the instance lists there what the instance must not ignore —
+ * a field that restricts access, which an older instance skipping it would leave open (RELIABILITY
+ * S7; CVE-2022-21679 was an older proxy dropping a newer policy field). A message naming a feature
+ * not here is NACKed: the instance keeps the policy it runs, or with none yet refuses requests.
+ */
+export const UNDERSTOOD_FEATURES: ReadonlySet<string> = new Set(['deleted'])
+/** At most this many names in `critical` are read (a daemon lists a handful). */
+const MAX_CRITICAL = 64
+
 /** The watch message types an instance takes (ping and bundle are the client's; the rest views). */
 const KNOWN_TYPES = new Set(['snapshot', 'policy', 'endpoints', 'ping', 'bundle'])
 
@@ -46,9 +57,18 @@ export function isVersion(v: unknown): v is number {
 export function malformed(msg: WatchMessage): string | undefined {
   const type = (msg as { type: string }).type
   if (!KNOWN_TYPES.has(type)) return `unknown watch message type ${JSON.stringify(type.slice(0, 64))} (this instance takes snapshot, policy, endpoints, ping and bundle); not applied`
-  if (type !== 'snapshot' && type !== 'policy' && type !== 'endpoints') return undefined
   const m = msg as unknown as Record<string, unknown>
   const bad = (what: string) => `${type} message: ${what}`
+  if (m.critical !== undefined) {
+    const c = m.critical
+    if (!Array.isArray(c) || c.length > MAX_CRITICAL || c.some((f) => typeof f !== 'string')) return bad(`critical is not a list of at most ${MAX_CRITICAL} feature names`)
+    const unknown = (c as string[]).filter((f) => !UNDERSTOOD_FEATURES.has(f))
+    if (unknown.length > 0) {
+      const names = unknown.slice(0, 8).map((f) => JSON.stringify(f.slice(0, 64))).join(', ')
+      return bad(`needs ${names}, which this instance does not understand (it understands: ${[...UNDERSTOOD_FEATURES].join(', ')}); the daemon is newer than this instance: upgrade it. Not applied`)
+    }
+  }
+  if (type !== 'snapshot' && type !== 'policy' && type !== 'endpoints') return undefined
   if (!isVersion(m.version)) return bad('version is not a version (an integer ≥ 0)')
   if (type !== 'snapshot' && !isVersion(m.base)) return bad('base is not a version (an integer ≥ 0)')
   if (type !== 'endpoints') {

@@ -19,6 +19,7 @@ import type { InstanceRecord, Store } from './store.js'
 import type { CaService } from './ca-service.js'
 import type { JwtService } from './jwt-service.js'
 import { parseSvidRequest } from './identity-requests.js'
+import { newerFields, SkewNotes } from './version-skew.js'
 
 /** An instance as the API shows it: the registration without its token hashes. */
 export interface InstanceView extends Omit<InstanceRecord, 'tokenHash' | 'joinHash'> {
@@ -60,6 +61,7 @@ export function buildApi(d: ApiDeps): Router {
   const authz = (ctx: Ctx) => ctx.req.headers.authorization
   const creds = (ctx: Ctx): Credentials => ({ header: ctx.req.headers.authorization, peer: peerOf(ctx.req.socket) })
   const admin = async (ctx: Ctx) => auth.requireAdmin(authz(ctx))
+  const skew = new SkewNotes(logger)
   const view = (r: InstanceRecord): InstanceView => ({
     id: r.id,
     service: r.service,
@@ -84,10 +86,12 @@ export function buildApi(d: ApiDeps): Router {
     .add('POST', '/v1/register', async (ctx) => {
       // A token that is not a join token is refused before the body is read.
       await auth.identify(authz(ctx))
-      const req = parseRegister(await readJsonObject(ctx.req))
+      const ignored = newerFields(ctx.req)
+      const req = parseRegister(await readJsonObject(ctx.req), ignored)
       const join = await auth.requireJoin(authz(ctx), req.service, req.namespace)
       const answer = await registry.register(req, join)
       status.registered(answer.id)
+      skew.note(ctx.req, ctx.res, `instance ${answer.id}`, ignored)
       logger.info(`registered instance ${answer.id} of ${req.service}${req.address !== undefined ? ` at ${req.address}:${req.port}` : ' (client only)'}`)
       sendJson(ctx.res, 201, answer)
     })
@@ -95,8 +99,10 @@ export function buildApi(d: ApiDeps): Router {
     .add('PUT', '/v1/instances/:id', async (ctx) => {
       const id = ctx.params.id!
       await auth.requireInstance(creds(ctx), id, await store.getInstance(id))
-      const rec = await registry.update(id, parseUpdate(await readJsonObject(ctx.req)))
+      const ignored = newerFields(ctx.req)
+      const rec = await registry.update(id, parseUpdate(await readJsonObject(ctx.req), ignored))
       heardFrom(id)
+      skew.note(ctx.req, ctx.res, `instance ${id}`, ignored)
       sendJson(ctx.res, 200, view(rec))
     })
 
@@ -174,15 +180,19 @@ export function buildApi(d: ApiDeps): Router {
     .add('POST', '/v1/instances/:id/heartbeat', async (ctx) => {
       const id = ctx.params.id!
       await auth.requireInstance(creds(ctx), id, await store.getInstance(id))
-      parseHeartbeat(await readJsonObject(ctx.req, true))
+      const ignored = newerFields(ctx.req)
+      parseHeartbeat(await readJsonObject(ctx.req, true), ignored)
       heardFrom(id)
+      skew.note(ctx.req, ctx.res, `instance ${id}`, ignored)
       sendJson(ctx.res, 200, { ok: true, version: hub.version })
     })
 
     .add('POST', '/v1/instances/:id/ack', async (ctx) => {
       const id = ctx.params.id!
       await auth.requireInstance(creds(ctx), id, await store.getInstance(id))
-      const ack = parseAck(await readJsonObject(ctx.req))
+      const ignored = newerFields(ctx.req)
+      const ack = parseAck(await readJsonObject(ctx.req), ignored)
+      skew.note(ctx.req, ctx.res, `instance ${id}`, ignored)
       status.ack(id, ack.version, ack.error, ack.kept)
       hub.heard(id)
       if (ack.error !== undefined) logger.warn(`instance ${id} rejected version ${ack.version} (NACK): ${ack.error.split('\n')[0]}`)

@@ -1,6 +1,9 @@
 // Checks of the JSON bodies the daemon takes. Every refusal is a 400 whose message names the field;
 // unknown fields are refused too (never silently dropped: a typo like "lables" would otherwise
-// register an instance without its labels).
+// register an instance without its labels) — except in the calls of an instance that speaks a newer
+// control protocol than this daemon (protocol.ts): there a field added after this daemon was built
+// is ignored and named back (`ignored`), so a rolling upgrade does not lock newer instances out.
+// Nothing an instance sends widens what it may do: its identity and access come from its token.
 import { isIP } from 'node:net'
 import { DNS_NAME } from '../config/names.js'
 import type { AckRequest, RegisterRequest } from '../control/protocol.js'
@@ -25,11 +28,20 @@ export const MAX_NACK_ERROR = 16 * 1024
 export const MAX_KEPT = 1000
 const MAX_KEPT_KEY = 600
 
-function onlyFields(body: Body, allowed: readonly string[], what: string): void {
+/**
+ * Refuses a field not in `allowed`; with `ignored` (a newer instance's call) notes it there instead,
+ * as "what.field", and the parser does not read it.
+ */
+function onlyFields(body: Body, allowed: readonly string[], what: string, ignored?: string[]): void {
   for (const k of Object.keys(body)) {
-    if (!allowed.includes(k)) throw badRequest(`${what}: unknown field "${k}" (allowed: ${allowed.join(', ')})`)
+    if (allowed.includes(k)) continue
+    if (ignored && ignored.length < MAX_IGNORED) ignored.push(`${what}.${printable(k).slice(0, 64)}`)
+    else if (!ignored) throw badRequest(`${what}: unknown field "${k}" (allowed: ${allowed.join(', ')})`)
   }
 }
+
+/** Ignored fields named back at most (a newer instance adds a few). */
+const MAX_IGNORED = 16
 
 function name(v: unknown, field: string, required: boolean): string | undefined {
   if (v === undefined || v === null) {
@@ -81,10 +93,10 @@ function labels(v: unknown): Record<string, string> | undefined {
   return out
 }
 
-function locality(v: unknown): RegisterRequest['locality'] {
+function locality(v: unknown, ignored?: string[]): RegisterRequest['locality'] {
   if (v === undefined || v === null) return undefined
   if (typeof v !== 'object' || Array.isArray(v)) throw badRequest('locality must be an object { region?, zone? }')
-  onlyFields(v as Body, ['region', 'zone'], 'locality')
+  onlyFields(v as Body, ['region', 'zone'], 'locality', ignored)
   const { region, zone } = v as Body
   for (const [field, val] of [['region', region], ['zone', zone]] as const) {
     if (val !== undefined && (typeof val !== 'string' || val.length === 0 || val.length > MAX_LABEL_VALUE || /[\u0000-\u001f\u007f]/.test(val))) {
@@ -94,8 +106,8 @@ function locality(v: unknown): RegisterRequest['locality'] {
   return { ...(region !== undefined ? { region: region as string } : {}), ...(zone !== undefined ? { zone: zone as string } : {}) }
 }
 
-export function parseRegister(body: Body): RegisterRequest & { namespace?: string } {
-  onlyFields(body, ['id', 'service', 'namespace', 'address', 'port', 'protocol', 'labels', 'locality'], 'register')
+export function parseRegister(body: Body, ignored?: string[]): RegisterRequest & { namespace?: string } {
+  onlyFields(body, ['id', 'service', 'namespace', 'address', 'port', 'protocol', 'labels', 'locality'], 'register', ignored)
   const service = name(body.service, 'service', true)!
   const namespace = name(body.namespace, 'namespace', false)
   let id: string | undefined
@@ -106,7 +118,7 @@ export function parseRegister(body: Body): RegisterRequest & { namespace?: strin
     id = body.id
   }
   const l = labels(body.labels)
-  const loc = locality(body.locality)
+  const loc = locality(body.locality, ignored)
   return {
     ...(id !== undefined ? { id } : {}),
     service,
@@ -118,13 +130,13 @@ export function parseRegister(body: Body): RegisterRequest & { namespace?: strin
 }
 
 /** PUT /v1/instances/:id: the instance started serving. */
-export function parseUpdate(body: Body): { address: string; port: number; protocol?: 'http' | 'grpc' } {
-  onlyFields(body, ['address', 'port', 'protocol'], 'update')
+export function parseUpdate(body: Body, ignored?: string[]): { address: string; port: number; protocol?: 'http' | 'grpc' } {
+  onlyFields(body, ['address', 'port', 'protocol'], 'update', ignored)
   return serving(body, 'update', true) as { address: string; port: number; protocol?: 'http' | 'grpc' }
 }
 
-export function parseAck(body: Body): AckRequest {
-  onlyFields(body, ['version', 'error', 'kept'], 'ack')
+export function parseAck(body: Body, ignored?: string[]): AckRequest {
+  onlyFields(body, ['version', 'error', 'kept'], 'ack', ignored)
   const { version, error } = body
   if (typeof version !== 'number' || !Number.isSafeInteger(version) || version < 0) {
     throw badRequest(`version must be a non-negative integer (got ${JSON.stringify(version)})`)
@@ -151,8 +163,8 @@ function keptKeys(v: unknown): string[] | undefined {
 }
 
 /** POST /v1/instances/:id/heartbeat: no fields (an empty body or {}). */
-export function parseHeartbeat(body: Body): void {
-  onlyFields(body, [], 'heartbeat')
+export function parseHeartbeat(body: Body, ignored?: string[]): void {
+  onlyFields(body, [], 'heartbeat', ignored)
 }
 
 /** Content types POST /v1/policy takes (YAML or JSON text); none given is read as YAML. */
