@@ -21,7 +21,7 @@ import { createServer, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { trace } from '@opentelemetry/api'
 import { InboundCore } from './inbound/core.js'
-import { closeServer, listenWithMesh, sendHealth, type ListenOptions } from './http/server.js'
+import { closeServer, guardHeaderCount, listenWithMesh, sendHealth, type ListenOptions } from './http/server.js'
 import { invalidArg } from './errors/index.js'
 // Imports no grpc-js at load time: MeshGrpc requires @grpc/grpc-js when mesh.grpc is first used.
 import { MeshGrpc } from './grpc/mesh-grpc.js'
@@ -253,7 +253,7 @@ export class Mesh extends EventEmitter {
     if (opts.host !== undefined && typeof opts.host !== 'string') invalidArg('host', 'must be a string')
     if (opts.route !== undefined && typeof opts.route !== 'function') invalidArg('route', 'must be a function (req) => route template')
     this.servers.add(server)
-    this.secure(server)
+    this.frontDoor(server)
     const address = await listenWithMesh(this.inbound, server, opts)
     await this.register({ port: address.port, host: opts.host, protocol: 'http' })
     return address
@@ -263,12 +263,19 @@ export class Mesh extends EventEmitter {
    * Puts the mesh's mTLS front door before a server the application listens itself (Express's
    * app.listen, Fastify's own server): by the instance's mode its connections are mTLS with a
    * checked client SVID, plaintext, or both. Call right after listen() returns (before the first
-   * connection); mesh.listen and the Fastify plugin do it themselves. No-op without a daemon.
+   * connection); mesh.listen and the Fastify plugin do it themselves. With or without a daemon it
+   * also puts the request header-count limit (431 past 1000 fields, RELIABILITY B5) before the
+   * server's request listeners, as they are when called.
    * @example const server = app.listen(8080); mesh.secure(server); await mesh.register({ port: 8080 })
    */
   secure(server: Server): Server {
-    if (this.identity.enabled) attachFrontDoor(server, this.identity.frontDoor)
+    this.frontDoor(server)
+    guardHeaderCount(server)
     return server
+  }
+
+  private frontDoor(server: Server): void {
+    if (this.identity.enabled) attachFrontDoor(server, this.identity.frontDoor)
   }
 
   private async startAdmin(port: number, host: string | undefined, withMetrics: boolean): Promise<void> {

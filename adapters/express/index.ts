@@ -7,7 +7,7 @@ import type { Mesh } from '../../src/mesh.js'
 import { invalidArg } from '../../src/errors/index.js'
 import type { FrontEnd, InboundCall } from '../../src/inbound/call.js'
 import { requestContext } from '../../src/inbound/context.js'
-import { answerHealth, closeAfterResponse, markResponse, writeError } from '../../src/http/server.js'
+import { answerHealth, closeAfterResponse, markResponse, refuseTooManyHeaders, writeError } from '../../src/http/server.js'
 import type { Done } from '../../src/stack/layer.js'
 
 /** The parts of Express's request this adapter reads (no runtime import of express). */
@@ -95,7 +95,9 @@ export function weft(mesh: Mesh): (req: ExpressRequest, res: ServerResponse, nex
   const core = mesh.inbound
   const onRejected = (err: Error, call: InboundCall): void => writeError((call.io as ExpressIo).res, core.errorResponse(err, call))
   return function weftMiddleware(req, res, next) {
-    if (answerHealth(core, req, res)) return
+    // RELIABILITY B5: 431 past 1000 header fields (one length compare), whether or not the app's
+    // server went through mesh.secure; node keeps up to its maxHeadersCount (2000 unset).
+    if (refuseTooManyHeaders(req, res) || answerHealth(core, req, res)) return
     markResponse(core, res)
     const url = req.originalUrl ?? req.url ?? '/'
     core.run(core.begin(req.method ?? 'GET', url, req.headers, expressFrontEnd, { req, res, next } satisfies ExpressIo, req.socket), onRejected)

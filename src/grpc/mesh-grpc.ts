@@ -13,6 +13,7 @@ import { meshServerInterceptor } from './server.js'
 import { makeGrpcTransport } from './transport.js'
 import { GrpcIdentity } from './identity.js'
 import { GrpcFrontDoor } from './front-door.js'
+import { applyMaxMetadataSize, maxMetadataSize } from './server-limits.js'
 import { DEFAULT_CONNECTION_LIMITS, EndpointChannels, mergeConnectionLimits, type ChannelMaker, type ConnectionLimits } from './endpoint-channels.js'
 import type { MeshIdentity } from '../mesh-identity.js'
 
@@ -128,12 +129,21 @@ export class MeshGrpc {
     }
   }
 
-  /** A grpc.Server whose handlers run behind the inbound stack (the mesh's interceptor goes first). */
+  /**
+   * A grpc.Server whose handlers run behind the inbound stack (the mesh's interceptor goes first).
+   * HTTP/2 limits (RELIABILITY B5, server-limits.ts): a call's header list (metadata) may be
+   * 64 KiB at most — `'grpc.max_metadata_size'` (bytes; 0 for grpc-js's own: none) overrides it;
+   * a Rapid Reset flood gets its connection closed by node's nghttp2 (≥ 20.8.1), and more than
+   * ~120 metadata entries are refused by node:http2's default, both left as they are.
+   * @example mesh.grpc.server({ 'grpc.max_metadata_size': 128 * 1024 })
+   */
   server(options: ServerOptions = {}): Server {
     if (typeof options !== 'object' || options === null) invalidArg('grpc.server(options)', 'must be an object of grpc-js server options')
+    const metadataLimit = maxMetadataSize(options)
     const id = this.deps.identity
     const interceptor = meshServerInterceptor(this.grpc, this.deps.inbound, id.enabled ? (cert) => id.peerFromCertificate(cert) : undefined)
     const server = new this.grpc.Server({ ...options, interceptors: [interceptor, ...(options.interceptors ?? [])] })
+    applyMaxMetadataSize(server, metadataLimit)
     this.meshed.add(server)
     return server
   }

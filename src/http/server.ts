@@ -87,6 +87,64 @@ class NodeFrontEnd implements FrontEnd {
   }
 }
 
+/**
+ * RELIABILITY B5: a request with more header fields than this is answered 431. Node has no such
+ * limit: its parser only stops keeping fields past `server.maxHeadersCount` (2000 when unset) and
+ * serves the request without them. Header bytes need nothing here: node's parser answers 431 past
+ * `maxHeaderSize` (16 KiB by default) before any listener runs.
+ */
+export const MAX_REQUEST_HEADERS = 1000
+const MAX_RAW_HEADERS = MAX_REQUEST_HEADERS * 2
+const TOO_MANY_HEADERS = `more than ${MAX_REQUEST_HEADERS} request header fields\n`
+
+/**
+ * Node keeps one field past the limit (so a request over it is seen, and no more than that is
+ * kept), unless the application set `maxHeadersCount` itself (then its count applies, silently).
+ */
+function capHeaderCount(server: Server): void {
+  if (server.maxHeadersCount === null || server.maxHeadersCount === undefined) server.maxHeadersCount = MAX_REQUEST_HEADERS + 1
+}
+
+/**
+ * Answers 431 (and closes the connection) when node kept more than MAX_REQUEST_HEADERS fields of
+ * the request; true when it did. One length compare: node has already counted them.
+ */
+export function refuseTooManyHeaders(req: IncomingMessage, res: ServerResponse): boolean {
+  if (req.rawHeaders.length <= MAX_RAW_HEADERS) return false
+  res.writeHead(431, { 'content-type': 'text/plain', 'content-length': Buffer.byteLength(TOO_MANY_HEADERS), connection: 'close' })
+  res.end(TOO_MANY_HEADERS)
+  return true
+}
+
+/**
+ * `server`'s request listeners as one function (called with the server as `this`, as node does).
+ * Through Function.prototype: an Express app is a listener whose own `bind` is the HTTP BIND route.
+ */
+function appOf(server: Server): App {
+  const listeners = server.listeners('request') as App[]
+  server.removeAllListeners('request')
+  return listeners.length === 1 ? (Function.prototype.bind.call(listeners[0]!, server) as App) : (req, res) => {
+    for (const l of listeners) Reflect.apply(l, server, [req, res])
+  }
+}
+
+const guarded = new WeakSet<Server>()
+
+/**
+ * The header-count limit for a server the mesh does not serve itself (mesh.secure: Express's
+ * app.listen, Fastify's server): its request listeners, as they are now, run behind the check.
+ * mesh.listen makes the check in its own listener instead.
+ */
+export function guardHeaderCount(server: Server): void {
+  if (guarded.has(server)) return
+  guarded.add(server)
+  capHeaderCount(server)
+  const app = appOf(server)
+  server.on('request', (req: IncomingMessage, res: ServerResponse) => {
+    if (!refuseTooManyHeaders(req, res)) app(req, res)
+  })
+}
+
 /** Node's default `server.keepAliveTimeout`. */
 const NODE_KEEP_ALIVE_MS = 5_000
 /** What mesh.listen raises it to; the Keep-Alive hint callers see (undici keeps a connection for the hint less 2 s). */
@@ -106,15 +164,12 @@ function keepConnectionsWarm(server: Server): void {
 /** Puts the inbound stack in front of `server`'s request listeners and starts listening. */
 export async function listenWithMesh(core: InboundCore, server: Server, opts: ListenOptions): Promise<AddressInfo> {
   keepConnectionsWarm(server)
-  const listeners = server.listeners('request') as App[]
-  server.removeAllListeners('request')
-  const app: App = listeners.length === 1 ? listeners[0]!.bind(server) : (req, res) => {
-    for (const l of listeners) l.call(server, req, res)
-  }
+  capHeaderCount(server)
+  const app = appOf(server)
   const frontEnd = new NodeFrontEnd(app, opts.route)
   const onRejected = (err: Error, call: InboundCall): void => writeError((call.io as NodeIo).res, core.errorResponse(err, call))
   server.on('request', (req: IncomingMessage, res: ServerResponse) => {
-    if (answerHealth(core, req, res)) return
+    if (refuseTooManyHeaders(req, res) || answerHealth(core, req, res)) return
     markResponse(core, res)
     core.run(core.begin(req.method ?? 'GET', req.url ?? '/', req.headers, frontEnd, { req, res } satisfies NodeIo, req.socket), onRejected)
   })

@@ -76,6 +76,20 @@ export async function startMeshedLedger(mesh: Mesh, impl: grpc.UntypedServiceImp
   return { server, port, address: `127.0.0.1:${port}` }
 }
 
+/**
+ * `mesh`'s client of the 'ledger' service; after the test it is closed, then `mesh`, then each of
+ * `andThen` (a server's mesh, say) in order.
+ */
+export function meshedLedgerClient(t: { after(fn: () => Promise<void>): void }, mesh: Mesh, ...andThen: Mesh[]): Ledger {
+  const client = mesh.grpc.client(LedgerClient, 'ledger') as unknown as Ledger
+  t.after(async () => {
+    client.close()
+    await mesh.close()
+    for (const m of andThen) await m.close()
+  })
+  return client
+}
+
 export function ledgerService(name: string, endpoints: { address: string; labels?: Record<string, string> }[], spec: Record<string, unknown> = {}) {
   return { apiVersion: 'weft/v1', kind: 'Service', metadata: { name }, spec: { protocol: 'grpc', endpoints, ...spec } }
 }
