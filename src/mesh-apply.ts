@@ -6,7 +6,7 @@
 // install() callback, so a request pays no extra indirection for this split.
 import type { ClientStack } from './client-stack.js'
 import { compileSnapshot, type Snapshot } from './compile.js'
-import type { ConfigIssue, MeshPolicy } from './config/types.js'
+import type { ConfigIssue, MeshPolicy, ServiceSettings } from './config/types.js'
 import { formatIssue } from './config/validate.js'
 import type { Endpoint } from './discovery/endpoint.js'
 import { WeftError } from './errors/index.js'
@@ -112,6 +112,18 @@ export class ConfigApplier {
    */
   dropMtlsPools(): void {
     for (const rt of this.runtimes.values()) for (const e of rt.endpoints.list()) if (e.mtls && e.pool) closePool(e, false)
+  }
+
+  /**
+   * Identities were revoked (RELIABILITY M8): the mTLS pools of the services `revoked` names are
+   * closed (idle connections at once, busy ones once their requests finish); their next request
+   * asks for a connection again, which the revocation refuses.
+   */
+  dropMtlsPoolsWhere(revoked: (service: ServiceSettings) => boolean): void {
+    for (const rt of this.runtimes.values()) {
+      if (!revoked(rt.settings)) continue
+      for (const e of rt.endpoints.list()) if (e.mtls && e.pool) closePool(e, false)
+    }
   }
 
   /** Closes discovery, every connection pool and gRPC channel (in-flight requests finish), and the JWKS caches. */

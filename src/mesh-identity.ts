@@ -15,6 +15,7 @@ import type { PeerIdentity } from './identity/peer.js'
 import type { IdentityMaterial, IdentityProvider, SignedSvid } from './identity/provider.js'
 import { parseBundle, type TrustBundle } from './identity/bundle.js'
 import { workloadId, workloadOf } from './identity/spiffe-id.js'
+import { RevocationList, revokedMessage } from './identity/revocation.js'
 import type * as TlsMaterialModule from './identity/tls-material.js'
 import type * as ProviderModule from './identity/provider.js'
 import type * as SvidCheckModule from './identity/svid-check.js'
@@ -64,6 +65,11 @@ export class MeshIdentity {
   /** Told when the bundle's roots change (open connections are re-checked against them). */
   private readonly trustListeners = new Set<() => void>()
   private readonly policyListeners = new Set<() => void>()
+  /** Told when the revoked identities change (open connections of newly revoked ones are ended). */
+  private readonly revocationListeners = new Set<() => void>()
+  /** The revocations in force, and the policy they were read from (rebuilt once per version). */
+  private revoked = RevocationList.EMPTY
+  private revokedFrom: MeshPolicy | undefined
   private roots: readonly string[] | undefined
   private jwtSource: JwtSvidSource | undefined
   private readonly jwts = new Map<string, Promise<{ token: string; expiresAt: number }>>()
@@ -177,9 +183,65 @@ export class MeshIdentity {
     return () => this.policyListeners.delete(listener)
   }
 
-  /** The mesh swapped in a new policy: the mTLS modes may have changed (front doors end plaintext connections a STRICT mode no longer allows). */
+  /**
+   * The mesh swapped in a new policy: the mTLS modes may have changed (front doors end plaintext
+   * connections a STRICT mode no longer allows), and so may the revoked identities (connections of
+   * a newly revoked one are ended: RELIABILITY M8).
+   */
   policyApplied(): void {
     for (const l of this.policyListeners) l()
+    const before = this.revoked
+    const now = this.revocations()
+    if (now.sameIds(before)) return
+    const added = now.addedSince(before)
+    for (const id of before.addedSince(now)) {
+      this.d.logger.info(`identity: the revocation of ${id} was lifted: mTLS with it is allowed again`)
+      // This instance's own: the daemon signs again; ask now rather than at the next backed-off retry
+      // (a fresh key too, as the revoked one may have leaked).
+      if (id === this.provider?.id) void this.provider.renew()
+    }
+    for (const id of added) this.d.logger.warn(`identity: ${revokedMessage(now.find(id)!)}: ${this.d.service} ends its open mTLS connections with it and refuses new ones`)
+    for (const l of this.revocationListeners) l()
+  }
+
+  /**
+   * `listener` is called when the revoked identities change (some revoked, or lifted), after the
+   * new list is in force; returns the unsubscribe.
+   */
+  onRevocationChange(listener: () => void): () => void {
+    this.revocationListeners.add(listener)
+    return () => this.revocationListeners.delete(listener)
+  }
+
+  /** The revocations of the policy in use (an empty list without a daemon: no mTLS to refuse). */
+  revocations(): RevocationList {
+    const policy = this.d.policy()
+    if (policy !== this.revokedFrom) {
+      this.revokedFrom = policy
+      this.revoked = this.d.controlled && policy && policy.revocations.length > 0 ? new RevocationList(policy.revocations) : RevocationList.EMPTY
+    }
+    return this.revoked
+  }
+
+  /** Why a connection with peer `spiffeId` must not be (made or kept); undefined when it may. */
+  revokedPeer(spiffeId: string | undefined): string | undefined {
+    const r = this.revocations().find(spiffeId)
+    return r ? revokedMessage(r) : undefined
+  }
+
+  /**
+   * The refusal of an outbound mTLS connection to `service` when this instance's own identity or
+   * the destination's is revoked: a WEFT_ERR_UNAUTHENTICATED naming the revocation and its reason,
+   * before any handshake (the server would refuse it anyway, with no reason a client can read).
+   */
+  outboundRevocation(service: ServiceSettings, trustDomain = this.trustDomain()): WeftError | undefined {
+    const list = this.revocations()
+    if (list.size === 0) return undefined
+    const own = list.find(this.provider?.id)
+    const dest = own ?? list.find(workloadId(trustDomain, service.namespace, service.name).toString())
+    if (!dest) return undefined
+    const who = own ? `this instance's identity ${revokedMessage(own)}` : `the destination's identity ${revokedMessage(dest)}`
+    return new WeftError('WEFT_ERR_UNAUTHENTICATED', `${service.name}: mTLS refused: ${who}; lift it with weft unrevoke ${dest.spiffeId}`, { details: { revoked: dest.spiffeId, reason: dest.reason } })
   }
 
   onTrustChange(listener: () => void): () => void {
@@ -193,8 +255,17 @@ export class MeshIdentity {
     if (!cert?.raw) return 'the client sent no certificate'
     const r = this.lib.svid.checkSvid(cert.raw, { trustDomain: this.trustDomain(), role: 'client' })
     if (!r.ok) return `client certificate refused: ${r.reason}`
+    const revoked = this.revokedPeer(r.id.toString())
+    if (revoked) return `client certificate refused: ${revoked}`
     const w = workloadOf(r.id)
     return { id: r.id.toString(), trustDomain: r.id.trustDomain, namespace: w?.namespace, service: w?.service }
+  }
+
+  /** Why the client of an open connection (its leaf as node gives it) may no longer connect: its identity is revoked. */
+  revokedCertificate(cert: PeerCertificate): string | undefined {
+    if (!this.lib || !cert.raw || this.revocations().size === 0) return undefined
+    const r = this.lib.svid.checkSvid(cert.raw, { trustDomain: this.trustDomain(), role: 'client' })
+    return r.ok ? this.revokedPeer(r.id.toString()) : undefined
   }
 
   /**
@@ -205,6 +276,8 @@ export class MeshIdentity {
     return (host, cert) => {
       const m = this.provider?.current()
       if (!m || !this.lib) return new WeftError('WEFT_ERR_UNAUTHENTICATED', `${service.name}: this instance has no certificate`)
+      const revoked = this.outboundRevocation(service, m.bundle.trustDomain)
+      if (revoked) return revoked
       const check = this.lib.tls.clientTlsOptions(m, workloadId(m.bundle.trustDomain, service.namespace, service.name)).checkServerIdentity!
       return check(host, cert)
     }
@@ -256,6 +329,9 @@ export class MeshIdentity {
     watchTrust: (listener) => this.onTrustChange(listener),
     // A change to STRICT ends open plaintext connections at once.
     watchMode: (listener) => this.onPolicyApplied(listener),
+    // A revoked client identity: its handshakes are refused, its open connections ended.
+    revoked: (peerId) => this.revokedPeer(peerId),
+    watchRevocations: (listener) => this.onRevocationChange(listener),
   }
 
   /** The client's SPIFFE identity checked on a server-side TLS socket. */
@@ -281,6 +357,8 @@ export class MeshIdentity {
       if (mode === 'PERMISSIVE') return PLAIN
       return { error: new WeftError('WEFT_ERR_UNAUTHENTICATED', `${service.name}: requires mTLS (STRICT) and this instance (${this.d.service}) has no certificate yet; the daemon signs one after registration`) }
     }
+    const revoked = this.outboundRevocation(service, m.bundle.trustDomain)
+    if (revoked) return { error: revoked }
     // clientTlsOptions caches one options object per (certificate, expected ID).
     return { tls: true, options: this.lib!.tls.clientTlsOptions(m, workloadId(m.bundle.trustDomain, service.namespace, service.name)) }
   }

@@ -109,6 +109,8 @@ export class Mesh extends EventEmitter {
       this.applier.dropMtlsPools()
       this.control?.client.identityChanged()
     })
+    // A newly revoked identity (this one, or a destination's): pooled mTLS connections with it end.
+    this.identity.onRevocationChange(() => this.applier.dropMtlsPoolsWhere((svc) => this.identity.outboundRevocation(svc) !== undefined))
   }
 
   /** The config version in use (0 before any config). */

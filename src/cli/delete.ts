@@ -10,6 +10,7 @@ const KIND_ALIASES: Record<string, string> = {
   meshconfig: 'MeshConfig', meshconfigs: 'MeshConfig',
   authorizationpolicy: 'AuthorizationPolicy', authorizationpolicies: 'AuthorizationPolicy',
   requestauthentication: 'RequestAuthentication', requestauthentications: 'RequestAuthentication',
+  identityrevocation: 'IdentityRevocation', identityrevocations: 'IdentityRevocation',
 }
 
 export function canonicalKind(kind: string): string {

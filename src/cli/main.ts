@@ -26,6 +26,13 @@ commands:
   jwt keys|rotate|retire [--force]
                              the JWT-SVID signing keys; rotate publishes a new key beside the
                              old one, retire drops the old one
+  revoke SERVICE|SPIFFE-ID [-n NS] --reason TEXT
+                             revoke one identity: instances end its mTLS connections and
+                             refuse new ones, the CA signs nothing for it
+  revoke --list | revocations [-o …]
+                             the identities revoked, why and since when
+  unrevoke SERVICE|SPIFFE-ID [-n NS]
+                             lift a revocation
   check -f FILE [-f FILE…]   validate policy files offline; exit 1 when any has errors
   version                    print the version
   help                       this text
@@ -49,6 +56,9 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   token: async () => (await import('./token.js')).token,
   ca: async () => (await import('./ca.js')).ca,
   jwt: async () => (await import('./jwt.js')).jwt,
+  revoke: async () => (await import('./revoke.js')).revoke,
+  unrevoke: async () => (await import('./revoke.js')).unrevoke,
+  revocations: async () => (await import('./revoke.js')).revocations,
   check: async () => (await import('./check.js')).check,
 }
 

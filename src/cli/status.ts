@@ -9,6 +9,8 @@ import { withClient } from './client.js'
 import { instanceAddress, type InstanceView } from './get.js'
 import { printable } from '../util/printable.js'
 import { ago, render, table } from './table.js'
+import { revocationTable } from './revoke.js'
+import type { RevocationView } from '../daemon/revocations.js'
 
 export interface StatusView extends InstanceView {
   state: 'SYNCED' | 'STALE' | 'NACKED' | 'DISCONNECTED' | 'ELSEWHERE' | string
@@ -29,23 +31,25 @@ export async function status(argv: readonly string[]): Promise<number> {
   if (args.positional.length > 0) throw new UsageError(`weft status: unexpected argument ${args.positional[0]}`)
   const format = outputFormat('status', args)
   return withClient(args, async (client) => {
-    const answer = await client.call<{ version: number; instances: StatusView[] }>('GET', '/v1/status')
-    process.stdout.write(render(format, answer, () => statusTable(answer.version, answer.instances)))
+    const answer = await client.call<{ version: number; instances: StatusView[]; revocations?: RevocationView[] }>('GET', '/v1/status')
+    process.stdout.write(render(format, answer, () => statusTable(answer.version, answer.instances, answer.revocations)))
     return 0
   })
 }
 
 /** The `weft status` table (also printed by the demo). */
-export function statusTable(version: number, list: StatusView[]): string {
+export function statusTable(version: number, list: StatusView[], revoked: readonly RevocationView[] = []): string {
   let out = `daemon version ${version}\n`
-  if (list.length === 0) return out + 'no instances registered\n'
+  const revokedNote = revoked.length === 0 ? '' : `\nrevoked identities (weft unrevoke lifts one):\n${revocationTable(revoked)}`
+  if (list.length === 0) return out + 'no instances registered\n' + revokedNote
+  const isRevoked = new Set(revoked.map((r) => `${r.namespace}/${r.service}`))
   const now = Date.now()
   out += table(['INSTANCE', 'SERVICE', 'ADDRESS', 'VERSION', 'STATE', 'CONTROL', 'LAST SEEN'], list.map((i) => [
     i.id,
     i.namespace && i.namespace !== 'default' ? `${i.service}.${i.namespace}` : i.service,
     instanceAddress(i),
     versionCell(i),
-    stateCell(i),
+    isRevoked.has(`${i.namespace || 'default'}/${i.service}`) ? `${stateCell(i)}, REVOKED` : stateCell(i),
     // How its watch stream here came: mTLS with its certificate, or plaintext with a token.
     i.control ?? '-',
     ago(i.lastSeen, now),
@@ -59,7 +63,7 @@ export function statusTable(version: number, list: StatusView[]): string {
     if (!i.keptDeleted?.length) continue
     out += `\n${i.id} keeps what the daemon's view dropped without a DELETE (a daemon or store fault; weft apply it again, and to remove it, apply it and then weft delete it):\n${i.keptDeleted.map((k) => `  ${printable(k)}`).join('\n')}\n`
   }
-  return out
+  return out + revokedNote
 }
 
 function stateCell(i: StatusView): string {

@@ -245,5 +245,21 @@ export interface MeshPolicy {
   peerAuthentication: PeerAuthSettings[]
   authorization: AuthorizationSettings[]
   requestAuthentication: RequestAuthSettings[]
+  /** IdentityRevocation resources: identities no instance may talk mTLS with (RELIABILITY M8). */
+  revocations: RevocationSettings[]
   issues: ConfigIssue[]
+}
+
+/**
+ * IdentityRevocation: the emergency switch for one workload identity. metadata.namespace/name are
+ * the revoked workload's namespace and service, so there is at most one per identity.
+ */
+export interface RevocationSettings {
+  name: string
+  namespace: string
+  /** spiffe://<trust domain>/ns/<namespace>/sa/<name> */
+  spiffeId: string
+  reason: string
+  /** ISO time the daemon stored it (absent in a hand-written resource). */
+  revokedAt?: string
 }

@@ -4,14 +4,15 @@ import { Checker } from './checker.js'
 import { DNS_NAME } from './names.js'
 import type { LoadResult, RawResource } from './load.js'
 import { findShadowedRules } from './overlap.js'
-import type { AuthorizationSettings, ConfigIssue, MeshPolicy, MeshSettings, RequestAuthSettings, RouteSettings, ServiceSettings } from './types.js'
+import type { AuthorizationSettings, ConfigIssue, MeshPolicy, MeshSettings, RequestAuthSettings, RevocationSettings, RouteSettings, ServiceSettings } from './types.js'
 import { validateRoute } from './validate-route.js'
 import { validateService } from './validate-service.js'
 import { validateAuthorizationPolicy } from './validate-authz.js'
 import { validateRequestAuthentication } from './validate-authn.js'
 import { validateMeshConfig, validatePeerAuthentication } from './validate-mesh.js'
+import { validateIdentityRevocation } from './validate-revocation.js'
 
-const KINDS = ['Service', 'Route', 'MeshConfig', 'PeerAuthentication', 'AuthorizationPolicy', 'RequestAuthentication'] as const
+const KINDS = ['Service', 'Route', 'MeshConfig', 'PeerAuthentication', 'AuthorizationPolicy', 'RequestAuthentication', 'IdentityRevocation'] as const
 
 interface Envelope {
   raw: RawResource
@@ -63,6 +64,11 @@ export function validatePolicy(loaded: LoadResult): MeshPolicy {
     const a = validateRequestAuthentication(env.checker, env.name, env.namespace, env.spec, env.raw.index, services)
     if (a) requestAuthentication.push(a)
   }
+  const revocations: RevocationSettings[] = []
+  for (const env of envelopes.filter((e) => e.kind === 'IdentityRevocation')) {
+    const r = validateIdentityRevocation(env.checker, env.name, env.namespace, env.spec)
+    if (r) revocations.push(r)
+  }
 
   for (const s of findShadowedRules(routes)) {
     const env = envelopes.find((e) => e.kind === 'Route' && e.name === s.route.name)!
@@ -71,7 +77,7 @@ export function validatePolicy(loaded: LoadResult): MeshPolicy {
       `overlapping routes: this rule can never match because ${by} (evaluated first) matches every request it matches; first match wins, rules are not merged`,
       'WEFT_W_ROUTE_SHADOWED')
   }
-  return { services, routes, mesh, peerAuthentication, authorization, requestAuthentication, issues }
+  return { services, routes, mesh, peerAuthentication, authorization, requestAuthentication, revocations, issues }
 }
 
 function readEnvelope(raw: RawResource, issues: ConfigIssue[]): Envelope | undefined {

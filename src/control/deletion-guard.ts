@@ -7,13 +7,15 @@
 // error (logged once per key, weft_config_rejected_total{source="deletion"}); with
 // failOnDataErrors the mesh refuses inbound requests instead (control-mode.ts).
 //
-// Only these two kinds: keeping one can only restrict (an ALLOW or DENY more, a JWT rule more).
+// Only these kinds: keeping one can only restrict (an ALLOW or DENY more, a JWT rule more, an
+// IdentityRevocation more — a revocation dropped by mistake must not let a revoked identity back
+// in; `weft unrevoke` is a DELETE, listed, so it is honored).
 // PeerAuthentication and MeshConfig are NOT kept: a kept PERMISSIVE mode (or a MeshConfig relaxing
 // the mesh-wide default) would be less strict than what the daemon serves now.
 import type { ControlView } from './views.js'
 import { resourceKey } from './resource-key.js'
 
-const GUARDED = new Set(['AuthorizationPolicy', 'RequestAuthentication'])
+const GUARDED = new Set(['AuthorizationPolicy', 'RequestAuthentication', 'IdentityRevocation'])
 
 /** What one view runs as, given what ran before; committed once it applied. */
 export interface GuardPlan {

@@ -19,6 +19,7 @@ import type { InstanceRecord, Store } from './store.js'
 import type { CaService } from './ca-service.js'
 import type { JwtService } from './jwt-service.js'
 import { parseSvidRequest } from './identity-requests.js'
+import type { RevocationService } from './revocations.js'
 import { newerFields, SkewNotes } from './version-skew.js'
 
 /** An instance as the API shows it: the registration without its token hashes. */
@@ -48,6 +49,7 @@ export interface ApiDeps {
   logger: Logger
   ca: CaService
   jwt: JwtService
+  revocations: RevocationService
 }
 
 export function sendJson(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
@@ -57,7 +59,7 @@ export function sendJson(res: ServerResponse, status: number, body: unknown, hea
 }
 
 export function buildApi(d: ApiDeps): Router {
-  const { store, auth, hub, policy, registry, status, logger, ca, jwt } = d
+  const { store, auth, hub, policy, registry, status, logger, ca, jwt, revocations } = d
   const authz = (ctx: Ctx) => ctx.req.headers.authorization
   const creds = (ctx: Ctx): Credentials => ({ header: ctx.req.headers.authorization, peer: peerOf(ctx.req.socket) })
   const admin = async (ctx: Ctx) => auth.requireAdmin(authz(ctx))
@@ -125,6 +127,7 @@ export function buildApi(d: ApiDeps): Router {
       const rec = await store.getInstance(id)
       await auth.requireInstance(creds(ctx), id, rec)
       const { csr } = parseSvidRequest(await readJsonObject(ctx.req))
+      await revocations.refuseSigning(rec!, 'certificate')
       const answer = await ca.sign(rec!, csr)
       logger.info(`signed a certificate for instance ${id} as ${ca.idOf(rec!)} until ${answer.notAfter}`)
       sendJson(ctx.res, 200, answer)
@@ -134,7 +137,9 @@ export function buildApi(d: ApiDeps): Router {
       const id = ctx.params.id!
       const rec = await store.getInstance(id)
       await auth.requireInstance(creds(ctx), id, rec)
-      sendJson(ctx.res, 200, await jwt.sign(ca.idOf(rec!), await readJsonObject(ctx.req)))
+      const body = await readJsonObject(ctx.req)
+      await revocations.refuseSigning(rec!, 'JWT-SVID')
+      sendJson(ctx.res, 200, await jwt.sign(ca.idOf(rec!), body))
     })
 
     // Public keys, like any OIDC issuer's: verifiers (RequestAuthentication jwksUri) need no token.
@@ -175,6 +180,23 @@ export function buildApi(d: ApiDeps): Router {
       sendJson(ctx.res, 200, { bundle: await ca.retire() })
     })
 
+    // Revocation of one identity (RELIABILITY M8; revocations.ts): stored as an IdentityRevocation
+    // policy resource, so it reaches every instance's view like any policy.
+    .add('GET', '/v1/revocations', async (ctx) => {
+      await admin(ctx)
+      sendJson(ctx.res, 200, await revocations.list())
+    })
+
+    .add('POST', '/v1/revocations', async (ctx) => {
+      await admin(ctx)
+      sendJson(ctx.res, 200, await revocations.revoke(await readJsonObject(ctx.req)))
+    })
+
+    .add('DELETE', '/v1/revocations/:namespace/:service', async (ctx) => {
+      await admin(ctx)
+      sendJson(ctx.res, 200, await revocations.lift(ctx.params.namespace!, ctx.params.service!))
+    })
+
     // The instance answers each ping with this (or with a pending ACK): a stream whose instance
     // stays silent for a whole lease is dropped (a frozen process keeps its TCP stream open).
     .add('POST', '/v1/instances/:id/heartbeat', async (ctx) => {
@@ -209,7 +231,8 @@ export function buildApi(d: ApiDeps): Router {
       // heldBy another daemon (a shared store): its stream and sync state are there.
       const elsewhere = (r: InstanceRecord) => (r.heldBy !== undefined && r.heldBy !== registry.holder ? r.heldBy : undefined)
       const instances: StatusEntry[] = (await sorted()).map((r) => ({ ...view(r), ...status.view(r.id, registry.connected(r.id), elsewhere(r)) }))
-      sendJson(ctx.res, 200, { version: hub.version, instances })
+      // The identities revoked (RELIABILITY M8), so `weft status` shows which instances are cut off.
+      sendJson(ctx.res, 200, { version: hub.version, instances, revocations: (await revocations.list()).revocations })
     })
 
     .add('POST', '/v1/policy', async (ctx) => {

@@ -22,6 +22,7 @@ import { EmbeddedStore } from './embedded-store.js'
 import { PushHub } from './hub.js'
 import { PolicyService } from './policy-service.js'
 import { Registry } from './registry.js'
+import { RevocationService } from './revocations.js'
 import { createDaemonServer } from './server.js'
 import { StatusBoard } from './status.js'
 import type { Store } from './store.js'
@@ -101,7 +102,8 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
     await hub.start()
     const registry = new Registry(store, leaseTtlMs, logger)
     const policy = new PolicyService(store, () => hub!.endpoints())
-    const router = buildApi({ store, auth, hub, policy, registry, status, logger, ca, jwt })
+    const revocations = new RevocationService(store, policy, ca.trustDomain, logger)
+    const router = buildApi({ store, auth, hub, policy, registry, status, logger, ca, jwt, revocations })
     server = createDaemonServer(router, logger)
     identity = await DaemonIdentity.start(ca, logger)
     identity.attach(server)

@@ -12,6 +12,7 @@ import { formatIssue, validatePolicy } from '../config/validate.js'
 import { composeView } from '../control/compose.js'
 import type { EndpointMap } from '../control/protocol.js'
 import { badRequest, HttpError, notFound } from './http-error.js'
+import { REVOCATION_KIND } from './revocations.js'
 import { Serial } from './serial.js'
 import { ConflictError, type HistoryEntry, type Store, type StoredResource } from './store.js'
 
@@ -130,9 +131,12 @@ export class PolicyService {
   /** POST /v1/rollback: the policy of `version` becomes a new version (unchanged → no new one). */
   rollback(target: number): Promise<{ version: number; changes: Change[] }> {
     return this.change(async () => {
-      const resources = await this.store.policyAt(target)
-      if (!resources) throw notFound(`version ${target} is not in the policy history (GET /v1/history lists the versions kept)`)
+      const kept = await this.store.policyAt(target)
+      if (!kept) throw notFound(`version ${target} is not in the policy history (GET /v1/history lists the versions kept)`)
       const current = await this.store.readPolicy()
+      // Revocations in force stay as they are: rolling back a bad Route must not lift (or bring
+      // back) an emergency revocation (RELIABILITY M8); weft unrevoke lifts one.
+      const resources = [...kept.filter((r) => r.kind !== REVOCATION_KIND), ...current.resources.filter((r) => r.kind === REVOCATION_KIND)]
       const before = new Map(current.resources.map((r) => [keyString(r), r]))
       const changes: Change[] = []
       for (const r of resources) {

@@ -22,6 +22,8 @@ const WATCHED_PRUNE_AT = 1024
 
 /** One mTLS endpoint channel: the server chain of its latest connection. */
 interface ChannelWatch {
+  /** The destination (its identity may be revoked). */
+  service: ServiceSettings
   /** The connection made with these credentials (bound by its maker right after making it). */
   conn: ClosableConnection | undefined
   settled: boolean
@@ -79,6 +81,7 @@ export class GrpcIdentity {
 
   constructor(private readonly grpc: GrpcModule, private readonly identity: MeshIdentity) {
     identity.onTrustChange(() => this.recheck())
+    identity.onRevocationChange(() => this.revocationsChanged())
   }
 
   private certs(): MeshCertificateProvider {
@@ -118,7 +121,7 @@ export class GrpcIdentity {
     }
     const p = this.certs()
     const check = this.identity.serverCheck(service)
-    const w = this.watch()
+    const w = this.watch(service)
     return {
       bind: (conn) => {
         w.conn = conn
@@ -137,8 +140,8 @@ export class GrpcIdentity {
     }
   }
 
-  private watch(): ChannelWatch {
-    const w: ChannelWatch = { conn: undefined, settled: false, chain: undefined, timer: undefined }
+  private watch(service: ServiceSettings): ChannelWatch {
+    const w: ChannelWatch = { service, conn: undefined, settled: false, chain: undefined, timer: undefined }
     // The caller binds the connection made with these credentials synchronously (or made none).
     queueMicrotask(() => {
       w.settled = true
@@ -173,6 +176,19 @@ export class GrpcIdentity {
     for (const w of this.watched) {
       if (!this.live(w)) this.forget(w)
       else if (roots && w.chain && !chainTrusted(w.chain, roots)) this.close(w)
+    }
+  }
+
+  /**
+   * The revoked identities changed (RELIABILITY M8): channels whose server identity (or this
+   * instance's own) is revoked are closed, and the next call's handshake is refused by serverCheck,
+   * naming it. Channels with no handshake done are closed too: one refused while its identity was
+   * revoked waits out grpc-js's reconnect backoff, which must not outlast a lift.
+   */
+  private revocationsChanged(): void {
+    for (const w of this.watched) {
+      if (!this.live(w)) this.forget(w)
+      else if (w.chain === undefined || this.identity.outboundRevocation(w.service)) this.close(w)
     }
   }
 

@@ -14,6 +14,7 @@ import { makeGrpcTransport } from './transport.js'
 import { GrpcIdentity } from './identity.js'
 import { GrpcFrontDoor } from './front-door.js'
 import { applyMaxMetadataSize, maxMetadataSize } from './server-limits.js'
+import { endRevokedSessions } from './revoked-sessions.js'
 import { DEFAULT_CONNECTION_LIMITS, EndpointChannels, mergeConnectionLimits, type ChannelMaker, type ConnectionLimits } from './endpoint-channels.js'
 import type { MeshIdentity } from '../mesh-identity.js'
 
@@ -67,6 +68,10 @@ export class MeshGrpc {
     this.grpc = loadGrpc()
     this.identity = new GrpcIdentity(this.grpc, deps.identity)
     this.transport = makeGrpcTransport((e, service) => this.channelsFor(e, service))
+    // A newly revoked client identity: its open sessions on this mesh's servers end (RELIABILITY M8).
+    deps.identity.onRevocationChange(() => {
+      for (const s of this.servers) endRevokedSessions(s, (cert) => deps.identity.revokedCertificate(cert), (why, remote) => deps.identity.frontDoor.refused('revoked', `the client ${why}; its HTTP/2 session is drained`, remote))
+    })
   }
 
   /**

@@ -51,9 +51,17 @@ export interface FrontDoorSecurity {
    * unsubscribe. Without it, a server holding plaintext connections polls the mode.
    */
   watchMode?(listener: () => void): () => void
+  /**
+   * Why a client of this SPIFFE ID may not connect (it is revoked: RELIABILITY M8), else undefined.
+   * Asked after the peer check of every handshake, and for every open connection (tracked with
+   * watchTrust) whenever `watchRevocations` calls its listener.
+   */
+  revoked?(peerId: string): string | undefined
+  /** Calls `listener` when the revoked identities change (open connections are then checked); returns the unsubscribe. */
+  watchRevocations?(listener: () => void): () => void
 }
 
-export type FrontDoorRefusal = 'plaintext' | 'no-certificate' | 'handshake' | 'peer-identity' | 'timeout' | 'expired' | 'untrusted' | 'mode-strict'
+export type FrontDoorRefusal = 'plaintext' | 'no-certificate' | 'handshake' | 'peer-identity' | 'timeout' | 'expired' | 'untrusted' | 'mode-strict' | 'revoked'
 
 type ConnectionListener = (socket: Socket) => void
 
@@ -95,6 +103,8 @@ export function attachFrontDoor(server: Server, sec: FrontDoorSecurity): void {
   const tls = new TlsTerminator(sec, toHttp, pending)
   const unwatch = sec.watchTrust?.(() => tls.recheck())
   if (unwatch) server.once('close', unwatch)
+  const unwatchRevoked = sec.watchRevocations?.(() => tls.recheckRevoked())
+  if (unwatchRevoked) server.once('close', unwatchRevoked)
   const plain = plaintextWatch(server, sec)
   server.on('connection', (socket: Socket) => {
     const mode = sec.mode()
@@ -211,12 +221,20 @@ class TlsTerminator {
     }
   }
 
+  /** The revoked identities changed: ends every open connection whose client is now one of them. */
+  recheckRevoked(): void {
+    for (const [socket, t] of this.open) {
+      const why = this.sec.revoked?.(t.peerId)
+      if (why) this.end(socket, 'revoked', `the client ${why}`)
+    }
+  }
+
   /**
    * After the handshake and the SPIFFE check (watching trust only): refuses a chain the current
    * bundle does not trust (the bundle changed during its handshake) and arms the expiry timer.
    * False when the connection was refused.
    */
-  private track(tls: TLSSocket, chain: PeerChain | undefined): boolean {
+  private track(tls: TLSSocket, chain: PeerChain | undefined, peerId: string): boolean {
     const roots = rootsOf(this.sec.contextOptions()?.ca)
     if (!chain || !roots || !chainTrusted(chain, roots)) {
       const why = !roots ? 'this instance has no certificate any more' : 'the client certificate does not chain to the current trust bundle (it changed during the handshake)'
@@ -224,7 +242,7 @@ class TlsTerminator {
       tls.destroy()
       return false
     }
-    const t: Tracked = { chain, timer: undefined, ending: false }
+    const t: Tracked = { chain, peerId, timer: undefined, ending: false }
     this.open.set(tls, t)
     tls.once('close', () => {
       clearTimeout(t.timer)
@@ -248,7 +266,7 @@ class TlsTerminator {
    * Ends a connection whose peer is no longer trusted, gracefully where node:http allows (see
    * endHttpConnection: idle at once, a response in flight finishes first, bounded).
    */
-  private end(tls: TLSSocket, reason: 'expired' | 'untrusted', detail: string): void {
+  private end(tls: TLSSocket, reason: 'expired' | 'untrusted' | 'revoked', detail: string): void {
     const t = this.open.get(tls)
     if (!t || t.ending) return
     t.ending = true
@@ -282,7 +300,13 @@ class TlsTerminator {
         tls.destroy()
         return
       }
-      if (this.sec.watchTrust && !this.track(tls, chain)) return
+      const revoked = this.sec.revoked?.(peer.id)
+      if (revoked) {
+        this.sec.refused('revoked', `the client ${revoked}`, remoteOf(tls))
+        tls.destroy()
+        return
+      }
+      if (this.sec.watchTrust && !this.track(tls, chain, peer.id)) return
       tls.allowHalfOpen = this.halfOpen
       setPeer(tls, peer)
       this.forward(tls)
@@ -299,6 +323,8 @@ class TlsTerminator {
 
 interface Tracked {
   readonly chain: PeerChain
+  /** The client's SPIFFE ID (checked again when identities are revoked). */
+  readonly peerId: string
   /** The expiry timer, then (once ending) the grace timer. */
   timer: NodeJS.Timeout | undefined
   ending: boolean

@@ -80,7 +80,7 @@ export class MeshMetrics {
     })
     this.mtlsRefused = new Counter({
       name: 'weft_mtls_connections_refused_total',
-      help: 'Inbound connections the mTLS front door refused or ended, by reason (plaintext in STRICT, handshake, peer-identity, no-certificate, timeout; ended: expired, untrusted, mode-strict).',
+      help: 'Inbound connections the mTLS front door refused or ended, by reason (plaintext in STRICT, handshake, peer-identity, no-certificate, timeout, revoked; ended: expired, untrusted, mode-strict, revoked).',
       labelNames: ['source_service', 'reason'],
       registers: [registry],
     })
