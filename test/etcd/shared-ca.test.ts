@@ -4,7 +4,7 @@
 // One etcd for the file, a fresh key prefix per test.
 import assert from 'node:assert/strict'
 import { X509Certificate, randomUUID } from 'node:crypto'
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { existsSync, mkdtempSync, readFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, test, type TestContext } from 'node:test'
@@ -12,13 +12,13 @@ import { createLocalJWKSet, jwtVerify } from 'jose'
 import { request } from 'undici'
 import { createEtcdStore, type EtcdStore } from '../../adapters/etcd/etcd-store.js'
 import type { WatchMessage } from '../../src/control/protocol.js'
-import { startDaemon, type Daemon, type DaemonOptions } from '../../src/daemon/index.js'
+import { type Daemon, type DaemonOptions } from '../../src/daemon/index.js'
 import type { SharedDocVersion } from '../../src/daemon/store.js'
 import { CertificateAuthority } from '../../src/identity/ca.js'
 import { createCsr, generateKeyPair } from '../../src/identity/keys.js'
 import { workloadId } from '../../src/identity/spiffe-id.js'
-import { silentLogger } from '../../src/util/logger.js'
 import { call, eventually, startTestDaemon, WatchStream } from '../helpers/daemon.js'
+import { dataDirs, etcdDaemonStarter, newEtcdPrefix } from '../helpers/etcd-daemons.js'
 import { startEtcd, type TestEtcd } from '../helpers/etcd.js'
 
 let etcd: TestEtcd
@@ -41,29 +41,14 @@ interface Pair {
   start(dir: string, extra?: Partial<DaemonOptions>): Promise<Daemon>
 }
 
-/** Starts daemons in `dir`s on the etcd prefix; closes them (and removes the dirs) after the test. */
-function starter(t: TestContext, prefix: string, dirs: string[], extra: Partial<DaemonOptions> = {}) {
-  const started: Daemon[] = []
-  t.after(async () => {
-    await Promise.allSettled(started.map((d) => d.close()))
-    for (const d of dirs) rmSync(d, { recursive: true, force: true })
-  })
-  return async (dir: string, more: Partial<DaemonOptions> = extra): Promise<Daemon> => {
-    const d = await startDaemon({
-      listen: '127.0.0.1:0', dataDir: dir, logger: silentLogger, print: () => {}, coalesceMs: 5, leaseTtlMs: 3000, ...more,
-      store: createEtcdStore({ endpoints: [etcd.endpoint], prefix, leaseTtlMs: 3000 }),
-    })
-    started.push(d)
-    return d
-  }
-}
-
-const newPrefix = () => `/t-${randomUUID().slice(0, 8)}/`
+/** Starts daemons on the prefix (coalescing 5 ms); see helpers/etcd-daemons.ts. */
+const starter = (t: TestContext, prefix: string, dirs: string[], extra: Partial<DaemonOptions> = {}) => etcdDaemonStarter(t, etcd.endpoint, prefix, dirs, { coalesceMs: 5, ...extra })
+const newPrefix = newEtcdPrefix
 
 /** Two daemons started at once on a fresh prefix: both race to make the CA and the JWT key. */
 async function twoDaemons(t: TestContext, extra: Partial<DaemonOptions> = {}): Promise<Pair> {
   const prefix = newPrefix()
-  const dirs = [0, 1].map(() => mkdtempSync(join(tmpdir(), 'weft-shared-ca-')))
+  const dirs = dataDirs(2, 'shared-ca')
   const start = starter(t, prefix, dirs, extra)
   const [A, B] = await Promise.all(dirs.map((d) => start(d)))
   const winner = dirs.find((d) => existsSync(join(d, 'admin.token')))!

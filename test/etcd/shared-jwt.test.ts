@@ -4,16 +4,13 @@
 // second rotate through the other is 409; a retire through the other reaches the first; a daemon
 // started mid-rotation adopts both keys.
 import assert from 'node:assert/strict'
-import { randomUUID } from 'node:crypto'
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { existsSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { after, before, test } from 'node:test'
 import { createLocalJWKSet, decodeProtectedHeader, jwtVerify } from 'jose'
-import { createEtcdStore } from '../../adapters/etcd/etcd-store.js'
-import { startDaemon, type Daemon } from '../../src/daemon/index.js'
-import { silentLogger } from '../../src/util/logger.js'
+import type { Daemon } from '../../src/daemon/index.js'
 import { call, eventually } from '../helpers/daemon.js'
+import { dataDirs, etcdDaemonStarter, newEtcdPrefix } from '../helpers/etcd-daemons.js'
 import { startEtcd, type TestEtcd } from '../helpers/etcd.js'
 
 let etcd: TestEtcd
@@ -27,18 +24,9 @@ after(async () => {
 })
 
 test('daemons on one etcd: rotate through A, B publishes both keys at once; both sign with the new one from the stored activation; B cannot rotate again; B retires, A follows; a late daemon adopts the set', async (t) => {
-  const prefix = `/t-${randomUUID().slice(0, 8)}/`
-  const dirs = [0, 1, 2].map(() => mkdtempSync(join(tmpdir(), 'weft-shared-jwt-')))
-  const started: Daemon[] = []
-  t.after(async () => {
-    await Promise.allSettled(started.map((d) => d.close()))
-    for (const d of dirs) rmSync(d, { recursive: true, force: true })
-  })
-  const start = async (dir: string) => {
-    const d = await startDaemon({ listen: '127.0.0.1:0', dataDir: dir, logger: silentLogger, print: () => {}, leaseTtlMs: 3000, store: createEtcdStore({ endpoints: [etcd.endpoint], prefix, leaseTtlMs: 3000 }) })
-    started.push(d)
-    return d
-  }
+  const prefix = newEtcdPrefix()
+  const dirs = dataDirs(3, 'shared-jwt')
+  const start = etcdDaemonStarter(t, etcd.endpoint, prefix, dirs)
   const A = await start(dirs[0]!)
   const B = await start(dirs[1]!)
   const admin = readFileSync(join(dirs[0]!, 'admin.token'), 'utf8').trim()

@@ -1,17 +1,14 @@
 // A revocation on daemons sharing one real etcd (RELIABILITY M8): revoked through A, it is listed
 // by B and B's CA refuses the identity's CSR naming it; lifted through B, A signs again.
 import assert from 'node:assert/strict'
-import { randomUUID } from 'node:crypto'
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { after, before, test } from 'node:test'
-import { createEtcdStore } from '../../adapters/etcd/etcd-store.js'
-import { startDaemon, type Daemon } from '../../src/daemon/index.js'
+import type { Daemon } from '../../src/daemon/index.js'
 import { createCsr, generateKeyPair } from '../../src/identity/keys.js'
 import { workloadId } from '../../src/identity/spiffe-id.js'
-import { silentLogger } from '../../src/util/logger.js'
 import { call, eventually } from '../helpers/daemon.js'
+import { dataDirs, etcdDaemonStarter, newEtcdPrefix } from '../helpers/etcd-daemons.js'
 import { startEtcd, type TestEtcd } from '../helpers/etcd.js'
 
 let etcd: TestEtcd
@@ -25,18 +22,9 @@ after(async () => {
 })
 
 test('daemons on one etcd: a revocation through A is listed by B and B refuses the identity\'s CSR; lifted through B, A signs again', async (t) => {
-  const prefix = `/t-${randomUUID().slice(0, 8)}/`
-  const dirs = [0, 1].map(() => mkdtempSync(join(tmpdir(), 'weft-shared-revocation-')))
-  const started: Daemon[] = []
-  t.after(async () => {
-    await Promise.allSettled(started.map((d) => d.close()))
-    for (const d of dirs) rmSync(d, { recursive: true, force: true })
-  })
-  const start = async (dir: string) => {
-    const d = await startDaemon({ listen: '127.0.0.1:0', dataDir: dir, logger: silentLogger, print: () => {}, leaseTtlMs: 3000, store: createEtcdStore({ endpoints: [etcd.endpoint], prefix, leaseTtlMs: 3000 }) })
-    started.push(d)
-    return d
-  }
+  const prefix = newEtcdPrefix()
+  const dirs = dataDirs(2, 'shared-revocation')
+  const start = etcdDaemonStarter(t, etcd.endpoint, prefix, dirs)
   const A = await start(dirs[0]!)
   const B = await start(dirs[1]!)
   const admin = readFileSync(join(dirs[0]!, 'admin.token'), 'utf8').trim()

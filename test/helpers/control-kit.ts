@@ -5,7 +5,7 @@ import type { TestContext } from 'node:test'
 import type { AddressInfo } from 'node:net'
 import { createMesh, type Mesh } from '../../src/index.js'
 import { capturingLogger, type CapturingLogger } from './mesh.js'
-import { call, eventually, type TestDaemon } from './daemon.js'
+import { applyPolicy, call, eventually, startTestDaemon, type TestDaemon } from './daemon.js'
 
 export type LoggedMesh = Mesh & { log: CapturingLogger }
 
@@ -13,6 +13,28 @@ export async function controlMesh(t: { url: string | string[]; joinToken: string
   const log = capturingLogger()
   const mesh = await createMesh({ service, control: t.url, token: t.joinToken, logger: log, ...extra })
   return Object.assign(mesh, { log })
+}
+
+/** payments with retries off: a dropped request would be a failure, never hidden by a retry. */
+export const PAYMENTS_NO_RETRIES = 'apiVersion: weft/v1\nkind: Service\nmetadata: { name: payments }\nspec:\n  protocol: http\n  retries: { attempts: 0 }\n'
+
+/**
+ * A daemon holding PAYMENTS_NO_RETRIES and a meshed `payments` under it (STRICT mTLS) serving
+ * `handler` (default: "ok") with 60 s keep-alive; all closed after the test. `prepare` sees the
+ * server before it listens (to watch its connections).
+ */
+export async function paymentsUnderDaemon(t: TestContext, handler: (payments: LoggedMesh) => http.RequestListener = () => (_req, res) => res.end('ok'), prepare?: (server: http.Server) => void): Promise<{ d: TestDaemon; payments: LoggedMesh; server: http.Server; port: number }> {
+  const d = await startTestDaemon()
+  t.after(() => d.daemon.close())
+  const applied = await applyPolicy(d, PAYMENTS_NO_RETRIES)
+  if (applied.status !== 200) throw new Error(`policy refused: ${JSON.stringify(applied.body)}`)
+  const payments = await controlMesh(d, 'payments')
+  t.after(() => payments.close())
+  const server = http.createServer(handler(payments))
+  server.keepAliveTimeout = 60_000
+  prepare?.(server)
+  const { port } = (await payments.listen(server, { port: 0, host: '127.0.0.1' })) as AddressInfo
+  return { d, payments, server, port }
 }
 
 /** A meshed HTTP server registered with the daemon; answers every request with `name`. */

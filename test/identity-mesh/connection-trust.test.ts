@@ -12,16 +12,14 @@ import type { AddressInfo } from 'node:net'
 import { join } from 'node:path'
 import { test } from 'node:test'
 import type { TLSSocket } from 'node:tls'
-import { Client } from 'undici'
 import type { CaPem } from '../../src/identity/ca.js'
 import { applyPolicy, call, eventually, startTestDaemon, type TestDaemon } from '../helpers/daemon.js'
-import { controlMesh, trafficLoop, waitEndpoints } from '../helpers/control-kit.js'
+import { controlMesh, trafficLoop, waitEndpoints, PAYMENTS_NO_RETRIES, paymentsUnderDaemon } from '../helpers/control-kit.js'
 import { metricValue } from '../helpers/mesh.js'
+import { heldTlsClient, type ClientCert } from '../helpers/held-client.js'
 import { collect, get, grpc, LedgerClient, ledgerImpl, LedgerService, startMeshedLedger, type Entry, type Ledger } from '../helpers/grpc-kit.js'
 import { forge } from '../identity/pki.js'
 
-/** payments with retries off: a dropped request would be a failure, never hidden by a retry. */
-const PAYMENTS_NO_RETRIES = 'apiVersion: weft/v1\nkind: Service\nmetadata: { name: payments }\nspec:\n  protocol: http\n  retries: { attempts: 0 }\n'
 
 const PAYMENTS_ID = 'spiffe://weft.local/ns/default/sa/payments'
 const CHECKOUT_ID = 'spiffe://weft.local/ns/default/sa/checkout'
@@ -31,39 +29,14 @@ function daemonCa(d: TestDaemon): CaPem {
   return (JSON.parse(readFileSync(join(d.dataDir, 'ca', 'ca.json'), 'utf8')) as { active: CaPem }).active
 }
 
-/** A keep-alive HTTPS client with one connection presenting `cert`; counts its connections. */
-function keepAliveClient(port: number, cert: { certPem: string; keyPem: string }, roots: readonly string[]) {
-  const c = new Client(`https://127.0.0.1:${port}`, {
-    connect: { cert: cert.certPem, key: cert.keyPem, ca: [...roots], checkServerIdentity: () => undefined },
-    keepAliveTimeout: 60_000,
-  })
-  const counts = { connects: 0, disconnects: 0 }
-  c.on('connect', () => counts.connects++)
-  c.on('disconnect', () => counts.disconnects++)
-  return {
-    counts,
-    async get(path = '/'): Promise<{ status: number; connection: string | undefined }> {
-      const r = await c.request({ path, method: 'GET', headers: { host: 'payments' } })
-      await r.body.text()
-      return { status: r.statusCode, connection: r.headers.connection as string | undefined }
-    },
-    close: () => c.destroy().catch(() => {}),
-  }
-}
+const keepAliveClient = (port: number, cert: ClientCert, roots: readonly string[]) => heldTlsClient(port, cert, roots, 'payments')
 
 async function until(check: () => boolean | Promise<boolean>, what: string, timeoutMs = 8000): Promise<void> {
   await eventually(async () => (await check()) || undefined, timeoutMs, what)
 }
 
 test('ca retire ends an open keep-alive connection whose client certificate came from the retired root, and refuses a new handshake with it; a mesh caller re-issued onto the new root gets only 200s (retries off)', async (t) => {
-  const d = await startTestDaemon()
-  t.after(() => d.daemon.close())
-  assert.equal((await applyPolicy(d, PAYMENTS_NO_RETRIES)).status, 200)
-  const payments = await controlMesh(d, 'payments')
-  t.after(() => payments.close())
-  const server = http.createServer((_req, res) => res.end('ok'))
-  server.keepAliveTimeout = 60_000
-  const { port } = (await payments.listen(server, { port: 0, host: '127.0.0.1' })) as AddressInfo
+  const { d, payments, port } = await paymentsUnderDaemon(t)
   const checkout = await controlMesh(d, 'checkout')
   t.after(() => checkout.close())
   await waitEndpoints(checkout, 'payments', 1)
@@ -123,8 +96,8 @@ test('a meshed server ends a connection at its client certificate\'s notAfter; a
   const c = keepAliveClient(port, shortLived, roots)
   t.after(() => c.close())
 
-  assert.deepEqual(await c.get(), { status: 200, connection: 'keep-alive' })
-  assert.deepEqual(await c.get('/until-expired'), { status: 200, connection: 'close' })
+  assert.deepEqual(await c.get(), { status: 200, connection: 'keep-alive', body: 'ok' })
+  assert.deepEqual(await c.get('/until-expired'), { status: 200, connection: 'close', body: 'ok' })
   assert.ok(Date.now() >= notAfter, 'the in-flight answer came after notAfter')
   await until(() => c.counts.disconnects === 1, 'the connection closed after the answer')
   assert.equal(c.counts.connects, 1, 'one connection served both requests')

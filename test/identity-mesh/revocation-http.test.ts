@@ -10,35 +10,18 @@ import assert from 'node:assert/strict'
 import http from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { test } from 'node:test'
-import { Client } from 'undici'
 import { applyPolicy, call, eventually, startTestDaemon } from '../helpers/daemon.js'
-import { controlMesh, trafficLoop, waitEndpoints, type LoggedMesh } from '../helpers/control-kit.js'
+import { controlMesh, trafficLoop, waitEndpoints, type LoggedMesh, PAYMENTS_NO_RETRIES, paymentsUnderDaemon } from '../helpers/control-kit.js'
 import { metricValue } from '../helpers/mesh.js'
+import { certOf, heldTlsClient } from '../helpers/held-client.js'
 
-/** payments with retries off: a dropped request would be a failure, never hidden by a retry. */
-const PAYMENTS_NO_RETRIES = 'apiVersion: weft/v1\nkind: Service\nmetadata: { name: payments }\nspec:\n  protocol: http\n  retries: { attempts: 0 }\n'
 const CHECKOUT_ID = 'spiffe://weft.local/ns/default/sa/checkout'
 const REASON = 'key leaked in INC-42'
 
-/** A keep-alive HTTPS client presenting `mesh`'s certificate on its own connections; counts them. */
+/** A keep-alive HTTPS client presenting `mesh`'s certificate on its own connection. */
 function heldClient(port: number, mesh: LoggedMesh) {
   const m = mesh.identity.current()!
-  const c = new Client(`https://127.0.0.1:${port}`, {
-    connect: { cert: m.certChainPem.join('\n'), key: m.keyPem, ca: [...m.bundle.roots], checkServerIdentity: () => undefined },
-    keepAliveTimeout: 60_000,
-  })
-  const counts = { connects: 0, disconnects: 0 }
-  c.on('connect', () => counts.connects++)
-  c.on('disconnect', () => counts.disconnects++)
-  return {
-    counts,
-    async get(): Promise<number> {
-      const r = await c.request({ path: '/', method: 'GET', headers: { host: 'payments' } })
-      await r.body.text()
-      return r.statusCode
-    },
-    close: () => c.destroy().catch(() => {}),
-  }
+  return heldTlsClient(port, certOf(m), m.bundle.roots, 'payments')
 }
 
 async function revokedCount(mesh: LoggedMesh): Promise<number> {
@@ -46,14 +29,7 @@ async function revokedCount(mesh: LoggedMesh): Promise<number> {
 }
 
 test('revoking checkout ends its open keep-alive connections to payments and refuses its new handshakes naming the revocation; another caller sees 0 failed requests; unrevoke lets checkout in again', async (t) => {
-  const d = await startTestDaemon()
-  t.after(() => d.daemon.close())
-  assert.equal((await applyPolicy(d, PAYMENTS_NO_RETRIES)).status, 200)
-  const payments = await controlMesh(d, 'payments')
-  t.after(() => payments.close())
-  const server = http.createServer((_req, res) => res.end('ok'))
-  server.keepAliveTimeout = 60_000
-  const { port } = (await payments.listen(server, { port: 0, host: '127.0.0.1' })) as AddressInfo
+  const { d, payments, port } = await paymentsUnderDaemon(t)
   const checkout = await controlMesh(d, 'checkout')
   t.after(() => checkout.close())
   const orders = await controlMesh(d, 'orders')
@@ -65,7 +41,7 @@ test('revoking checkout ends its open keep-alive connections to payments and ref
   // Two open connections of checkout's identity: its mesh pool's and one held here.
   const held = heldClient(port, checkout)
   t.after(() => held.close())
-  assert.equal(await held.get(), 200)
+  assert.equal((await held.get()).status, 200)
   const loop = trafficLoop(t, orders, 'payments', 4)
 
   const revoked = await call(d.url, 'POST', '/v1/revocations', d.adminToken, { service: 'checkout', reason: REASON })
@@ -100,7 +76,7 @@ test('revoking checkout ends its open keep-alive connections to payments and ref
   assert.equal(await res.body.text(), 'ok')
   const back = heldClient(port, checkout)
   t.after(() => back.close())
-  assert.equal(await back.get(), 200, 'a new handshake with checkout\'s certificate is served again')
+  assert.equal((await back.get()).status, 200, 'a new handshake with checkout\'s certificate is served again')
 })
 
 test('a revoked instance\'s renewal CSR is refused (its certificate runs out); after unrevoke it gets a certificate at once and its calls succeed', async (t) => {
@@ -131,19 +107,11 @@ test('a revoked instance\'s renewal CSR is refused (its certificate runs out); a
 })
 
 test('revoking the server\'s identity: a caller closes its pooled connections to it and refuses new ones, naming the destination\'s revocation', async (t) => {
-  const d = await startTestDaemon()
-  t.after(() => d.daemon.close())
-  assert.equal((await applyPolicy(d, PAYMENTS_NO_RETRIES)).status, 200)
-  const payments = await controlMesh(d, 'payments')
-  t.after(() => payments.close())
-  const server = http.createServer((_req, res) => res.end('ok'))
-  server.keepAliveTimeout = 60_000
   const open = new Set<unknown>()
-  server.on('connection', (s) => {
+  const { d, payments } = await paymentsUnderDaemon(t, undefined, (server) => server.on('connection', (s) => {
     open.add(s)
     s.once('close', () => open.delete(s))
-  })
-  await payments.listen(server, { port: 0, host: '127.0.0.1' })
+  }))
   const checkout = await controlMesh(d, 'checkout')
   t.after(() => checkout.close())
   await waitEndpoints(checkout, 'payments', 1)

@@ -8,7 +8,7 @@ import http from 'node:http'
 import type { AddressInfo, Socket } from 'node:net'
 import { test } from 'node:test'
 import type { TLSSocket } from 'node:tls'
-import { Client } from 'undici'
+import { certOf, heldTlsClient } from '../helpers/held-client.js'
 import { attachFrontDoor, type FrontDoorSecurity } from '../../src/http/tls-front-door.js'
 import { newBundle, removeRoot, type TrustBundle } from '../../src/identity/bundle.js'
 import { CertificateAuthority } from '../../src/identity/ca.js'
@@ -74,23 +74,7 @@ async function frontDoorServer(material: TlsMaterial, handler: http.RequestListe
 }
 
 /** A keep-alive HTTPS client with one connection, presenting `m`; counts its connections. */
-function keepAliveClient(port: number, m: TlsMaterial) {
-  const c = new Client(`https://127.0.0.1:${port}`, {
-    connect: { cert: m.certChainPem.join('\n'), key: m.keyPem, ca: [...m.bundle.roots], checkServerIdentity: () => undefined },
-    keepAliveTimeout: 60_000,
-  })
-  const counts = { connects: 0, disconnects: 0 }
-  c.on('connect', () => counts.connects++)
-  c.on('disconnect', () => counts.disconnects++)
-  return {
-    counts,
-    async get(path = '/'): Promise<{ status: number; connection: string | undefined; body: string }> {
-      const r = await c.request({ path, method: 'GET' })
-      return { status: r.statusCode, connection: r.headers.connection as string | undefined, body: await r.body.text() }
-    },
-    close: () => c.destroy().catch(() => {}),
-  }
-}
+const keepAliveClient = (port: number, m: TlsMaterial) => heldTlsClient(port, certOf(m), m.bundle.roots)
 
 function deferred(): { promise: Promise<void>; resolve: () => void } {
   let resolve!: () => void
