@@ -36,6 +36,9 @@ const policy: FuzzTarget = {
     // Never throws: every problem is an issue with a code, a message and a place.
     for (const file of ['fuzz.yaml', 'fuzz.json']) {
       const loaded = loadText(input, file)
+      // The loader catches a parser stack overflow as a finding; the pre-check (nesting.ts) should
+      // have refused the input before the parser ran, so reaching the catch is a broken property.
+      must(!loaded.issues.some((i) => i.message.startsWith('nested too deeply to parse')), 'the nesting pre-check let through an input the YAML parser overflowed on')
       const result = validatePolicy(loaded)
       for (const issue of result.issues) must(typeof issue.code === 'string' && issue.code.startsWith('WEFT_') && typeof issue.message === 'string' && issue.message.length > 0, `an issue without a code or message: ${JSON.stringify(issue)}`)
     }
