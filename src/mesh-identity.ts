@@ -15,7 +15,8 @@ import type { PeerIdentity } from './identity/peer.js'
 import type { IdentityMaterial, IdentityProvider, SignedSvid } from './identity/provider.js'
 import { parseBundle, type TrustBundle } from './identity/bundle.js'
 import { workloadId, workloadOf } from './identity/spiffe-id.js'
-import { RevocationList, revokedMessage } from './identity/revocation.js'
+import type { RevocationList } from './identity/revocation.js'
+import { RevocationState } from './identity/revocation-state.js'
 import type * as TlsMaterialModule from './identity/tls-material.js'
 import type * as ProviderModule from './identity/provider.js'
 import type * as SvidCheckModule from './identity/svid-check.js'
@@ -65,17 +66,16 @@ export class MeshIdentity {
   /** Told when the bundle's roots change (open connections are re-checked against them). */
   private readonly trustListeners = new Set<() => void>()
   private readonly policyListeners = new Set<() => void>()
-  /** Told when the revoked identities change (open connections of newly revoked ones are ended). */
-  private readonly revocationListeners = new Set<() => void>()
-  /** The revocations in force, and the policy they were read from (rebuilt once per version). */
-  private revoked = RevocationList.EMPTY
-  private revokedFrom: MeshPolicy | undefined
+  /** The revoked identities in force (RELIABILITY M8). */
+  private readonly revoked: RevocationState
   private roots: readonly string[] | undefined
   private jwtSource: JwtSvidSource | undefined
   private readonly jwts = new Map<string, Promise<{ token: string; expiresAt: number }>>()
   private readonly refusalLog = throttledLog((line) => this.d.logger.warn(line), 10_000)
 
-  constructor(private readonly d: MeshIdentityDeps) {}
+  constructor(private readonly d: MeshIdentityDeps) {
+    this.revoked = new RevocationState(d.policy, d.controlled, d.logger, d.service)
+  }
 
   /** Loads the certificate code (control mode, before the first bundle can arrive). */
   async load(): Promise<void> {
@@ -190,58 +190,29 @@ export class MeshIdentity {
    */
   policyApplied(): void {
     for (const l of this.policyListeners) l()
-    const before = this.revoked
-    const now = this.revocations()
-    if (now.sameIds(before)) return
-    const added = now.addedSince(before)
-    for (const id of before.addedSince(now)) {
-      this.d.logger.info(`identity: the revocation of ${id} was lifted: mTLS with it is allowed again`)
-      // This instance's own: the daemon signs again; ask now rather than at the next backed-off retry
-      // (a fresh key too, as the revoked one may have leaked).
-      if (id === this.provider?.id) void this.provider.renew()
-    }
-    for (const id of added) this.d.logger.warn(`identity: ${revokedMessage(now.find(id)!)}: ${this.d.service} ends its open mTLS connections with it and refuses new ones`)
-    for (const l of this.revocationListeners) l()
+    // This instance's own identity lifted: the daemon signs again; ask now rather than at the next
+    // backed-off retry (a fresh key too, as the revoked one may have leaked).
+    this.revoked.applied(this.provider?.id, () => void this.provider?.renew())
   }
 
-  /**
-   * `listener` is called when the revoked identities change (some revoked, or lifted), after the
-   * new list is in force; returns the unsubscribe.
-   */
+  /** `listener` is called when the revoked identities change (some revoked, or lifted); returns the unsubscribe. */
   onRevocationChange(listener: () => void): () => void {
-    this.revocationListeners.add(listener)
-    return () => this.revocationListeners.delete(listener)
+    return this.revoked.onChange(listener)
   }
 
   /** The revocations of the policy in use (an empty list without a daemon: no mTLS to refuse). */
   revocations(): RevocationList {
-    const policy = this.d.policy()
-    if (policy !== this.revokedFrom) {
-      this.revokedFrom = policy
-      this.revoked = this.d.controlled && policy && policy.revocations.length > 0 ? new RevocationList(policy.revocations) : RevocationList.EMPTY
-    }
-    return this.revoked
+    return this.revoked.current()
   }
 
   /** Why a connection with peer `spiffeId` must not be (made or kept); undefined when it may. */
   revokedPeer(spiffeId: string | undefined): string | undefined {
-    const r = this.revocations().find(spiffeId)
-    return r ? revokedMessage(r) : undefined
+    return this.revoked.peer(spiffeId)
   }
 
-  /**
-   * The refusal of an outbound mTLS connection to `service` when this instance's own identity or
-   * the destination's is revoked: a WEFT_ERR_UNAUTHENTICATED naming the revocation and its reason,
-   * before any handshake (the server would refuse it anyway, with no reason a client can read).
-   */
+  /** The refusal of an outbound mTLS connection to `service` when this instance or the destination is revoked (revocation-state.ts). */
   outboundRevocation(service: ServiceSettings, trustDomain = this.trustDomain()): WeftError | undefined {
-    const list = this.revocations()
-    if (list.size === 0) return undefined
-    const own = list.find(this.provider?.id)
-    const dest = own ?? list.find(workloadId(trustDomain, service.namespace, service.name).toString())
-    if (!dest) return undefined
-    const who = own ? `this instance's identity ${revokedMessage(own)}` : `the destination's identity ${revokedMessage(dest)}`
-    return new WeftError('WEFT_ERR_UNAUTHENTICATED', `${service.name}: mTLS refused: ${who}; lift it with weft unrevoke ${dest.spiffeId}`, { details: { revoked: dest.spiffeId, reason: dest.reason } })
+    return this.revoked.outbound(service, trustDomain, this.provider?.id)
   }
 
   onTrustChange(listener: () => void): () => void {
