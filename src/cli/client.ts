@@ -3,7 +3,9 @@
 // request function that turns every failure into a message a user can act on.
 import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
+import { hostname, userInfo } from 'node:os'
 import { Agent, request } from 'undici'
+import { ACTOR_HEADER } from '../control/protocol.js'
 import type { ConfigIssue } from '../config/types.js'
 import { formatIssue } from '../config/validate.js'
 import { CliError, type ParsedArgs } from './args.js'
@@ -109,6 +111,17 @@ export interface CallOptions {
   contentType?: string
 }
 
+/** "user@host" for the daemon's log of admin changes (weft-actor); the token is the credential, this only names who used it. */
+function actor(): string {
+  let user = process.env.USER ?? ''
+  try {
+    user = userInfo().username
+  } catch {
+    // No passwd entry for this uid (some containers): the environment's USER, if any.
+  }
+  return `${user || 'unknown'}@${hostname()}`.replace(/[^\x21-\x7e]/g, '?')
+}
+
 export class DaemonClient {
   // Our own agent, closed after the command, so no idle keep-alive socket holds the process open.
   private readonly agent = new Agent({ connect: { timeout: 5_000 }, headersTimeout: 30_000, bodyTimeout: 30_000 })
@@ -116,7 +129,7 @@ export class DaemonClient {
   constructor(readonly conn: Connection) {}
 
   async call<T>(method: 'GET' | 'POST' | 'DELETE' | 'PUT', path: string, opts: CallOptions = {}): Promise<T> {
-    const headers: Record<string, string> = { accept: 'application/json' }
+    const headers: Record<string, string> = { accept: 'application/json', [ACTOR_HEADER]: actor() }
     if (this.conn.token !== undefined) headers.authorization = `Bearer ${this.conn.token}`
     let body: string | undefined
     if (opts.body !== undefined) {

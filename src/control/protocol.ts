@@ -15,6 +15,8 @@ export const CONTROL_PROTOCOL = 1
 export const PROTOCOL_HEADER = 'weft-protocol'
 /** Answer header naming the fields of the request the daemon ignored (a newer instance's). */
 export const WARNING_HEADER = 'weft-warning'
+/** Request header the CLI fills with "user@host" on admin calls: who is at the admin token, as the client says (logged with each admin change). */
+export const ACTOR_HEADER = 'weft-actor'
 
 /** One serving address of a registered instance, as pushed to watchers. */
 export interface RegisteredEndpoint {

@@ -62,7 +62,10 @@ export function buildApi(d: ApiDeps): Router {
   const { store, auth, hub, policy, registry, status, logger, ca, jwt, revocations } = d
   const authz = (ctx: Ctx) => ctx.req.headers.authorization
   const creds = (ctx: Ctx): Credentials => ({ header: ctx.req.headers.authorization, peer: peerOf(ctx.req.socket) })
-  const admin = async (ctx: Ctx) => auth.requireAdmin(authz(ctx))
+  const admin = async (ctx: Ctx) => {
+    await auth.requireAdmin(authz(ctx))
+    ctx.admin = true
+  }
   const skew = new SkewNotes(logger)
   const view = (r: InstanceRecord): InstanceView => ({
     id: r.id,

@@ -9,6 +9,8 @@ export interface Ctx {
   res: ServerResponse
   params: Record<string, string>
   query: URLSearchParams
+  /** Set once the admin credential was checked: a write that then succeeds is audited (server.ts). */
+  admin?: boolean
 }
 
 export type Handler = (ctx: Ctx) => Promise<void>

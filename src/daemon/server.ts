@@ -4,7 +4,20 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { Logger } from '../util/logger.js'
 import { sendJson } from './api.js'
 import { HttpError } from './http-error.js'
-import type { Router } from './router.js'
+import type { Ctx, Router } from './router.js'
+import { printable } from '../util/printable.js'
+import { ACTOR_HEADER } from '../control/protocol.js'
+
+/**
+ * Who made an admin change, for its log line (RELIABILITY: an admin push names who pushed): the
+ * admin credential and the caller's address, and the person the client names in weft-actor
+ * (`weft` sends user@host), marked as the client's claim — the token is the only proof.
+ */
+function whoCalled(req: IncomingMessage): string {
+  const v = req.headers[ACTOR_HEADER]
+  const actor = printable(String(Array.isArray(v) ? v[0] : v ?? '')).slice(0, 128)
+  return `by the admin token from ${req.socket.remoteAddress ?? '?'}${actor ? ` (${actor}, as the client says)` : ''}`
+}
 
 // Request timeouts bound how long a client may take to SEND a request (slow-loris); they do not
 // cut a response in progress, so watch streams are not affected (checked on Node 20). The socket
@@ -69,7 +82,9 @@ async function handle(router: Router, logger: Logger, audit: RefusalLog, req: In
     const url = new URL(req.url ?? '/', 'http://daemon')
     path = url.pathname
     const { handler, params } = router.resolve(req.method ?? 'GET', url.pathname)
-    await handler({ req, res, params, query: url.searchParams })
+    const ctx: Ctx = { req, res, params, query: url.searchParams }
+    await handler(ctx)
+    if (ctx.admin && req.method !== 'GET' && res.statusCode < 400) logger.info(`control daemon: admin ${req.method} ${path}${url.search} answered ${res.statusCode}, ${whoCalled(req)}`)
   } catch (err) {
     if (res.headersSent) {
       // Mid-stream: no way to send an error body any more.

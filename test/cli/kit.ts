@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { pathToFileURL } from 'node:url'
 import type { WatchMessage } from '../../src/control/protocol.js'
+import type { DaemonOptions } from '../../src/daemon/index.js'
 import { call, eventually, startTestDaemon, type TestDaemon, type WatchStream } from '../helpers/daemon.js'
 
 export { call, eventually, openWatch, register } from '../helpers/daemon.js'
@@ -64,9 +65,9 @@ export interface CliDaemon extends TestDaemon {
 }
 
 /** A daemon for CLI tests (test/helpers/daemon.ts) with the CLI's connection flags. */
-export async function startCliDaemon(): Promise<CliDaemon> {
+export async function startCliDaemon(extra: Partial<DaemonOptions> = {}): Promise<CliDaemon> {
   // Instances registered without a watch stay for the whole file: no lease expiry mid-test.
-  const t = await startTestDaemon({ coalesceMs: 5, leaseTtlMs: 600_000 })
+  const t = await startTestDaemon({ coalesceMs: 5, leaseTtlMs: 600_000, ...extra })
   return { ...t, flags: ['--control', t.url, '--token', t.adminToken], close: () => t.daemon.close() }
 }
 
