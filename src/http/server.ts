@@ -136,7 +136,9 @@ const guarded = new WeakSet<Server>()
  * mesh.listen makes the check in its own listener instead.
  */
 export function guardHeaderCount(server: Server): void {
-  if (guarded.has(server)) return
+  // No listener yet (secure() called before the app was attached): nothing to put the check in
+  // front of, and a wrapper of none would answer 431 while the app, added later, answered too.
+  if (guarded.has(server) || server.listenerCount('request') === 0) return
   guarded.add(server)
   capHeaderCount(server)
   const app = appOf(server)

@@ -159,6 +159,24 @@ test('a maxHeadersCount the application set is left alone', async () => {
   assert.equal(defaulted.maxHeadersCount, MAX_REQUEST_HEADERS + 1, 'unset: node keeps one field past the limit, no more')
 })
 
+test('mesh.secure on a server with no request listener yet leaves it alone: the app attached later answers every request once', async () => {
+  const mesh = await meshWith()
+  const server = mesh.secure(http.createServer())
+  let handled = 0
+  server.on('request', (_req, res) => {
+    handled++
+    res.end('ok')
+  })
+  cleanup(() => new Promise<void>((r) => server.close(() => r())))
+  server.listen(0, '127.0.0.1')
+  await once(server, 'listening')
+  const port = (server.address() as AddressInfo).port
+  const many = await rawGet(port, manyHeaders(MAX_REQUEST_HEADERS + 5))
+  assert.equal(many.status, 200, 'no check was put in front of it: the app answers')
+  assert.equal(many.body, 'ok')
+  assert.equal(handled, 1, 'answered once, not also refused by an empty wrapper')
+})
+
 test('200 oversized requests (65 KiB of headers, 1500 fields): heap after GC within +10%/+2 MB of the baseline, sockets back', async (t) => {
   const s = await nodeServer()
   const batch = async (n: number): Promise<void> => {
