@@ -2,7 +2,7 @@
 // (`deleted`), so an instance can tell a DELETE or a rollback from a resource the daemon dropped by
 // mistake. Real daemon, raw watch streams.
 import assert from 'node:assert/strict'
-import { test } from 'node:test'
+import { test, type TestContext } from 'node:test'
 import type { PolicyMessage, SnapshotMessage } from '../../src/control/protocol.js'
 import { applyPolicy, call, openWatch, register, startTestDaemon, type WatchStream } from '../helpers/daemon.js'
 import { AP, AP_KEY, SERVICE } from '../helpers/deletion-fixtures.js'
@@ -23,14 +23,19 @@ async function nextPolicy(w: WatchStream): Promise<SnapshotMessage | PolicyMessa
   }
 }
 
-test('DELETE and rollback list what they removed in `deleted`; an apply (or a store write marked apply) never does; a new stream\'s snapshot lists recent deletions of its scope only', async (t) => {
+/** A daemon holding payments and its AuthorizationPolicy, a payments instance's watch on it, and the first view. */
+async function paymentsWatching(t: TestContext) {
   const d = await startTestDaemon()
   t.after(() => d.daemon.close())
   assert.equal((await applyPolicy(d, SERVICE + '---\n' + AP())).status, 200)
   const payments = await register(d, { service: 'payments' })
   const w = await openWatch(d.url, payments.id, payments.token)
   t.after(() => w.close())
-  const first = await nextPolicy(w)
+  return { d, payments, w, first: await nextPolicy(w) }
+}
+
+test('DELETE and rollback list what they removed in `deleted`; an apply (or a store write marked apply) never does; a new stream\'s snapshot lists recent deletions of its scope only', async (t) => {
+  const { d, w, first } = await paymentsWatching(t)
   assert.equal(first.type, 'snapshot')
   assert.ok(first.resources.some((r) => (r as { kind: string }).kind === 'AuthorizationPolicy'))
   assert.equal(first.deleted, undefined, 'nothing deleted yet')
@@ -86,13 +91,7 @@ test('DELETE and rollback list what they removed in `deleted`; an apply (or a st
 })
 
 test('an AuthorizationPolicy moved to another service by an apply is listed as deleted for the scope it left', async (t) => {
-  const d = await startTestDaemon()
-  t.after(() => d.daemon.close())
-  assert.equal((await applyPolicy(d, SERVICE + '---\n' + AP())).status, 200)
-  const payments = await register(d, { service: 'payments' })
-  const w = await openWatch(d.url, payments.id, payments.token)
-  t.after(() => w.close())
-  const first = await nextPolicy(w)
+  const { d, w, first } = await paymentsWatching(t)
   assert.ok(first.resources.some((r) => (r as { kind: string }).kind === 'AuthorizationPolicy'))
   assert.equal((await applyPolicy(d, AP('ledger'))).status, 200)
   const moved = await nextPolicy(w)

@@ -14,7 +14,8 @@ import type { AddressInfo } from 'node:net'
 import { after, test, type TestContext } from 'node:test'
 import { createMesh, type Mesh } from '../../src/index.js'
 import { get, ledgerImpl, LedgerClient, ledgerService, startLedger, type Ledger, type Running } from '../helpers/grpc-kit.js'
-import { heapLimit, mb, openSockets, sample, settle, socketsSettle, socketsSteady, TimerTracker, type Sample } from '../helpers/leak-probe.js'
+import { assertBackToBaseline, heapLimit, mb, openSockets, sample, settle, socketsSettle, socketsSteady, TimerTracker, type Sample } from '../helpers/leak-probe.js'
+import { grpcProxy } from '../helpers/grpc-proxy.js'
 
 const VERSIONS = Number(process.env.WEFT_L5_GRPC_VERSIONS ?? 1000)
 const MESHES = Number(process.env.WEFT_L5_GRPC_MESHES ?? 100)
@@ -37,13 +38,7 @@ function report(t: TestContext, what: string, base: Sample, end: Sample, timers:
 }
 
 function assertBack(base: Sample, end: Sample, timers: TimerTracker): void {
-  assert.ok(Math.abs(end.sockets - base.sockets) <= 5, `open sockets back to baseline ±5 (baseline ${base.sockets}, now ${end.sockets})`)
-  assert.ok(end.heapUsed <= heapLimit(base.heapUsed), `heapUsed within +10%/+2 MB of baseline (${mb(base.heapUsed)} -> ${mb(end.heapUsed)})`)
-  for (const type of ['Timeout', 'TCPSocketWrap', 'TCPWRAP']) {
-    const b = base.resources[type] ?? 0
-    const e = end.resources[type] ?? 0
-    assert.ok(e <= b + 2, `active ${type} not grown (baseline ${b}, now ${e})`)
-  }
+  assertBackToBaseline(base, end)
   // A few process-wide timers are legitimately made once in the window (grpc-js's subchannel pool
   // sweep, undici's clock); one per cycle would be hundreds.
   const live = timers.live().length
@@ -163,54 +158,17 @@ test('streamsPerConnection: 1 with concurrent calls opens extra channels; mesh.c
  * rest it forwards. `sessions` counts the client connections it has open.
  */
 async function holdingProxy(upstream: string, hold: (n: number) => boolean) {
-  const client = http2.connect(`http://${upstream}`)
-  let streams = 0
   let arrive: () => void = () => {}
   const arrived = new Promise<void>((r) => (arrive = r))
   let release: () => void = () => {}
   const released = new Promise<void>((r) => (release = r))
-  const server = http2.createServer()
-  const sessions = new Set<http2.ServerHttp2Session>()
-  server.on('session', (s) => {
-    sessions.add(s)
-    s.on('close', () => sessions.delete(s))
+  const proxy = await grpcProxy(upstream, (n, stream) => {
+    if (!hold(n)) return false
+    arrive()
+    void released.then(() => stream.close(http2.constants.NGHTTP2_REFUSED_STREAM))
+    return true
   })
-  server.on('stream', (stream, headers) => {
-    const n = ++streams
-    stream.on('error', () => {})
-    if (hold(n)) {
-      arrive()
-      void released.then(() => stream.close(http2.constants.NGHTTP2_REFUSED_STREAM))
-      return
-    }
-    const { ':method': _m, ':scheme': _s, ':authority': _a, ...rest } = headers
-    const up = client.request({ ...rest, ':method': 'POST' }, { waitForTrailers: true })
-    stream.pipe(up)
-    up.on('wantTrailers', () => up.sendTrailers({}))
-    up.on('response', (h) => {
-      let trailers: http2.IncomingHttpHeaders | undefined
-      up.on('trailers', (t) => (trailers = t))
-      stream.respond(h, { waitForTrailers: true })
-      stream.on('wantTrailers', () => stream.sendTrailers(Object.fromEntries(Object.entries(trailers ?? {}).filter(([k]) => !k.startsWith(':')))))
-      up.pipe(stream)
-    })
-    up.on('error', () => stream.close(http2.constants.NGHTTP2_INTERNAL_ERROR))
-  })
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r))
-  return {
-    address: `127.0.0.1:${(server.address() as AddressInfo).port}`,
-    arrived,
-    release,
-    get sessions() {
-      return sessions.size
-    },
-    close: () => {
-      client.close()
-      const closed = new Promise<void>((r) => server.close(() => r()))
-      for (const s of sessions) s.destroy()
-      return closed
-    },
-  }
+  return Object.assign(proxy, { arrived, release })
 }
 
 test('a call refused after a config version removed its endpoint is started again transparently, and the connection it opens is closed too', async (t) => {

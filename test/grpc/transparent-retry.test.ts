@@ -5,52 +5,14 @@
 // tell it to and forwards the rest unchanged.
 import assert from 'node:assert/strict'
 import http2 from 'node:http2'
-import type { AddressInfo } from 'node:net'
 import { test } from 'node:test'
 import { quietMesh, metricValue } from '../helpers/mesh.js'
+import { grpcProxy } from '../helpers/grpc-proxy.js'
 import { get, grpc, LedgerClient, ledgerImpl, ledgerService, startLedger, type Ledger } from '../helpers/grpc-kit.js'
 
 /** A proxy to `upstream` that refuses the streams for which `refuse(n)` is true (n counts from 1). */
-async function refusingProxy(upstream: string, refuse: (n: number) => boolean) {
-  const client = http2.connect(`http://${upstream}`)
-  let streams = 0
-  const server = http2.createServer()
-  const sessions = new Set<http2.ServerHttp2Session>()
-  server.on('session', (s) => {
-    sessions.add(s)
-    s.on('close', () => sessions.delete(s))
-  })
-  server.on('stream', (stream, headers) => {
-    const n = ++streams
-    stream.on('error', () => {})
-    if (refuse(n)) return void stream.close(http2.constants.NGHTTP2_REFUSED_STREAM)
-    const { ':method': _m, ':scheme': _s, ':authority': _a, ...rest } = headers
-    const up = client.request({ ...rest, ':method': 'POST' }, { waitForTrailers: true })
-    stream.pipe(up)
-    up.on('wantTrailers', () => up.sendTrailers({}))
-    up.on('response', (h) => {
-      let trailers: http2.IncomingHttpHeaders | undefined
-      up.on('trailers', (t) => (trailers = t))
-      stream.respond(h, { waitForTrailers: true })
-      stream.on('wantTrailers', () => stream.sendTrailers(Object.fromEntries(Object.entries(trailers ?? {}).filter(([k]) => !k.startsWith(':')))))
-      up.pipe(stream)
-    })
-    up.on('error', () => stream.close(http2.constants.NGHTTP2_INTERNAL_ERROR))
-  })
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r))
-  return {
-    address: `127.0.0.1:${(server.address() as AddressInfo).port}`,
-    get streams() {
-      return streams
-    },
-    close: () => {
-      client.close()
-      const closed = new Promise<void>((r) => server.close(() => r()))
-      for (const s of sessions) s.destroy()
-      return closed
-    },
-  }
-}
+const refusingProxy = (upstream: string, refuse: (n: number) => boolean) =>
+  grpcProxy(upstream, (n, stream) => refuse(n) && (stream.close(http2.constants.NGHTTP2_REFUSED_STREAM), true))
 
 test('a refused stream is started again once, with the route\'s retries off and no retry counted; refused twice, the call fails UNAVAILABLE', async (t) => {
   const upstream = await startLedger(ledgerImpl('ledger-a'))

@@ -2,6 +2,7 @@
 // /proc/self/fd), the active resources by type (ref'd handles and timers), every timer made in a
 // window that is still live (unref'd ones too, which getActiveResourcesInfo does not list), and a
 // forced GC before reading heap and RSS.
+import assert from 'node:assert/strict'
 import { readdirSync, readlinkSync } from 'node:fs'
 import { setFlagsFromString } from 'node:v8'
 import { runInNewContext } from 'node:vm'
@@ -101,6 +102,17 @@ export function heapLimit(base: number): number {
 }
 
 export const mb = (bytes: number): string => (bytes / (1024 * 1024)).toFixed(2) + ' MB'
+
+/** L5's bounds after churn: open sockets within ±5 of the baseline, heap within heapLimit, no more timers and TCP handles active (+2). */
+export function assertBackToBaseline(base: Sample, end: Sample): void {
+  assert.ok(Math.abs(end.sockets - base.sockets) <= 5, `open sockets back to baseline ±5 (baseline ${base.sockets}, now ${end.sockets})`)
+  assert.ok(end.heapUsed <= heapLimit(base.heapUsed), `heapUsed within +10%/+2 MB of baseline (${mb(base.heapUsed)} -> ${mb(end.heapUsed)})`)
+  for (const type of ['Timeout', 'TCPSocketWrap', 'TCPWRAP']) {
+    const b = base.resources[type] ?? 0
+    const e = end.resources[type] ?? 0
+    assert.ok(e <= b + 2, `active ${type} not grown (baseline ${b}, now ${e})`)
+  }
+}
 
 type TimerLike = NodeJS.Timeout & { _destroyed?: boolean; _onTimeout?: unknown }
 

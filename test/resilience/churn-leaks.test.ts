@@ -11,7 +11,7 @@ import type { AddressInfo } from 'node:net'
 import { test, type TestContext } from 'node:test'
 import { createMesh, type Mesh } from '../../src/index.js'
 import { service } from '../helpers/mesh.js'
-import { heapLimit, mb, sample, socketsSettle, socketsSteady, type Sample } from '../helpers/leak-probe.js'
+import { assertBackToBaseline, heapLimit, mb, sample, socketsSettle, socketsSteady, type Sample } from '../helpers/leak-probe.js'
 
 const REQUESTS = Number(process.env.WEFT_L5_HTTP_REQUESTS ?? 20_000)
 const VERSIONS = Number(process.env.WEFT_L5_HTTP_VERSIONS ?? 300)
@@ -64,16 +64,6 @@ function report(t: TestContext, what: string, base: Sample, end: Sample): void {
   t.diagnostic(`${what}: active resources ${JSON.stringify(base.resources)} -> ${JSON.stringify(end.resources)}`)
 }
 
-function assertBack(base: Sample, end: Sample): void {
-  assert.ok(Math.abs(end.sockets - base.sockets) <= 5, `open sockets back to baseline ±5 (baseline ${base.sockets}, now ${end.sockets})`)
-  assert.ok(end.heapUsed <= heapLimit(base.heapUsed), `heapUsed within +10%/+2 MB of baseline (${mb(base.heapUsed)} -> ${mb(end.heapUsed)})`)
-  for (const type of ['Timeout', 'TCPSocketWrap', 'TCPWRAP']) {
-    const b = base.resources[type] ?? 0
-    const e = end.resources[type] ?? 0
-    assert.ok(e <= b + 2, `active ${type} not grown (baseline ${b}, now ${e})`)
-  }
-}
-
 test(`${REQUESTS} HTTP requests, each on a new connection: sockets, heap and handles back to baseline after GC`, async (t) => {
   const up = await upstream(t, true)
   const mesh = await createMesh({ service: 'checkout', logger: quiet, config: [service('payments', { endpoints: [{ address: up.address }] })] })
@@ -90,7 +80,7 @@ test(`${REQUESTS} HTTP requests, each on a new connection: sockets, heap and han
   await socketsSettle(base.sockets, 5_000)
   const end = await sample()
   report(t, `${REQUESTS} new-connection requests`, base, end)
-  assertBack(base, end)
+  assertBackToBaseline(base, end)
 })
 
 test(`a Service whose endpoint changes on each of ${VERSIONS} config versions: each old pool closes, sockets and heap back to baseline`, async (t) => {
@@ -127,5 +117,5 @@ test(`a Service whose endpoint changes on each of ${VERSIONS} config versions: e
   await socketsSettle(base.sockets, 5_000)
   const end = await sample()
   report(t, `${VERSIONS} endpoint versions`, base, end)
-  assertBack(base, end)
+  assertBackToBaseline(base, end)
 })
