@@ -20,20 +20,28 @@ async function profiled<T>(file: string | undefined, fn: () => Promise<T>): Prom
   return result
 }
 
-type Command = { op: 'closed'; ms: number; concurrency: number; profile?: string } | { op: 'open'; rate: number; ms: number }
-type Reply = { closed: ClosedResult } | { open: OpenResult; hist: string } | { error: string }
+type Command = { op: 'closed'; ms: number; concurrency: number; profile?: string } | { op: 'open'; rate: number; ms: number; profile?: string }
+type Reply = { closed: ClosedResult; extra?: unknown } | { open: OpenResult; hist: string; extra?: unknown } | { error: string }
+
+/** What a scenario's arm hands to its process: its request, its close, and (optionally) what it measured itself. */
+export interface ArmClient {
+  send: Send
+  close(): Promise<void>
+  /** Called after each loop: figures the arm collected during it (sent back as `extra`), reset for the next. */
+  after?(): unknown
+}
 
 /** In the arm's process: runs the loops the main process asks for with `send`, until it goes away. */
-export function serveArm(send: Send, close: () => Promise<void>): void {
+export function serveArm({ send, close, after }: ArmClient): void {
   const plain = <T extends { firstError: unknown }>(r: T): T => ({ ...r, firstError: r.firstError === undefined ? undefined : String(r.firstError) })
   process.on('message', (cmd: Command) => {
     const job: Promise<Reply> =
       cmd.op === 'closed'
-        ? profiled(cmd.profile, () => closedLoop(send, cmd.concurrency, cmd.ms)).then((r) => ({ closed: plain(r) }))
+        ? profiled(cmd.profile, () => closedLoop(send, cmd.concurrency, cmd.ms)).then((r) => ({ closed: plain(r), extra: after?.() }))
         : (async () => {
             const h = newHistogram()
-            const r = await openLoop(send, cmd.rate, cmd.ms, h)
-            return { open: plain(r), hist: hdr.encodeIntoCompressedBase64(h) }
+            const r = await profiled(cmd.profile, () => openLoop(send, cmd.rate, cmd.ms, h))
+            return { open: plain(r), hist: hdr.encodeIntoCompressedBase64(h), extra: after?.() }
           })()
     job.then(
       (reply) => process.send!(reply),
@@ -46,8 +54,8 @@ export function serveArm(send: Send, close: () => Promise<void>): void {
 
 export interface ArmHost {
   closed(ms: number, concurrency: number, profile?: string): Promise<ClosedResult>
-  /** Runs the open loop and adds its latencies to `into`. */
-  open(rate: number, ms: number, into: Histogram): Promise<OpenResult>
+  /** Runs the open loop and adds its latencies to `into`; `extra` is what the arm's `after()` returned. */
+  open(rate: number, ms: number, into: Histogram, profile?: string): Promise<OpenResult & { extra?: unknown }>
   stop(): void
 }
 
@@ -64,10 +72,10 @@ export async function forkArm(file: string, arm: string, args: string[]): Promis
   }
   return {
     closed: async (ms, concurrency, profile) => ((await ask({ op: 'closed', ms, concurrency, profile }, ms)) as { closed: ClosedResult }).closed,
-    open: async (rate, ms, into) => {
-      const reply = (await ask({ op: 'open', rate, ms }, ms)) as { open: OpenResult; hist: string }
+    open: async (rate, ms, into, profile) => {
+      const reply = (await ask({ op: 'open', rate, ms, profile }, ms)) as { open: OpenResult; hist: string; extra?: unknown }
       into.add(hdr.decodeFromCompressedBase64(reply.hist))
-      return reply.open
+      return { ...reply.open, extra: reply.extra }
     },
     stop: () => void child.kill('SIGTERM'),
   }

@@ -1,7 +1,6 @@
 // What a scenario file returns and the wrapper that runs one: flags, time limit, JSON hand-off to run.ts.
 import { writeFileSync } from 'node:fs'
-import { serveArm } from './arm.js'
-import type { Send } from './load.js'
+import { serveArm, type ArmClient } from './arm.js'
 
 export interface ScenarioOptions {
   /** A short run (CI): few seconds, figures not meaningful. */
@@ -49,7 +48,7 @@ export interface ScenarioDef {
   /** The scenario's main process: starts what it needs, drives the arms, returns the figures. */
   run(o: ScenarioOptions): Promise<ScenarioResult>
   /** In an arm's own process (the file run with --arm NAME): builds that arm's client. */
-  arm(name: string): Promise<{ send: Send; close(): Promise<void> }>
+  arm(name: string): Promise<ArmClient>
 }
 
 /**
@@ -62,7 +61,7 @@ export function scenario(def: ScenarioDef, limitMs: number): void {
   const arm = flag('--arm')
   if (arm) {
     def.arm(arm).then(
-      ({ send, close }) => serveArm(send, close),
+      (client) => serveArm(client),
       (err: unknown) => {
         console.error(err)
         process.exit(1)
