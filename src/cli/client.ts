@@ -52,12 +52,14 @@ export function resolveConnection(args: ParsedArgs, env: NodeJS.ProcessEnv = pro
   return { url: normalizeUrl(url ?? DEFAULT_CONTROL), token: token?.token, tokenFrom: token?.from }
 }
 
+/** The daemon's URL for admin calls: its admin listener when it has one, else its only one. */
 function readDaemonUrl(dir: string): string | undefined {
   const file = join(dir, 'daemon.json')
   const text = readOptional(file)
   if (text === undefined) return undefined
   try {
-    const parsed = JSON.parse(text) as { url?: unknown }
+    const parsed = JSON.parse(text) as { url?: unknown; adminUrl?: unknown }
+    if (typeof parsed.adminUrl === 'string') return parsed.adminUrl
     return typeof parsed.url === 'string' ? parsed.url : undefined
   } catch {
     throw new CliError(`weft: ${file} is not valid JSON`)

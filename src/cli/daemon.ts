@@ -12,6 +12,7 @@ import { createEtcdStoreForCli } from './etcd.js'
 export async function daemon(argv: readonly string[]): Promise<number> {
   const args = parseArgs('daemon', argv, {
     listen: { kind: 'string' },
+    'admin-listen': { kind: 'string' },
     'data-dir': { kind: 'string' },
     etcd: { kind: 'string' },
     'lease-ttl': { kind: 'string' },
@@ -27,6 +28,14 @@ export async function daemon(argv: readonly string[]): Promise<number> {
     parseListen(listen)
   } catch {
     throw new UsageError(`weft daemon: --listen must be host:port, port 0 for any free one (got "${listen}")`)
+  }
+  const adminListen = args.strings['admin-listen']
+  if (adminListen !== undefined) {
+    try {
+      parseListen(adminListen)
+    } catch {
+      throw new UsageError(`weft daemon: --admin-listen must be host:port, port 0 for any free one (got "${adminListen}")`)
+    }
   }
   let leaseTtlMs: number | undefined
   if (args.strings['lease-ttl'] !== undefined) {
@@ -62,6 +71,7 @@ export async function daemon(argv: readonly string[]): Promise<number> {
   try {
     running = await startDaemon({
       listen,
+      ...(adminListen !== undefined ? { adminListen } : {}),
       dataDir: args.strings['data-dir'] ?? DEFAULT_DATA_DIR,
       store,
       leaseTtlMs,

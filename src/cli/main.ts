@@ -7,9 +7,11 @@ import { UsageError, CliError } from './args.js'
 const USAGE = `usage: weft <command> [flags]
 
 commands:
-  daemon [--listen HOST:PORT] [--data-dir DIR] [--etcd URL,…] [--lease-ttl 10s]
-         [--trust-domain TD] [--svid-ttl 24h] [--ca-cert F --ca-key F [--ca-bundle F]]
-                             run the control daemon (and its CA) until SIGINT/SIGTERM
+  daemon [--listen HOST:PORT] [--admin-listen HOST:PORT] [--data-dir DIR] [--etcd URL,…]
+         [--lease-ttl 10s] [--trust-domain TD] [--svid-ttl 24h]
+         [--ca-cert F --ca-key F [--ca-bundle F]]
+                             run the control daemon (and its CA) until SIGINT/SIGTERM;
+                             --admin-listen takes admin calls apart (refused on --listen)
   apply -f FILE [--dry-run]  validate FILE, then upsert its resources; prints what changed
   delete KIND NAME [-n NS]   remove one policy resource
   get services|endpoints|policies|instances [-o table|json|yaml]
@@ -38,7 +40,8 @@ commands:
   help                       this text
 
 daemon address and admin token: --control URL / --token T, else the files of --data-dir DIR
-(daemon.json, admin.token), else WEFT_CONTROL / WEFT_TOKEN, else the files of ./.weft-daemon.
+(daemon.json — its admin listener when it has one —, admin.token), else WEFT_CONTROL / WEFT_TOKEN,
+else the files of ./.weft-daemon.
 exit status: 0 ok, 1 failed (daemon unreachable, refused, invalid policy), 2 usage error.`
 
 type Command = (argv: readonly string[]) => number | Promise<number>

@@ -124,6 +124,12 @@ export class Auth {
     throw unauthenticated('unknown token')
   }
 
+  /** True when the authorization header carries the admin token (for the listener split: no store read). */
+  isAdminHeader(header: string | undefined): boolean {
+    const m = header === undefined ? null : /^Bearer[ ]+(\S{1,512})\s*$/i.exec(header)
+    return m !== null && sameHash(hashToken(m[1]!), this.adminHash)
+  }
+
   /** Admin calls: an instance or join token is valid but has no right here (403). */
   async requireAdmin(header: string | undefined): Promise<void> {
     const caller = await this.identify(header)

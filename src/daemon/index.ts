@@ -36,6 +36,13 @@ export type { InstanceStatus, SyncState } from './status.js'
 export interface DaemonOptions {
   /** 'host:port' to listen on; default '127.0.0.1:7070'; port 0 picks a free one. */
   listen?: string
+  /**
+   * A separate listener for admin calls ('host:port', plain HTTP: keep it on loopback or an
+   * operators' network). When set, the admin token is refused on `listen`, which then serves
+   * instances only, and this listener takes no other token (RELIABILITY 3.4: a separate admin
+   * identity on a separate listener). Default: none, admin and instance calls share `listen`.
+   */
+  adminListen?: string
   /** Where the embedded store, the token files and daemon.json live. */
   dataDir: string
   /** Default: the embedded store in dataDir. startDaemon opens it; close() closes it. */
@@ -59,6 +66,8 @@ export interface Daemon {
   /** http://host:port, with the port actually bound. */
   url: string
   port: number
+  /** The admin listener's http://host:port, when DaemonOptions.adminListen set one. */
+  adminUrl?: string
   /** The data dir, absolute. */
   dataDir: string
   store: Store
@@ -76,6 +85,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
   const logger = opts.logger ?? consoleLogger
   const print = opts.print ?? ((line: string) => void process.stdout.write(line + '\n'))
   const { host, port } = parseListen(opts.listen ?? '127.0.0.1:7070')
+  const adminAt = opts.adminListen === undefined ? undefined : parseListen(opts.adminListen, 'adminListen')
   const dataDir = resolve(opts.dataDir)
   // 0700: the dir holds the token files (themselves 0600).
   await mkdir(dataDir, { recursive: true, mode: 0o700 })
@@ -86,6 +96,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
   await store.open()
   let hub: PushHub | undefined
   let server: Server | undefined
+  let adminServer: Server | undefined
   let identity: DaemonIdentity | undefined
   try {
     const auth = new Auth(store)
@@ -104,19 +115,30 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
     const policy = new PolicyService(store, () => hub!.endpoints())
     const revocations = new RevocationService(store, policy, ca.trustDomain, logger)
     const router = buildApi({ store, auth, hub, policy, registry, status, logger, ca, jwt, revocations })
-    server = createDaemonServer(router, logger)
+    // With an admin listener each server refuses the other's credentials (server.ts checkListener).
+    const urls = { instances: '', admin: '' }
+    const isAdmin = (header: string | undefined) => auth.isAdminHeader(header)
+    server = createDaemonServer(router, logger, undefined, adminAt ? { kind: 'instances', isAdmin, urls } : undefined)
     identity = await DaemonIdentity.start(ca, logger)
     identity.attach(server)
     await listen(server, host, port)
     const bound = (server.address() as AddressInfo).port
     const url = `http://${formatHostPort(advertised(host), bound)}`
+    urls.instances = url
+    let adminUrl: string | undefined
+    if (adminAt) {
+      adminServer = createDaemonServer(router, logger, undefined, { kind: 'admin', isAdmin, urls })
+      await listen(adminServer, adminAt.host, adminAt.port)
+      adminUrl = urls.admin = `http://${formatHostPort(advertised(adminAt.host), (adminServer.address() as AddressInfo).port)}`
+      if (!isLoopback(adminAt.host)) logger.warn(`control daemon: the admin listener ${opts.adminListen} is plain HTTP on a non-loopback address: the admin token crosses the network in the clear`)
+    }
     // Before any request: the records this daemon holds name it (status on daemons sharing a store).
     registry.holder = url
     const daemonFile = join(dataDir, DAEMON_FILE)
-    await writeFileAtomic(daemonFile, JSON.stringify({ url, pid: process.pid }) + '\n', 0o600)
-    logger.info(`control daemon listening on ${url} (data dir ${dataDir}, version ${hub.version})`)
+    await writeFileAtomic(daemonFile, JSON.stringify({ url, ...(adminUrl ? { adminUrl } : {}), pid: process.pid }) + '\n', 0o600)
+    logger.info(`control daemon listening on ${url}${adminUrl ? ` for instances, admin calls on ${adminUrl}` : ''} (data dir ${dataDir}, version ${hub.version})`)
 
-    const srv = server
+    const srvs = [server, ...(adminServer ? [adminServer] : [])]
     const h = hub
     const id = identity
     let closing: Promise<void> | undefined
@@ -125,31 +147,31 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
         registry.close()
         h.close()
         id.close()
-        await new Promise<void>((done) => {
+        await Promise.all(srvs.map((srv) => new Promise<void>((done) => {
           srv.close(() => done())
           srv.closeAllConnections()
           closePendingConnections(srv)
-        })
+        })))
         await store.close()
         // daemon.json tells the CLI where a running daemon is: remove it unless another wrote it.
         const text = await readFile(daemonFile, 'utf8').catch(() => '')
         if (text.includes(`"pid":${process.pid}`) && text.includes(JSON.stringify(url))) await rm(daemonFile, { force: true })
       })())
-    return { url, port: bound, dataDir, store, close }
+    return { url, port: bound, ...(adminUrl ? { adminUrl } : {}), dataDir, store, close }
   } catch (err) {
     hub?.close()
     identity?.close()
-    if (server?.listening) await new Promise<void>((done) => server!.close(() => done()))
+    for (const srv of [server, adminServer]) if (srv?.listening) await new Promise<void>((done) => srv.close(() => done()))
     await store.close().catch(() => {})
     throw err
   }
 }
 
 /** 'host:port', '[v6]:port' or ':port' (all interfaces); port 0 asks for a free one. */
-export function parseListen(listen: string): { host: string | undefined; port: number } {
+export function parseListen(listen: string, what = 'listen'): { host: string | undefined; port: number } {
   const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^:\s/[\]]*)):(\d{1,5})$/.exec(listen)
   const port = m ? Number(m[3]) : NaN
-  if (!m || port > 65535) throw new Error(`listen must be host:port, with a port from 0 to 65535 (got "${listen}")`)
+  if (!m || port > 65535) throw new Error(`${what} must be host:port, with a port from 0 to 65535 (got "${listen}")`)
   const host = m[1] ?? m[2]!
   return { host: host === '' ? undefined : host, port }
 }
@@ -159,6 +181,10 @@ function advertised(host: string | undefined): string {
   if (host === undefined || host === '0.0.0.0') return '127.0.0.1'
   if (host === '::') return '::1'
   return host
+}
+
+function isLoopback(host: string | undefined): boolean {
+  return host !== undefined && (host === 'localhost' || host === '::1' || /^127\./.test(host))
 }
 
 /** Accept queue: Node's default (511) overflowed when thousands of instances reconnect at once. The kernel caps it at somaxconn. */

@@ -40,11 +40,22 @@ export interface ServerTimeouts {
 
 export const DEFAULT_TIMEOUTS: ServerTimeouts = { headersTimeout: HEADERS_TIMEOUT_MS, requestTimeout: REQUEST_TIMEOUT_MS, keepAliveTimeout: KEEP_ALIVE_TIMEOUT_MS }
 
+/**
+ * With a separate admin listener (DaemonOptions.adminListen): which credentials each listener takes.
+ * The instance-facing one refuses the admin token; the admin one takes no other token (calls with
+ * none still reach the public reads, /healthz and /v1/jwks). The URLs are for the refusal's message.
+ */
+export interface ListenerRule {
+  kind: 'instances' | 'admin'
+  isAdmin(authorization: string | undefined): boolean
+  urls: { instances: string; admin: string }
+}
+
 /** `timeouts` is for tests that shrink them to show a watch stream outlives them. */
-export function createDaemonServer(router: Router, logger: Logger, timeouts: ServerTimeouts = DEFAULT_TIMEOUTS): Server {
+export function createDaemonServer(router: Router, logger: Logger, timeouts: ServerTimeouts = DEFAULT_TIMEOUTS, rule?: ListenerRule): Server {
   const audit = new RefusalLog()
   const server = createServer({ ...timeouts }, (req, res) => {
-    void handle(router, logger, audit, req, res)
+    void handle(router, logger, audit, req, res, rule)
   })
   server.timeout = 0
   return server
@@ -76,11 +87,24 @@ class RefusalLog {
   }
 }
 
-async function handle(router: Router, logger: Logger, audit: RefusalLog, req: IncomingMessage, res: ServerResponse): Promise<void> {
+/** Refuses a credential this listener does not take (403, before routing: the same for every path). */
+function checkListener(rule: ListenerRule, req: IncomingMessage): void {
+  const header = req.headers.authorization
+  const admin = rule.isAdmin(header)
+  if (rule.kind === 'instances' && admin) {
+    throw new HttpError(403, 'WEFT_ERR_FORBIDDEN', `this daemon takes admin calls on its admin listener only (${rule.urls.admin || 'see --admin-listen'}); this port serves instances`)
+  }
+  if (rule.kind === 'admin' && !admin && header !== undefined) {
+    throw new HttpError(403, 'WEFT_ERR_FORBIDDEN', `the admin listener takes only the admin token; instances call ${rule.urls.instances || 'the daemon\'s main port'}`)
+  }
+}
+
+async function handle(router: Router, logger: Logger, audit: RefusalLog, req: IncomingMessage, res: ServerResponse, rule: ListenerRule | undefined): Promise<void> {
   let path = '?'
   try {
     const url = new URL(req.url ?? '/', 'http://daemon')
     path = url.pathname
+    if (rule) checkListener(rule, req)
     const { handler, params } = router.resolve(req.method ?? 'GET', url.pathname)
     const ctx: Ctx = { req, res, params, query: url.searchParams }
     await handler(ctx)
