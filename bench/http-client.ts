@@ -8,6 +8,7 @@ import type * as Weft from '../src/index.js'
 const distEntry = '../dist/index.js'
 const { createMesh } = (await import(distEntry)) as typeof Weft
 import { forkArm, type ArmHost } from './lib/arm.js'
+import { benchRoute } from './lib/bench-route.js'
 import { handmadeClient } from './lib/handmade-client.js'
 import { median, newHistogram, startUpstream, type ClosedResult, type Histogram, type OpenResult, type Send } from './lib/load.js'
 import { flag, fmt, scenario, table, type LatencyChart, type ScenarioOptions, type ScenarioResult, ONLY_MS } from './lib/scenario.js'
@@ -63,18 +64,7 @@ async function makeArm(name: string): Promise<{ send: Send; close(): Promise<voi
         metadata: { name: 'bench' },
         spec: { endpoints: ports.map((port, i) => ({ address: `127.0.0.1:${port}`, labels: { version: i < 2 ? 'v1' : 'v2' } })) },
       },
-      {
-        apiVersion: 'weft/v1',
-        kind: 'Route',
-        metadata: { name: 'bench' },
-        spec: {
-          service: 'bench',
-          rules: [
-            { name: 'admin', matches: [{ path: { prefix: '/admin/' }, methods: ['POST'] }], backends: [{ subset: { version: 'v1' } }] },
-            { name: 'api', matches: [{ path: { prefix: '/api/' } }], backends: [{ subset: { version: 'v1' }, weight: 80 }, { subset: { version: 'v2' }, weight: 20 }] },
-          ],
-        },
-      },
+      benchRoute([{ subset: { version: 'v1' } }], [{ subset: { version: 'v1' }, weight: 80 }, { subset: { version: 'v2' }, weight: 20 }]),
     ],
   })
   const send: Send = name === 'mesh'

@@ -12,6 +12,7 @@ const { createMesh } = (await import(distEntry)) as typeof Weft
 import type { ArmClient } from './lib/arm.js'
 import { forkArm, type ArmHost } from './lib/arm.js'
 import { attribute, type Attribution } from './lib/attribute.js'
+import { benchRoute } from './lib/bench-route.js'
 import { inPathRecorder, newNsHistogram, type InPathFigures } from './lib/in-path.js'
 import { forkTs, median, newHistogram, nextMessage, type OpenResult } from './lib/load.js'
 import { flag, fmt, scenario, table, type ScenarioOptions, type ScenarioResult } from './lib/scenario.js'
@@ -57,18 +58,7 @@ async function makeArm(name: string): Promise<ArmClient> {
     logger: silent,
     config: [
       { apiVersion: 'weft/v1', kind: 'Service', metadata: { name: 'bench' }, spec: { endpoints: [{ address: `127.0.0.1:${port}` }] } },
-      {
-        apiVersion: 'weft/v1',
-        kind: 'Route',
-        metadata: { name: 'bench' },
-        spec: {
-          service: 'bench',
-          rules: [
-            { name: 'admin', matches: [{ path: { prefix: '/admin/' }, methods: ['POST'] }], backends: [{ subset: {} }] },
-            { name: 'api', matches: [{ path: { prefix: '/api/' } }], backends: [{ subset: {} }] },
-          ],
-        },
-      },
+      benchRoute([{ subset: {} }], [{ subset: {} }]),
     ],
   })
   const rec = inPathRecorder(async () => {

@@ -5,24 +5,9 @@
 // so they read as event-loop utilisation.
 import { readFileSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
+import type { CpuProfile, ProfileNode } from './profile.js'
 
-interface Frame {
-  functionName: string
-  url: string
-  lineNumber: number
-}
-interface ProfileNode {
-  id: number
-  callFrame: Frame
-  children?: number[]
-}
-interface CpuProfile {
-  nodes: ProfileNode[]
-  startTime: number
-  endTime: number
-  samples: number[]
-  timeDeltas: number[]
-}
+type Frame = ProfileNode['callFrame']
 
 /** What L8 counts as metrics and policy work, and the rest. */
 export type Share = 'telemetry' | 'policy' | 'weft-other' | 'not-weft' | 'gc' | 'idle'

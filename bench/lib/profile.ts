@@ -2,11 +2,13 @@
 import { readFileSync } from 'node:fs'
 import { fmt, table } from './scenario.js'
 
-interface ProfileNode {
+export interface ProfileNode {
   id: number
   callFrame: { functionName: string; url: string; lineNumber: number }
+  children?: number[]
 }
-interface CpuProfile {
+/** A V8 CPU profile as the inspector's Profiler.stop returns it. */
+export interface CpuProfile {
   nodes: ProfileNode[]
   startTime: number
   endTime: number
