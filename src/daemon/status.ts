@@ -85,8 +85,15 @@ export class StatusBoard {
       e.nack = { version, error }
       return
     }
-    // Versions only grow: an older ACK arriving late (a resend, a resume) does not move it back.
-    if (e.ackedVersion === undefined || version > e.ackedVersion) e.ackedVersion = version
+    // An ACK above what this daemon sent the instance is another daemon's number: daemons sharing a
+    // store can number one content differently, and an instance failing over resends its ACK of the
+    // old daemon's (higher) number, then takes this daemon's lower number for the same view
+    // (views.ts staleReason). It says nothing about this daemon's view: recorded, it left the
+    // instance STALE here until the next change (the etcd-failover test, in CI).
+    if (e.sentVersion !== undefined && version > e.sentVersion) return
+    // Otherwise versions only grow: an older ACK arriving late (a resend, a resume) does not move it
+    // back — but an ACK of exactly what this daemon last sent is what the instance runs now.
+    if (e.ackedVersion === undefined || version > e.ackedVersion || version === e.sentVersion) e.ackedVersion = version
     if (e.nack !== undefined && e.nack.version <= version) e.nack = undefined
   }
 
