@@ -19,6 +19,8 @@ const JOIN_PREFIX = 'wj.'
 const INSTANCE_PREFIX = 'wi.'
 
 export const ADMIN_TOKEN_FILE = 'admin.token'
+/** `authorization: Bearer <token>`, the token at most 512 characters. */
+const BEARER = /^Bearer[ ]+(\S{1,512})\s*$/i
 export const JOIN_TOKEN_FILE = 'join.token'
 
 export function hashToken(token: string): string {
@@ -109,7 +111,7 @@ export class Auth {
 
   /** The caller behind an authorization header; 401 when there is none or it is unknown. */
   async identify(header: string | undefined): Promise<TokenCaller> {
-    const m = header === undefined ? null : /^Bearer[ ]+(\S{1,512})\s*$/i.exec(header)
+    const m = header === undefined ? null : BEARER.exec(header)
     if (!m) throw unauthenticated(header === undefined || header.trim() === '' ? 'no authorization header (want "authorization: Bearer <token>")' : 'the authorization header is not "Bearer <token>"')
     const token = m[1]!
     const hash = hashToken(token)
@@ -126,7 +128,7 @@ export class Auth {
 
   /** True when the authorization header carries the admin token (for the listener split: no store read). */
   isAdminHeader(header: string | undefined): boolean {
-    const m = header === undefined ? null : /^Bearer[ ]+(\S{1,512})\s*$/i.exec(header)
+    const m = header === undefined ? null : BEARER.exec(header)
     return m !== null && sameHash(hashToken(m[1]!), this.adminHash)
   }
 
