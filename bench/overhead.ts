@@ -102,6 +102,9 @@ interface Run {
   serverElu: number
 }
 
+/** Per arm: every run's histograms merged, and each run's own percentiles. */
+type Merged = Record<Arm, { e2e: ReturnType<typeof newHistogram>; inPath: ReturnType<typeof newNsHistogram>; runs: Run[] }>
+
 async function run(o: ScenarioOptions): Promise<ScenarioResult> {
   const plan = o.quick ? { rate: 1_000, warmMs: 300, runs: 1, runMs: 500, profileMs: 500 } : { rate: RATE, warmMs: 1_000, runs: 3, runMs: 2_000, profileMs: 2_000 }
   const server = await startServer()
@@ -109,7 +112,7 @@ async function run(o: ScenarioOptions): Promise<ScenarioResult> {
   const out = fileURLToPath(new URL('./.out/', import.meta.url))
   try {
     for (const a of Object.keys(ARMS) as Arm[]) hosts[a] = await forkArm(FILE, a, ['--port', String(server.port)])
-    const merged = Object.fromEntries((Object.keys(ARMS) as Arm[]).map((a) => [a, { e2e: newHistogram(), inPath: newNsHistogram(), runs: [] as Run[] }])) as Record<Arm, { e2e: ReturnType<typeof newHistogram>; inPath: ReturnType<typeof newNsHistogram>; runs: Run[] }>
+    const merged = Object.fromEntries((Object.keys(ARMS) as Arm[]).map((a) => [a, { e2e: newHistogram(), inPath: newNsHistogram(), runs: [] as Run[] }])) as Merged
     const once = async (a: Arm, ms: number, profile?: string) => {
       const e2e = newHistogram()
       const elu0 = await server.elu()
@@ -151,8 +154,6 @@ async function run(o: ScenarioOptions): Promise<ScenarioResult> {
     server.stop()
   }
 }
-
-type Merged = Record<Arm, { e2e: ReturnType<typeof newHistogram>; inPath: ReturnType<typeof newNsHistogram>; runs: Run[] }>
 
 function report(quick: boolean, plan: { rate: number; runs: number; runMs: number; profileMs: number }, m: Merged, elu: { client: Attribution; server: Attribution }): ScenarioResult {
   const us1 = (v: number) => `${v.toFixed(1)} µs`

@@ -2,21 +2,14 @@
 import type { ChildProcess } from 'node:child_process'
 import hdr from 'hdr-histogram-js'
 import { closedLoop, forkTs, newHistogram, nextMessage, openLoop, type ClosedResult, type Histogram, type OpenResult, type Send } from './load.js'
-import { writeFileSync } from 'node:fs'
-import { Session } from 'node:inspector/promises'
+import { startCpuProfile } from './cpu-profiler.js'
 
-/** Runs `fn` under the V8 sampling profiler (what --cpu-prof uses; 250 µs interval) when `file` is set. */
+/** Runs `fn` under the V8 sampling profiler when `file` is set, writing the profile there. */
 async function profiled<T>(file: string | undefined, fn: () => Promise<T>): Promise<T> {
   if (!file) return fn()
-  const session = new Session()
-  session.connect()
-  await session.post('Profiler.enable')
-  await session.post('Profiler.setSamplingInterval', { interval: 250 })
-  await session.post('Profiler.start')
+  const stop = await startCpuProfile()
   const result = await fn()
-  const { profile } = await session.post('Profiler.stop')
-  writeFileSync(file, JSON.stringify(profile))
-  session.disconnect()
+  await stop(file)
   return result
 }
 

@@ -7,8 +7,7 @@
 // CPU profile of this process, written to file) with { profiled: true }; exits when the parent goes away.
 import http from 'node:http'
 import type { AddressInfo } from 'node:net'
-import { Session } from 'node:inspector/promises'
-import { writeFileSync } from 'node:fs'
+import { startCpuProfile } from './cpu-profiler.js'
 import type * as Weft from '../../src/index.js'
 
 const silent = { info() {}, warn() {}, error() {} }
@@ -43,7 +42,7 @@ server.keepAliveTimeout = 60_000
 server.headersTimeout = 65_000
 const { port } = (await mesh.listen(server, { port: 0, host: '127.0.0.1' })) as AddressInfo
 
-let session: Session | undefined
+let stopProfile: ((file: string) => Promise<void>) | undefined
 process.on('message', (msg: unknown) => {
   if (msg === 'cpu') return void process.send!({ cpu: process.cpuUsage() })
   if (msg === 'elu') {
@@ -52,21 +51,14 @@ process.on('message', (msg: unknown) => {
   }
   const m = msg as { profile?: 'start' | 'stop'; file?: string }
   if (m.profile === 'start') {
-    session = new Session()
-    session.connect()
-    void (async () => {
-      await session!.post('Profiler.enable')
-      await session!.post('Profiler.setSamplingInterval', { interval: 250 })
-      await session!.post('Profiler.start')
-      process.send!({ profiled: true })
-    })()
-  } else if (m.profile === 'stop' && session) {
-    void session.post('Profiler.stop').then(({ profile }) => {
-      writeFileSync(m.file!, JSON.stringify(profile))
-      session!.disconnect()
-      session = undefined
+    void startCpuProfile().then((stop) => {
+      stopProfile = stop
       process.send!({ profiled: true })
     })
+  } else if (m.profile === 'stop' && stopProfile) {
+    const stop = stopProfile
+    stopProfile = undefined
+    void stop(m.file!).then(() => process.send!({ profiled: true }))
   }
 })
 process.off('disconnect', orphaned)

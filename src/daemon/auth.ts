@@ -19,9 +19,9 @@ const JOIN_PREFIX = 'wj.'
 const INSTANCE_PREFIX = 'wi.'
 
 export const ADMIN_TOKEN_FILE = 'admin.token'
+export const JOIN_TOKEN_FILE = 'join.token'
 /** `authorization: Bearer <token>`, the token at most 512 characters. */
 const BEARER = /^Bearer[ ]+(\S{1,512})\s*$/i
-export const JOIN_TOKEN_FILE = 'join.token'
 
 export function hashToken(token: string): string {
   return createHash('sha256').update(token).digest('hex')
