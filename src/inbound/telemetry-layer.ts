@@ -21,10 +21,10 @@ function parentContext(call: InboundCall): Context {
  * the context of its last request (node makes that timer inside the request's AsyncLocalStorage
  * context, which stores it on the timer): so this object outlives its request. V8 then saw nearly
  * every object of the literal's allocation site alive at a scavenge and pretenured the site; from
- * then on each request's span context was made in old space, and the young objects it reached
- * (through the span and context, the whole request) were kept by it and promoted until the next
- * full GC: +7 µs of server CPU per request with a traceparent (27 vs 20 µs; sidecar.ts: the
- * meshed server 35 → 23 µs per request). Node 20's V8 tracks allocation sites for literals only
+ * then on each request's span context was made in old space, and each request left ~1.2 KB in old
+ * space to wait for a full GC (48 bytes without a traceparent; V8's sampling heap profiler, objects
+ * that survived minor GCs): +7 µs of server CPU per request with a traceparent (27 vs 20 µs;
+ * sidecar.ts: the meshed server 35 → 23 µs per request). Node 20's V8 tracks allocation sites for literals only
  * (--trace-pretenuring-statistics lists no site for objects made with `new`).
  */
 class RemoteSpanContext {
