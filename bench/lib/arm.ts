@@ -55,6 +55,7 @@ export interface ArmHost {
 /** In the main process: forks `file --arm NAME ...args` and waits until it is ready. */
 export async function forkArm(file: string, arm: string, args: string[]): Promise<ArmHost> {
   const child: ChildProcess = forkTs(file, ['--arm', arm, ...args], ['--expose-gc'])
+  if (process.env.WEFT_BENCH_CHILD_FLAGS) console.error(`arm ${arm}: pid ${child.pid}`)
   await nextMessage(child, 30_000, (m) => ((m as { ready?: boolean }).ready ? true : undefined))
   const ask = async (cmd: Command, ms: number): Promise<Reply> => {
     const answer = nextMessage(child, ms + 60_000, (m) => m as Reply)

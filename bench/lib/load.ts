@@ -28,9 +28,16 @@ export function forkTs(file: string, args: string[], execArgv: string[] = []): C
   return forkJs(file, args, [...execArgv, '--import', 'tsx'])
 }
 
+/**
+ * Extra node/V8 flags for every bench child process, for looking into one: e.g.
+ * WEFT_BENCH_CHILD_FLAGS='--trace-pretenuring-statistics' (how the span-context pretenuring in
+ * src/inbound/telemetry-layer.ts was found). Unset in every recorded run.
+ */
+const CHILD_FLAGS = process.env.WEFT_BENCH_CHILD_FLAGS?.split(' ').filter(Boolean) ?? []
+
 /** forkTs for a .js/.mjs file, without tsx (whose loader thread alone adds ~30 MB of RSS to a process). */
 export function forkJs(file: string, args: string[], execArgv: string[] = []): ChildProcess {
-  const child = fork(file, args, { execArgv, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
+  const child = fork(file, args, { execArgv: [...CHILD_FLAGS, ...execArgv], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
   children.add(child)
   child.on('exit', () => children.delete(child))
   return child
