@@ -16,16 +16,18 @@ function parentContext(call: InboundCall): Context {
 }
 
 /**
- * The caller's span context, made by a class rather than an object literal, on purpose. The server
- * span keeps it, the request context keeps the span, and a keep-alive connection's idle timer keeps
- * the context of its last request (node makes that timer inside the request's AsyncLocalStorage
- * context, which stores it on the timer): so this object outlives its request. V8 then saw nearly
- * every object of the literal's allocation site alive at a scavenge and pretenured the site; from
- * then on each request's span context was made in old space, and each request left ~1.2 KB in old
- * space to wait for a full GC (48 bytes without a traceparent; V8's sampling heap profiler, objects
- * that survived minor GCs): +7 µs of server CPU per request with a traceparent (27 vs 20 µs;
- * sidecar.ts: the meshed server 35 → 23 µs per request). Node 20's V8 tracks allocation sites for literals only
- * (--trace-pretenuring-statistics lists no site for objects made with `new`).
+ * The caller's span context, made by a class rather than an object literal, on purpose. As a
+ * literal, V8 pretenured its allocation site in the meshed server (--trace-pretenuring-statistics:
+ * a site whose few hundred objects were all alive at a scavenge, decided "tenure"); from then on
+ * each request's span context was made in old space, and each request left ~1.2 KB in old space to
+ * wait for a full GC (48 bytes without a traceparent; V8's sampling heap profiler, objects that
+ * survived minor GCs): +7 µs of server CPU per request with a traceparent (27 vs 20 µs; sidecar.ts:
+ * the meshed server 35 → 23 µs per request). The same with --no-allocation-site-pretenuring.
+ * Node 20's V8 keeps allocation sites for literals only (the flag's statistics list no site for
+ * objects made with `new`). Why those objects were all alive was not pinned down: the server span
+ * keeps this object, the request context keeps the span, and a keep-alive connection's idle timer,
+ * armed inside the request's AsyncLocalStorage context, keeps its last request's context; re-arming
+ * that timer outside the context dropped the retention but not the pretenuring, and cost ~2 µs.
  */
 class RemoteSpanContext {
   readonly isRemote = true
