@@ -1,9 +1,10 @@
 // The server 'telemetry' layer: a SERVER span joined to the caller's trace (W3C traceparent), and
 // one duration observation per request labelled with the framework's route template. Outermost,
 // so shed and rejected requests are measured too.
-import { ROOT_CONTEXT, SpanKind, SpanStatusCode, trace, type Context } from '@opentelemetry/api'
+import { INVALID_TRACEID as INVALID_TRACE_ID, ROOT_CONTEXT, SpanKind, SpanStatusCode, trace, type Context, type Span } from '@opentelemetry/api'
 import { isWeftError } from '../errors/index.js'
 import type { InboundCall, InboundTarget, ServerHandler, ServerLayer } from './call.js'
+import type { InboundContext } from './context.js'
 import { httpStatusOfGrpc } from '../errors/grpc-status.js'
 import { splitRpcPath } from '../telemetry/rpc-metrics.js'
 
@@ -34,6 +35,32 @@ class RemoteSpanContext {
   constructor(readonly traceId: string, readonly spanId: string, readonly traceFlags: number) {}
 }
 
+/**
+ * Puts the server span on the request context, so outbound calls made while serving continue its
+ * trace. A recording span becomes their parent. A span an SDK chose not to record still carries a
+ * sampling decision, which must reach the calls: given no context, the SDK would sample each call
+ * as a new root trace (a new trace id, recorded although the caller said "not sampled"). So an
+ * unsampled caller's context is passed on as it came, and a new trace the SDK left unsampled (a
+ * valid span context that is not recording) is passed on with its id and flags. With no SDK (the
+ * API's no-op) and no traceparent the span context is invalid and nothing is set.
+ */
+function joinTrace(ctx: InboundContext, span: Span, parent: Context): boolean {
+  const sc = span.spanContext()
+  if (span.isRecording()) {
+    ctx.traceId = sc.traceId
+    ctx.traceFlags = sc.traceFlags
+    ctx.otelContext = trace.setSpan(parent, span)
+    return true
+  }
+  if (parent !== ROOT_CONTEXT) ctx.otelContext = parent
+  else if (sc.traceId !== INVALID_TRACE_ID) {
+    ctx.traceId = sc.traceId
+    ctx.traceFlags = sc.traceFlags
+    ctx.otelContext = trace.setSpan(parent, span)
+  }
+  return false
+}
+
 /** gRPC: rpc_server_duration_seconds by final status, and an RPC-named span. */
 const grpcTelemetry = (next: ServerHandler, target: InboundTarget): ServerHandler => {
   const { tracer } = target
@@ -43,9 +70,7 @@ const grpcTelemetry = (next: ServerHandler, target: InboundTarget): ServerHandle
     const parent = parentContext(call)
     const span = tracer.startSpan(call.path.slice(1), SERVER_SPAN, parent)
     ctx.span = span
-    if (span.isRecording()) {
-      ctx.traceId = span.spanContext().traceId
-      ctx.otelContext = trace.setSpan(parent, span)
+    if (joinTrace(ctx, span, parent)) {
       const [service, method] = splitRpcPath(call.path)
       span.setAttributes({ 'rpc.system': 'grpc', 'rpc.service': service, 'rpc.method': method, 'weft.source_service': call.source, 'weft.service': target.service })
     }
@@ -75,10 +100,7 @@ export const serverTelemetryLayer: ServerLayer = {
       const parent = parentContext(call)
       const span = tracer.startSpan(call.method, SERVER_SPAN, parent)
       ctx.span = span
-      if (span.isRecording()) {
-        const sc = span.spanContext()
-        ctx.traceId = sc.traceId
-        ctx.otelContext = trace.setSpan(parent, span)
+      if (joinTrace(ctx, span, parent)) {
         span.setAttributes({ 'http.request.method': call.method, 'weft.source_service': call.source, 'weft.service': target.service })
       }
       next(call, (err, res) => {
