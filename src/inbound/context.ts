@@ -18,6 +18,7 @@ export class InboundContext {
   /** The OpenTelemetry context holding `span`, the parent of outbound client spans. */
   otelContext: Context | undefined = undefined
   private id: string | undefined
+  private extended: string | undefined = undefined
   /** The caller's trace id, or one made when first asked for (most requests that start a trace never need it). */
   private trace: string | undefined
 
@@ -29,13 +30,21 @@ export class InboundContext {
     /** From the caller's traceparent; undefined: a new trace, its id made on first use. */
     traceId: string | undefined,
     traceFlags: number,
-    /** weft-caller for outbound calls made while serving: the incoming chain plus this service. */
-    readonly chain: string,
+    /** The request's weft-caller header, if any. */
+    private readonly chainIn: string | undefined,
     requestId: string | undefined,
   ) {
     this.trace = traceId
     this.traceFlags = traceFlags
     this.id = requestId
+  }
+
+  /**
+   * weft-caller for outbound calls made while serving: the incoming chain plus this service. Made
+   * when first asked for: many requests make no outbound call.
+   */
+  get chain(): string {
+    return (this.extended ??= extendChain(this.chainIn, this.service))
   }
 
   /** The trace this request belongs to (from its traceparent, or new). */

@@ -15,7 +15,7 @@ import type { Logger } from '../util/logger.js'
 import { ServerMetrics } from '../telemetry/server-metrics.js'
 import { parseTraceparent } from '../telemetry/tracing.js'
 import { InboundCall, type FrontEnd, type InboundSecurity, type InboundTarget, type ServerHandler } from './call.js'
-import { CALLER_HEADER, extendChain, InboundContext, lastCaller } from './context.js'
+import { CALLER_HEADER, InboundContext, lastCaller } from './context.js'
 import { LoadMonitor, RETRY_AFTER_S, type SheddingSettings } from './load-monitor.js'
 import { defaultServerStack, runApplication, type ServerStack } from './server-stack.js'
 
@@ -156,7 +156,7 @@ export class InboundCore {
       deadline,
       parent?.traceId,
       parent ? parent.flags : 1,
-      extendChain(chainIn, this.deps.service),
+      chainIn,
       rid !== undefined && rid.length > 0 && rid.length <= MAX_REQUEST_ID ? rid : undefined,
     )
     // Over mTLS the caller is who its certificate says; the weft-caller header is only a claim.
