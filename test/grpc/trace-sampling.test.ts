@@ -3,19 +3,19 @@
 // the next hop gets the same trace, still unsampled (not a new sampled root trace).
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
-import { BasicTracerProvider, InMemorySpanExporter, SimpleSpanProcessor } from '@opentelemetry/sdk-trace-base'
+import { SpanKind } from '@opentelemetry/api'
 import { quietMesh, service } from '../helpers/mesh.js'
 import { startUpstream } from '../helpers/upstream.js'
+import { memoryTracing } from '../helpers/tracing.js'
 import { get, grpc, ledgerImpl, LedgerClient, startMeshedLedger, type Ledger } from '../helpers/grpc-kit.js'
 
 const TRACE = '4bf92f3577b34da6a3ce929d0e0e4736'
 const CALLER_SPAN = '00f067aa0ba902b7'
 
 test('an unsampled traceparent on a gRPC call stays one unsampled trace through the handler\'s HTTP call', async (t) => {
-  const exporter = new InMemorySpanExporter()
-  const provider = new BasicTracerProvider({ spanProcessors: [new SimpleSpanProcessor(exporter)] })
+  const { exporter, tracer, shutdown } = memoryTracing()
   const audit = await startUpstream('audit')
-  const mesh = await quietMesh([service('audit', { endpoints: [{ address: audit.address }] })], { service: 'ledger', tracer: provider.getTracer('test'), inbound: { shedding: false } })
+  const mesh = await quietMesh([service('audit', { endpoints: [{ address: audit.address }] })], { service: 'ledger', tracer, inbound: { shedding: false } })
   const impl = ledgerImpl('ledger')
   // Get calls audit through the mesh before answering, forwarding no header itself.
   impl.Get = (call: grpc.ServerUnaryCall<{ id: string }, unknown>, cb: grpc.sendUnaryData<unknown>) => {
@@ -30,7 +30,7 @@ test('an unsampled traceparent on a gRPC call stays one unsampled trace through 
     client.close()
     await mesh.close()
     await audit.close()
-    await provider.shutdown()
+    await shutdown()
   })
 
   const md = new grpc.Metadata()
@@ -42,8 +42,8 @@ test('an unsampled traceparent on a gRPC call stays one unsampled trace through 
   md.set('traceparent', `00-${TRACE}-${CALLER_SPAN}-01`)
   await get(client, { id: 's' }, {}, md)
   const spans = exporter.getFinishedSpans()
-  const server = spans.find((s) => s.kind === 1 /* SERVER */)
-  const call = spans.find((s) => s.kind === 2 /* CLIENT */)
+  const server = spans.find((s) => s.kind === SpanKind.SERVER)
+  const call = spans.find((s) => s.kind === SpanKind.CLIENT)
   assert.equal(server?.parentSpanContext?.spanId, CALLER_SPAN, 'sampled: the server span is the remote span\'s child')
   assert.equal(call?.parentSpanContext?.spanId, server?.spanContext().spanId, 'and the parent of the handler\'s call')
   assert.equal(audit.seen[1]!.headers.traceparent, `00-${TRACE}-${call!.spanContext().spanId}-01`)

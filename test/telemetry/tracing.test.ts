@@ -1,13 +1,13 @@
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
-import { BasicTracerProvider, InMemorySpanExporter, SimpleSpanProcessor } from '@opentelemetry/sdk-trace-base'
+import { SpanKind } from '@opentelemetry/api'
 import { quietMesh, service } from '../helpers/mesh.js'
 import { startUpstream } from '../helpers/upstream.js'
+import { memoryTracing } from '../helpers/tracing.js'
 import { parseTraceparent, traceparentFor } from '../../src/telemetry/tracing.js'
 
 test('one CLIENT span per logical call, retries as span events, and its context in traceparent', async () => {
-  const exporter = new InMemorySpanExporter()
-  const provider = new BasicTracerProvider({ spanProcessors: [new SimpleSpanProcessor(exporter)] })
+  const { exporter, tracer, shutdown } = memoryTracing()
   const bad = await startUpstream('bad', (_req, res) => {
     res.statusCode = 503
     res.end()
@@ -17,7 +17,7 @@ test('one CLIENT span per logical call, retries as span events, and its context 
     endpoints: [{ address: bad.address }, { address: good.address }],
     loadBalancer: { policy: 'round-robin' },
     retries: { backoff: { base: '1ms', max: '1ms' } },
-  })], { tracer: provider.getTracer('test') })
+  })], { tracer })
   try {
     const res = await mesh.request('http://payments/charge')
     assert.equal(res.statusCode, 200)
@@ -26,7 +26,7 @@ test('one CLIENT span per logical call, retries as span events, and its context 
     assert.equal(spans.length, 1, 'one span for the call, not one per attempt')
     const span = spans[0]!
     assert.equal(span.name, 'payments default')
-    assert.equal(span.kind, 2 /* CLIENT */)
+    assert.equal(span.kind, SpanKind.CLIENT)
     assert.equal(span.attributes['http.response.status_code'], 200)
     assert.deepEqual(span.events.map((e) => [e.name, e.attributes?.['weft.reason']]), [['weft.retry', '503']])
     const tp = String(good.seen[0]!.headers.traceparent)
@@ -36,7 +36,7 @@ test('one CLIENT span per logical call, retries as span events, and its context 
     await mesh.close()
     await bad.close()
     await good.close()
-    await provider.shutdown()
+    await shutdown()
   }
 })
 
