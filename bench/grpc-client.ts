@@ -1,6 +1,7 @@
 // Scenario: unary gRPC calls, raw grpc-js client vs the same client made by mesh.grpc.client (all default
 // layers; and with a routed weighted split), against the same plain grpc-js upstream, same run.
 import { createRequire } from 'node:module'
+import { randomBytes } from 'node:crypto'
 import { fileURLToPath } from 'node:url'
 import type * as Weft from '../src/index.js'
 
@@ -22,6 +23,7 @@ const FILE = fileURLToPath(import.meta.url)
 
 const ARMS = {
   raw: 'raw grpc-js client (`new Ledger(addr, insecure)`)',
+  'raw-md': 'raw grpc-js client sending what the mesh adds to each call (`traceparent`, `weft-caller`, a 15 s deadline)',
   mesh: 'Weft `mesh.grpc.client(Ledger, \'ledger\')`',
   'mesh-route': 'Weft, with a Route splitting `Get` 80/20 over 2 subsets',
 } as const satisfies Record<string, string>
@@ -34,13 +36,31 @@ function sender(client: Ledger): Send {
   })
 }
 
+// The raw-md arm's traceparents: made up front, so the arm measures what grpc-js and Node's HTTP/2
+// do with the metadata, not the making of ids.
+const TRACEPARENTS = Array.from({ length: 256 }, () => `00-${randomBytes(16).toString('hex')}-${randomBytes(8).toString('hex')}-01`)
+
+/**
+ * One unary Get carrying the request metadata a mesh call carries (trace context, caller, the
+ * service's 15 s timeout as the gRPC deadline), on a raw client: what those cost in grpc-js itself.
+ */
+function senderWithMeshMetadata(client: Ledger): Send {
+  let n = 0
+  return () => new Promise((resolve, reject) => {
+    const md = new grpc.Metadata()
+    md.set('traceparent', TRACEPARENTS[n++ & 255]!)
+    md.set('weft-caller', 'bench')
+    client.Get(REQ, md, { deadline: Date.now() + 15_000 }, (err, res) => (err ? reject(err) : resolve(res.id === REQ.id && res.from === UPSTREAM_NAME)))
+  })
+}
+
 /** In the arm's own process: a raw grpc-js client on port 1, or a mesh client of the Service "ledger". */
 async function makeArm(name: string): Promise<{ send: Send; close(): Promise<void> }> {
   const ports = flag('--ports')!.split(',')
   const addr = `127.0.0.1:${ports[0]}`
-  if (name === 'raw') {
+  if (name === 'raw' || name === 'raw-md') {
     const client = new LedgerClient(addr, grpc.credentials.createInsecure()) as unknown as Ledger
-    return { send: sender(client), close: async () => client.close() }
+    return { send: name === 'raw' ? sender(client) : senderWithMeshMetadata(client), close: async () => client.close() }
   }
   if (name !== 'mesh' && name !== 'mesh-route') throw new Error(`no arm "${name}" (have: ${Object.keys(ARMS).join(', ')})`)
   const routed = name === 'mesh-route'
@@ -87,7 +107,8 @@ type Round = ClosedResult & { serverCpuMicros: number }
 async function run(o: ScenarioOptions): Promise<ScenarioResult> {
   const plan = o.quick
     ? { warmMs: 300, rounds: 2, runMs: 300, replicas: 1 }
-    : { warmMs: 2_000, rounds: 12, runMs: 1_000, replicas: 3 }
+    : // ~65 s on 2 cores: 4 arms × 3 processes warmed 1.5 s each, then 10 rounds of 1 s per arm.
+      { warmMs: 1_500, rounds: 10, runMs: 1_000, replicas: 3 }
   const upstream = await startGrpcUpstream(2)
   const arms = (o.only ? [o.only] : Object.keys(ARMS)) as Arm[]
   // Several client processes per arm, taken in turn (as in http-client.ts): one process's luck
@@ -141,6 +162,7 @@ function report(quick: boolean, plan: { rounds: number; runMs: number; replicas:
   const ratio = rps('mesh') / rps('raw')
   const goals = [{ text: `grpc-client: mesh unary calls/s ≥ ${GOAL.toFixed(2)}× raw grpc-js (measured ${ratio.toFixed(3)}×)`, met: ratio >= GOAL }]
   const routed = rps('mesh-route') / rps('raw')
+  const sign = (v: number) => `${v >= 0 ? '+' : '−'}${Math.abs(v).toFixed(1)}`
   const markdown = [
     `### grpc-client — raw grpc-js vs Weft, unary calls, same upstream, same run`,
     ``,
@@ -151,7 +173,7 @@ function report(quick: boolean, plan: { rounds: number; runMs: number; replicas:
       `Baseline: \`new Ledger('127.0.0.1:PORT1', credentials.createInsecure())\`, the client constructor from \`loadPackageDefinition\`. ` +
       `Weft: \`createMesh\` with a Service \`ledger\` (\`protocol: grpc\`, the one endpoint 127.0.0.1:PORT1) and \`mesh.grpc.client(Ledger, 'ledger')\`, ` +
       `every default layer on (telemetry/rpc metrics, trace metadata, deadline, fault, limit, circuit breaker, retries with budget and replay log, p2c-ewma, endpoint stats, attempt timeout); ` +
-      `the same constructor and the same callback call \`client.Get({ id }, cb)\`. Report-only third arm: the Service has both ports (labels v1/v2) and a Route whose second rule ` +
+      `the same constructor and the same callback call \`client.Get({ id }, cb)\`. Report-only arm \`raw-md\`: the raw client, each call with a \`Metadata\` of a fresh \`traceparent\` (from 256 made up front) and \`weft-caller: bench\` and a deadline 15 s ahead (the service's default timeout), which is what a mesh call sends besides the request. Report-only arm \`mesh-route\`: the Service has both ports (labels v1/v2) and a Route whose second rule ` +
       `matches \`grpc: { service, method: Get }\` and splits 80/20 across the subsets (two connections instead of one). ` +
       `Every call checks the answer; any failed call fails the run. Each mesh process first checks that its call was counted in \`rpc_client_duration_seconds\`. ` +
       `Each arm runs in client processes of its own (own heap, JIT and GC; their CPU is their own), driven over IPC from the scenario's main process.`,
@@ -165,6 +187,9 @@ function report(quick: boolean, plan: { rounds: number; runMs: number; replicas:
       (Object.keys(ARMS) as Arm[]).map(row)),
     ``,
     ...goals.map((g) => `- ${g.met ? 'MET' : '**MISSED**'}: ${g.text}`),
+    `- Report only: raw grpc-js sending the mesh's metadata and deadline: ${(rps('raw-md') / rps('raw')).toFixed(3)}× raw, ${sign(cpu('raw-md') - cpu('raw'))} µs client CPU and ${sign(srv('raw-md') - srv('raw'))} µs server CPU per call — ` +
+      `what grpc-js and Node's HTTP/2 spend on two metadata entries and a deadline. Weft against that arm: ${(rps('mesh') / rps('raw-md')).toFixed(3)}×, ${sign(cpu('mesh') - cpu('raw-md'))} µs client CPU and ${sign(srv('mesh') - srv('raw-md'))} µs server CPU per call (its own work: routing, the layers, the call objects). ` +
+      `On 2 cores the client and the upstream share the CPU, so both sides' CPU per call sets calls/s.`,
     `- Report only: Weft with the routed 80/20 split, ${routed.toFixed(3)}× raw, ${(cpu('mesh-route') - cpu('mesh')) >= 0 ? '+' : '−'}${Math.abs(cpu('mesh-route') - cpu('mesh')).toFixed(1)} µs client CPU per call over Weft without a Route.`,
     quick ? `\n_--quick run: figures are not meaningful._` : '',
   ].join('\n')

@@ -16,6 +16,7 @@ export interface Entry { id: string; from: string; amount: number }
 /** The client side of bench.proto's Ledger (what loadPackageDefinition's constructor makes). */
 export interface Ledger {
   Get(req: { id: string }, cb: (err: grpc.ServiceError | null, res: Entry) => void): grpc.ClientUnaryCall
+  Get(req: { id: string }, md: grpc.Metadata, opts: grpc.CallOptions, cb: (err: grpc.ServiceError | null, res: Entry) => void): grpc.ClientUnaryCall
   close(): void
 }
 
