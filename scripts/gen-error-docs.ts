@@ -39,11 +39,12 @@ field path and, for files, \`file:line:column\`.
 | \`WEFT_E_FIELD_INVALID\` | a field has the wrong type or an out-of-range value |
 | \`WEFT_E_KIND_UNKNOWN\` | a resource kind this version does not understand |
 | \`WEFT_E_DUPLICATE\` | two resources (or endpoints) with the same name |
-| \`WEFT_E_REF_UNKNOWN\` | a Route names a service with no Service resource |
+| \`WEFT_E_REF_UNKNOWN\` | a Route (or a rule's \`mirror\`) names a service with no Service resource |
 | \`WEFT_E_REGEX_INVALID\` | a regular expression does not compile |
 | \`WEFT_E_REGEX_UNSAFE\` | a regular expression with nested quantifiers (catastrophic backtracking) |
 | \`WEFT_W_ROUTE_SHADOWED\` | a Route rule can never match: an earlier rule matches everything it matches |
-| \`WEFT_W_SUBSET_EMPTY\` | a backend subset selects no endpoint of the service |
+| \`WEFT_W_SUBSET_EMPTY\` | a backend (or mirror) subset selects no endpoint of the service |
+| \`WEFT_W_MIRROR_GRPC\` | a rule's \`mirror\` on a gRPC service: only HTTP requests are mirrored, gRPC calls are not |
 `
 }
 

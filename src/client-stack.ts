@@ -9,6 +9,7 @@ import { deadlineLayer } from './resilience/deadline-layer.js'
 import { limitLayer } from './resilience/limit-layer.js'
 import { retryLayer } from './resilience/retry-layer.js'
 import { faultLayer } from './routing/fault-layer.js'
+import { mirrorLayer } from './routing/mirror-layer.js'
 import type { OutboundCall, UpstreamResponse } from './stack/call.js'
 import { Stack } from './stack/stack.js'
 import type { RouteTarget } from './stack/target.js'
@@ -24,6 +25,7 @@ export function defaultClientStack(tracer?: Tracer): ClientStack {
     traceLayer(tracer), // per call
     deadlineLayer, // per call
     faultLayer, // per call
+    mirrorLayer, // per call: a copy to the rule's mirror, if it has one
     limitLayer, // per call
     circuitLayer, // per call: judges the service by what callers get after retries
     retryLayer, // per call → attempts below

@@ -7,8 +7,9 @@ import { compileRule, type RequestView, type RulePredicate } from './routing/mat
 import { makeBackendPicker } from './routing/split.js'
 import type { ClientHandler } from './stack/call.js'
 import { ServiceRuntime, type RuntimeContext } from './stack/service-runtime.js'
-import type { RouteTarget } from './stack/target.js'
+import type { MirrorTarget, RouteTarget } from './stack/target.js'
 import type { MeshMetrics, TargetMetrics } from './telemetry/metrics.js'
+import { mirrorStackOf } from './routing/mirror-layer.js'
 
 export interface CompiledRule {
   readonly label: string
@@ -66,20 +67,53 @@ const DEFAULT_RULE = (name: string): RuleSettings => ({ name, index: 0, matches:
 export function compileSnapshot(policy: MeshPolicy, version: number, deps: CompileDeps): { snapshot: Snapshot; ready: Promise<unknown> } {
   const byHost = new Map<string, CompiledService>()
   const waits: Promise<void>[] = []
+  // Runtimes first: a rule's mirror may send to a service compiled after the route's own.
   for (const settings of policy.services.values()) {
-    let runtime = deps.runtimes.get(settings.name)
+    const runtime = deps.runtimes.get(settings.name)
     if (runtime) waits.push(runtime.update(settings))
     else {
-      runtime = new ServiceRuntime(settings, deps.ctx)
-      deps.runtimes.set(settings.name, runtime)
-      waits.push(runtime.ready)
+      const created = new ServiceRuntime(settings, deps.ctx)
+      deps.runtimes.set(settings.name, created)
+      waits.push(created.ready)
     }
-    const rt = runtime
+  }
+  const metricsFor = (service: string, label: string): TargetMetrics => {
+    const key = `${service}\u0000${label}`
+    let metrics = deps.targetMetrics.get(key)
+    if (!metrics) deps.targetMetrics.set(key, (metrics = deps.metrics.forTarget(service, label)))
+    return metrics
+  }
+  let mirrorStack: ClientStack | undefined
+  /** A rule's mirror: its own target and stack (no retries, no breaker or limit of the service). */
+  const mirrorOf = (rule: RuleSettings, label: string): MirrorTarget | undefined => {
+    const m = rule.mirror
+    const settings = m && policy.services.get(m.service)
+    const runtime = m && deps.runtimes.get(m.service)
+    if (!m || !settings || !runtime) return undefined
+    const routeLabel = `${label}.mirror`
+    const backends = [{ group: runtime.endpoints.group(m.subset), weight: 1, subset: m.subset }]
+    const target: RouteTarget = {
+      source: deps.source,
+      service: settings,
+      runtime,
+      rule: { name: routeLabel, index: rule.index, matches: [], backends: [{ subset: m.subset, weight: 1 }] },
+      routeLabel,
+      timeoutMs: rule.timeoutMs ?? settings.timeoutMs,
+      retries: { ...settings.retries, attempts: 0 },
+      backends,
+      pickGroup: makeBackendPicker(backends),
+      configVersion: version,
+      metrics: metricsFor(settings.name, routeLabel),
+      protocol: 'http',
+    }
+    mirrorStack ??= mirrorStackOf(deps.stack)
+    return { percent: m.percent, target, handler: mirrorStack.build(deps.terminal, target) }
+  }
+  for (const settings of policy.services.values()) {
+    const rt = deps.runtimes.get(settings.name)!
     const build = (rule: RuleSettings, routeName: string | undefined): CompiledRule => {
       const label = rule.name
-      const key = `${settings.name}\u0000${label}`
-      let metrics = deps.targetMetrics.get(key)
-      if (!metrics) deps.targetMetrics.set(key, (metrics = deps.metrics.forTarget(settings.name, label)))
+      const metrics = metricsFor(settings.name, label)
       const backends = rule.backends.map((b) => ({ group: rt.endpoints.group(b.subset), weight: b.weight, subset: b.subset }))
       const target: RouteTarget = {
         source: deps.source,
@@ -94,6 +128,7 @@ export function compileSnapshot(policy: MeshPolicy, version: number, deps: Compi
         configVersion: version,
         metrics,
         protocol: 'http',
+        mirror: mirrorOf(rule, label),
       }
       let grpc: ClientHandler | undefined
       return {

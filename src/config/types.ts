@@ -102,6 +102,17 @@ export interface FaultSpec {
   abort?: { percent: number; httpStatus: number }
 }
 
+/**
+ * Traffic mirroring (shadowing), as Envoy's request_mirror_policies and Istio's `mirror`: a copy of
+ * `percent` of the rule's HTTP calls goes to `service` (by default the route's own), to the
+ * endpoints with the `subset` labels; its answer is dropped and never reaches the caller.
+ */
+export interface MirrorSpec {
+  service: string
+  subset: Record<string, string>
+  percent: number
+}
+
 export interface RuleSettings {
   /** Label value for metrics: the rule's name, or "<route>#<index>". */
   name: string
@@ -111,6 +122,7 @@ export interface RuleSettings {
   timeoutMs?: number
   retries?: RetrySettings
   fault?: FaultSpec
+  mirror?: MirrorSpec
 }
 
 export interface RouteSettings {

@@ -1,6 +1,6 @@
 // Validates a Route resource's spec into RouteSettings (rules in order; first match wins).
 import type { Checker } from './checker.js'
-import type { FaultSpec, MatchSpec, PathSeg, RouteSettings, RuleSettings, ServiceSettings, StringMatch } from './types.js'
+import type { FaultSpec, MatchSpec, MirrorSpec, PathSeg, RouteSettings, RuleSettings, ServiceSettings, StringMatch } from './types.js'
 import { validateRetries } from './validate-service.js'
 
 const METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'PATCH', 'OPTIONS', 'TRACE', 'CONNECT']
@@ -20,7 +20,7 @@ export function validateRoute(c: Checker, name: string, namespace: string, specI
   const rules: RuleSettings[] = []
   rulesIn.forEach((ruleIn, i) => {
     const rp = [...p, 'rules', i]
-    const rule = c.object(ruleIn, rp, ['name', 'matches', 'backends', 'timeout', 'retries', 'fault'])
+    const rule = c.object(ruleIn, rp, ['name', 'matches', 'backends', 'timeout', 'retries', 'fault', 'mirror'])
     if (!rule) return
     const matches = (c.array(rule.matches, [...rp, 'matches']) ?? []).map((m, j) => validateMatch(c, m, [...rp, 'matches', j]))
     const backends = (c.array(rule.backends, [...rp, 'backends']) ?? []).map((b, j) => {
@@ -42,6 +42,7 @@ export function validateRoute(c: Checker, name: string, namespace: string, specI
       timeoutMs: c.duration(rule.timeout, [...rp, 'timeout'], { min: 1 }),
       retries: rule.retries === undefined ? undefined : validateRetries(c, rule.retries, [...rp, 'retries'], svc?.retries),
       fault: validateFault(c, rule.fault, [...rp, 'fault']),
+      mirror: service ? validateMirror(c, rule.mirror, [...rp, 'mirror'], service, services) : undefined,
     })
   })
   if (!service) return undefined
@@ -104,6 +105,23 @@ function validateStringMatch(c: Checker, value: unknown, p: PathSeg[], isPath: b
     if (NESTED_QUANTIFIER.test(text)) return void c.error([...p, key], `regular expression "${text}" has nested quantifiers and can backtrack catastrophically`, 'WEFT_E_REGEX_UNSAFE')
   }
   return { [key]: text }
+}
+
+function validateMirror(c: Checker, value: unknown, p: PathSeg[], routeService: string, services: Map<string, ServiceSettings>): MirrorSpec | undefined {
+  const m = c.object(value, p, ['service', 'subset', 'percent'])
+  if (!m) return undefined
+  const service = c.string(m.service, [...p, 'service']) ?? routeService
+  const svc = services.get(service)
+  if (!svc) return void c.error([...p, 'service'], `unknown service "${service}" (no Service resource with that name)`, 'WEFT_E_REF_UNKNOWN')
+  const subset = c.labels(m.subset, [...p, 'subset']) ?? {}
+  const percent = c.number(m.percent, [...p, 'percent'], { min: 0, max: 100 }) ?? 100
+  if (Object.keys(subset).length > 0 && !svc.dns && !svc.endpoints.some((e) => Object.entries(subset).every(([k, v]) => e.labels[k] === v))) {
+    c.warn([...p, 'subset'], `no endpoint of service "${service}" has labels ${JSON.stringify(subset)}; mirrored copies fail with WEFT_ERR_NO_ENDPOINTS (the callers never see it)`, 'WEFT_W_SUBSET_EMPTY')
+  }
+  if (svc.protocol === 'grpc' || services.get(routeService)?.protocol === 'grpc') {
+    c.warn(p, 'gRPC calls are not mirrored (only HTTP requests are); this mirror applies to HTTP calls of the rule only', 'WEFT_W_MIRROR_GRPC')
+  }
+  return { service, subset, percent }
 }
 
 function validateFault(c: Checker, value: unknown, p: PathSeg[]): FaultSpec | undefined {

@@ -10,7 +10,7 @@ const IN_MEMORY = (b: unknown): boolean =>
 
 export function makeCallBody(body: unknown, replayLimit: number): CallBody | null {
   if (body === null || body === undefined) return null
-  if (IN_MEMORY(body)) return { replayable: true, forAttempt: () => body }
+  if (IN_MEMORY(body)) return { replayable: true, inMemory: true, forAttempt: () => body }
   const iterable = body as AsyncIterable<unknown> | Iterable<unknown>
   if (typeof (iterable as AsyncIterable<unknown>)[Symbol.asyncIterator] === 'function' || typeof (iterable as Iterable<unknown>)[Symbol.iterator] === 'function') {
     return new StreamBody(iterable, replayLimit)

@@ -38,6 +38,8 @@ export interface CallBody {
   /** The body for the next attempt, or undefined when it cannot be replayed any more. */
   forAttempt(): unknown
   readonly replayable: boolean
+  /** True for a body held whole in memory (string, bytes, Blob, FormData…): it can be sent to two places. */
+  readonly inMemory?: boolean
 }
 
 /**

@@ -1,6 +1,7 @@
 // RouteTarget: everything a client stack needs to know about one (service, route rule) in one
 // config version. Built once per config version by the compiler; layers close over it.
 import type { RetrySettings, RuleSettings, ServiceSettings } from '../config/types.js'
+import type { ClientHandler } from './call.js'
 import type { EndpointGroup } from '../discovery/endpoint-set.js'
 import type { ServiceRuntime } from './service-runtime.js'
 import type { TargetMetrics } from '../telemetry/metrics.js'
@@ -34,4 +35,14 @@ export interface RouteTarget {
   readonly protocol: 'http' | 'grpc'
   /** rpc_client_duration_seconds for the target (gRPC stacks only). */
   readonly rpcMetrics?: RpcTargetMetrics
+  /** The rule's traffic mirror, compiled (routing/mirror-layer.ts). */
+  readonly mirror?: MirrorTarget
+}
+
+/** Where a rule's mirrored copies go: a stack of their own, built with the rule's. */
+export interface MirrorTarget {
+  readonly percent: number
+  /** The copy's target: the mirror service's endpoints with the subset, no retries, no breaker. */
+  readonly target: RouteTarget
+  readonly handler: ClientHandler
 }

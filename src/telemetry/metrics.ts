@@ -26,6 +26,7 @@ export class MeshMetrics {
   readonly caExpiry: Gauge<string>
   readonly configRejected: Counter<string>
   readonly configSource: Gauge<string>
+  readonly mirrors: Counter<string>
 
   constructor(readonly registry: Registry, readonly source: string) {
     this.clientDuration = new FastHistogram({
@@ -120,6 +121,12 @@ export class MeshMetrics {
       labelNames: ['source_service', 'source'],
       registers: [registry],
     })
+    this.mirrors = new Counter({
+      name: 'weft_mirror_requests_total',
+      help: 'Copies of outbound requests a Route rule\'s mirror sent (result="sent"; their answers are in http_client_request_duration_seconds under route "<rule>.mirror") or did not send: skipped_body (a streamed request body, which is not buffered to be sent twice), skipped_limit (the mirror service\'s concurrencyLimit of copies already in flight).',
+      labelNames: ['source_service', 'destination_service', 'route', 'result'],
+      registers: [registry],
+    })
     this.configSource = new Gauge({
       name: 'weft_config_source',
       help: 'Where the config in use came from: 1 for the current source (daemon, cache: the stateDir snapshot with the daemon unreachable, static: the config option, none), 0 for the others.',
@@ -174,6 +181,13 @@ export class TargetMetrics {
   private lastStatus = -1
   private lastCode = ''
   private lastChild: Observer | undefined
+
+  /** weft_mirror_requests_total for this rule's copies to `mirrorService`, children made once. */
+  mirrorCounter(mirrorService: string): (result: 'sent' | 'skipped_body' | 'skipped_limit') => void {
+    const labels = { source_service: this.m.source, destination_service: mirrorService, route: this.route }
+    const sent = this.m.mirrors.labels({ ...labels, result: 'sent' })
+    return (result) => (result === 'sent' ? sent.inc() : this.m.mirrors.labels({ ...labels, result }).inc())
+  }
 
   observe(method: string, status: number, errorCode: string, seconds: number): void {
     if (status === this.lastStatus && method === this.lastMethod && errorCode === this.lastCode) {

@@ -9,16 +9,17 @@ const tag = (role: string): L => ({ role, why: `adds ${role}`, wrap: (next, targ
 
 test('the default client stack order is pinned (a reorder must be a reviewed decision)', () => {
   assert.deepEqual(defaultClientStack().roles(), [
-    'telemetry', 'trace', 'deadline', 'fault', 'limit', 'circuit', 'retry', 'balance', 'endpoint-stats', 'attempt-timeout', 'identity',
+    'telemetry', 'trace', 'deadline', 'fault', 'mirror', 'limit', 'circuit', 'retry', 'balance', 'endpoint-stats', 'attempt-timeout', 'identity',
   ])
 })
 
 test('describe() prints the chain outermost first with the reason for each position', () => {
   const text = defaultClientStack().describe()
   const lines = text.split('\n')
-  assert.equal(lines.length, 11)
+  assert.equal(lines.length, 12)
   assert.match(lines[0]!, /1\. telemetry — outermost/)
-  assert.match(lines[5]!, /6\. circuit — above retries/)
+  assert.match(lines[4]!, /5\. mirror — below fault/)
+  assert.match(lines[6]!, /7\. circuit — above retries/)
 })
 
 test('build() composes outermost first around the terminal handler', async () => {
