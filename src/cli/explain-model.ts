@@ -173,6 +173,11 @@ export function explain(view: ExplainView, req: ExplainRequest): Explanation {
   for (const s of composed.skipped.filter((s) => s.service === settings.name)) notes.push(`registry endpoint ${s.endpoint.address} (instance ${s.endpoint.instance}) left out: ${s.reason}`)
   if (rule.fault?.abort) notes.push(`fault injection: ${rule.fault.abort.percent}% of requests are aborted with HTTP ${rule.fault.abort.httpStatus}`)
   if (rule.fault?.delay) notes.push(`fault injection: ${rule.fault.delay.percent}% of requests are delayed ${formatDuration(rule.fault.delay.fixedDelayMs)}`)
+  if (rule.mirror) {
+    const m = rule.mirror
+    const subset = Object.keys(m.subset).length > 0 ? ` subset ${JSON.stringify(m.subset)}` : ''
+    notes.push(`mirror: ${m.percent}% of HTTP requests are also copied to ${m.service}${subset} (fire and forget, Host ${m.service}-shadow; the caller never sees the copy's answer)`)
+  }
   notes.push('eligibility is by subset labels; live health (outlier ejection, panic mode) and locality are per instance and not known here')
 
   const retries = rule.retries ?? settings.retries

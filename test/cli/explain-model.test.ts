@@ -71,6 +71,20 @@ test('explain: validation warnings about the service and its routes are notes (a
   assert.ok(x.notes.some((n) => /^WEFT_W_ROUTE_SHADOWED Route\/payments-late spec\.rules\[0\]\.matches: overlapping routes/.test(n)), x.notes.join('\n'))
 })
 
+test('explain: a rule\'s mirror is a note (where copies go, how many)', () => {
+  const mirrored: ExplainView = {
+    ...view,
+    resources: [
+      view.resources[0]!,
+      { apiVersion: 'weft/v1', kind: 'Route', metadata: { name: 'payments-shadow' }, spec: { service: 'payments', rules: [{ backends: [{ subset: { version: 'v1' } }], mirror: { subset: { version: 'v2' }, percent: 25 } }] } },
+    ],
+  }
+  const x = explain(mirrored, { from: 'checkout', url: 'http://payments/charge', method: 'POST', headers: [] })
+  assert.equal(x.kind, 'routed')
+  if (x.kind !== 'routed') return
+  assert.ok(x.notes.includes('mirror: 25% of HTTP requests are also copied to payments subset {"version":"v2"} (fire and forget, Host payments-shadow; the caller never sees the copy\'s answer)'), x.notes.join('\n'))
+})
+
 test('explain: no rule matches → the default route with every endpoint; a service without a Route', () => {
   const x = explain(view, { from: 'checkout', url: 'http://payments.default/refund', method: 'GET', headers: [] })
   assert.equal(x.kind, 'routed')
