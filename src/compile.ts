@@ -91,7 +91,7 @@ export function compileSnapshot(policy: MeshPolicy, version: number, deps: Compi
     const runtime = m && deps.runtimes.get(m.service)
     if (!m || !settings || !runtime) return undefined
     const routeLabel = `${label}.mirror`
-    const backends = [{ group: runtime.endpoints.group(m.subset), weight: 1, subset: m.subset }]
+    const backends = [{ group: runtime.endpoints.group(m.subset), weight: 1, subset: m.subset, owner: settings }]
     const target: RouteTarget = {
       source: deps.source,
       service: settings,
@@ -114,7 +114,10 @@ export function compileSnapshot(policy: MeshPolicy, version: number, deps: Compi
     const build = (rule: RuleSettings, routeName: string | undefined): CompiledRule => {
       const label = rule.name
       const metrics = metricsFor(settings.name, label)
-      const backends = rule.backends.map((b) => ({ group: rt.endpoints.group(b.subset), weight: b.weight, subset: b.subset }))
+      const backends = rule.backends.map((b) => {
+        const owner = (b.service !== undefined ? deps.runtimes.get(b.service) : undefined) ?? rt
+        return { group: owner.endpoints.group(b.subset), weight: b.weight, subset: b.subset, owner: owner.settings }
+      })
       const target: RouteTarget = {
         source: deps.source,
         service: settings,

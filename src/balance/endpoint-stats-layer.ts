@@ -11,10 +11,16 @@ export const endpointStatsLayer: ClientLayer = {
   role: 'endpoint-stats',
   why: 'per attempt, right below the balancer: the latency and outcome it sees are the load signal',
   wrap(next, target) {
-    const decay = target.service.loadBalancer.ewmaDecayMs
-    const outlier = target.runtime.outlier
+    const ownDecay = target.service.loadBalancer.ewmaDecayMs
+    const own = target.runtime.outlier
+    // A backend that is another Service: its endpoints are ejected by that Service's detector (its
+    // set, its settings) and decay by its EWMA setting. Looked up per call only for such a rule.
+    const foreign = target.backends.filter((b) => b.group.set !== target.runtime.endpoints)
+    const decays = foreign.length > 0 ? new Map(foreign.map((b) => [b.group, b.owner.loadBalancer.ewmaDecayMs])) : undefined
     return (call, done) => {
       const e = call.endpoint!
+      const outlier = decays ? (call.group.set.detector ?? own) : own
+      const decay = decays ? (decays.get(call.group) ?? ownDecay) : ownDecay
       e.pending++
       const t0 = call.now()
       next(call, (err, res) => {

@@ -60,6 +60,8 @@ export interface EndpointTrace {
 }
 
 export interface BackendTrace {
+  /** The Service whose endpoints the backend selects: the route's, or another one it names. */
+  service: string
   subset: Record<string, string>
   weight: number
   /** Share of the rule's traffic, percent. */
@@ -208,7 +210,7 @@ export function explain(view: ExplainView, req: ExplainRequest): Explanation {
     rules,
     chosen: { rule: rule.name, route: chosen?.route.name, fallback: !chosen, why },
     endpointSource: endpointSource(settings, declaredSpec, (view.endpoints[serviceKey(settings.namespace, settings.name)] ?? view.endpoints[settings.name])?.length ?? 0),
-    backends: traceBackends(settings, rule),
+    backends: traceBackends(settings, rule, policy.services),
     settings: out,
     access,
     notes,
@@ -297,14 +299,15 @@ function stringMatch(m: StringMatch): string {
 }
 
 /** Each backend's subset group, made by the data plane's own ServiceEndpoints (no pools, no health). */
-function traceBackends(settings: ServiceSettings, rule: RuleSettings): BackendTrace[] {
-  const set = new ServiceEndpoints(settings.name, {
-    panicThresholdPercent: settings.outlierDetection.panicThresholdPercent,
-    locality: { enabled: false, minHealthyPercent: settings.loadBalancer.locality.minHealthyPercent },
-  })
-  set.update(settings.endpoints)
+function traceBackends(routeService: ServiceSettings, rule: RuleSettings, services: ReadonlyMap<string, ServiceSettings>): BackendTrace[] {
   const total = rule.backends.reduce((n, b) => n + b.weight, 0)
   return rule.backends.map((b) => {
+    const settings = (b.service !== undefined ? services.get(b.service) : undefined) ?? routeService
+    const set = new ServiceEndpoints(settings.name, {
+      panicThresholdPercent: settings.outlierDetection.panicThresholdPercent,
+      locality: { enabled: false, minHealthyPercent: settings.loadBalancer.locality.minHealthyPercent },
+    })
+    set.update(settings.endpoints)
     const eligible = new Set(set.group(b.subset).current(performance.now()).map((e) => e.address))
     const endpoints = settings.endpoints.map((e): EndpointTrace => {
       if (eligible.has(e.address)) return { address: e.address, labels: e.labels, eligible: true }
@@ -314,7 +317,7 @@ function traceBackends(settings: ServiceSettings, rule: RuleSettings): BackendTr
         : 'a lower SRV priority has endpoints'
       return { address: e.address, labels: e.labels, eligible: false, why }
     })
-    return { subset: b.subset, weight: b.weight, percent: total === 0 ? 0 : Math.round((b.weight * 1000) / total) / 10, endpoints, eligible: eligible.size }
+    return { service: settings.name, subset: b.subset, weight: b.weight, percent: total === 0 ? 0 : Math.round((b.weight * 1000) / total) / 10, endpoints, eligible: eligible.size }
   })
 }
 

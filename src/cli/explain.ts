@@ -78,7 +78,8 @@ export function describeExplanation(x: Explanation): string {
   out.push('')
   out.push('backends:')
   for (const b of x.backends) {
-    const subset = Object.keys(b.subset).length === 0 ? 'all endpoints' : `subset ${formatLabels(b.subset)}`
+    const of = b.service === x.service.name ? '' : `service ${b.service}, `
+    const subset = of + (Object.keys(b.subset).length === 0 ? 'all endpoints' : `subset ${formatLabels(b.subset)}`)
     out.push(`  ${subset}  weight ${b.weight} (${b.percent}%)  ${b.eligible} of ${b.endpoints.length} endpoint${b.endpoints.length === 1 ? '' : 's'} eligible`)
     if (b.eligible === 0) out.push('    no eligible endpoint: requests to it fail with WEFT_ERR_NO_ENDPOINTS')
     const shown = b.endpoints.slice(0, 20)

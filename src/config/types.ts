@@ -118,7 +118,8 @@ export interface RuleSettings {
   name: string
   index: number
   matches: MatchSpec[]
-  backends: { subset: Record<string, string>; weight: number }[]
+  /** Weighted backends: a subset of the route's service, or of `service` when it names another. */
+  backends: { service?: string; subset: Record<string, string>; weight: number }[]
   timeoutMs?: number
   retries?: RetrySettings
   fault?: FaultSpec

@@ -25,13 +25,18 @@ export function validateRoute(c: Checker, name: string, namespace: string, specI
     const matches = (c.array(rule.matches, [...rp, 'matches']) ?? []).map((m, j) => validateMatch(c, m, [...rp, 'matches', j]))
     const backends = (c.array(rule.backends, [...rp, 'backends']) ?? []).map((b, j) => {
       const bp = [...rp, 'backends', j]
-      const be = c.object(b, bp, ['subset', 'weight']) ?? {}
+      const be = c.object(b, bp, ['service', 'subset', 'weight']) ?? {}
+      const other = c.string(be.service, [...bp, 'service'])
       const subset = c.labels(be.subset, [...bp, 'subset']) ?? {}
       const weight = c.number(be.weight, [...bp, 'weight'], { min: 0, max: 1_000_000, integer: true }) ?? 1
-      if (svc && Object.keys(subset).length > 0 && !svc.dns && !svc.endpoints.some((e) => Object.entries(subset).every(([k, v]) => e.labels[k] === v))) {
-        c.warn([...bp, 'subset'], `no endpoint of service "${service}" has labels ${JSON.stringify(subset)}; requests to it fail with WEFT_ERR_NO_ENDPOINTS`, 'WEFT_W_SUBSET_EMPTY')
+      // A backend may be another Service (Istio's destination host, Gateway API's backendRefs).
+      const owner = other === undefined || other === service ? svc : services.get(other)
+      if (other !== undefined && other !== service && !owner) c.error([...bp, 'service'], `unknown service "${other}" (no Service resource with that name)`, 'WEFT_E_REF_UNKNOWN')
+      else if (owner && svc && owner !== svc && owner.protocol !== svc.protocol) c.error([...bp, 'service'], `service "${other}" speaks ${owner.protocol}, the route's service "${service}" ${svc.protocol}`)
+      if (owner && Object.keys(subset).length > 0 && !owner.dns && !owner.endpoints.some((e) => Object.entries(subset).every(([k, v]) => e.labels[k] === v))) {
+        c.warn([...bp, 'subset'], `no endpoint of service "${owner.name}" has labels ${JSON.stringify(subset)}; requests to it fail with WEFT_ERR_NO_ENDPOINTS`, 'WEFT_W_SUBSET_EMPTY')
       }
-      return { subset, weight }
+      return other === undefined || other === service ? { subset, weight } : { service: other, subset, weight }
     })
     if (backends.length > 0 && backends.every((b) => b.weight === 0)) c.error([...rp, 'backends'], 'weights add up to 0')
     rules.push({

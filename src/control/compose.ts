@@ -89,13 +89,30 @@ export function composeView(resources: readonly object[], endpoints: EndpointMap
   }
   if (opts.fillRouteTargets) {
     for (const r of resources as ResourceShape[]) {
-      const target = r?.kind === 'Route' ? r.spec?.service : undefined
-      if (typeof target !== 'string' || declared.has(target)) continue
-      declared.set(target, 'default')
-      out.push({ apiVersion: 'weft/v1', kind: 'Service', metadata: { name: target }, spec: {} })
+      for (const target of r?.kind === 'Route' ? routeServices(r.spec) : []) {
+        if (declared.has(target)) continue
+        declared.set(target, 'default')
+        out.push({ apiVersion: 'weft/v1', kind: 'Service', metadata: { name: target }, spec: {} })
+      }
     }
   }
   return { resources: out, skipped }
+}
+
+/**
+ * The services a Route sends to: its own, the other Services its backends name and its mirrors'.
+ * Each needs a Service in the view (empty until instances register) for the Route to validate.
+ */
+function routeServices(spec: unknown): string[] {
+  const s = spec as { service?: unknown; rules?: unknown } | undefined
+  const out: string[] = []
+  if (typeof s?.service === 'string') out.push(s.service)
+  if (!Array.isArray(s?.rules)) return out
+  for (const rule of s.rules as { backends?: unknown; mirror?: { service?: unknown } }[]) {
+    if (Array.isArray(rule?.backends)) for (const b of rule.backends as { service?: unknown }[]) if (typeof b?.service === 'string') out.push(b.service)
+    if (typeof rule?.mirror?.service === 'string') out.push(rule.mirror.service)
+  }
+  return out
 }
 
 /** The registry by "<namespace>/<name>", a key without namespace read as one in default. */

@@ -2,6 +2,7 @@
 // refreshes (so load and ejection state survive), with cached subset groups for the balancers.
 import type { EndpointSpec } from '../config/types.js'
 import { Endpoint } from './endpoint.js'
+import type { OutlierDetector } from '../resilience/outlier.js'
 
 export interface GroupOptions {
   panicThresholdPercent: number
@@ -21,7 +22,8 @@ export class EndpointGroup {
 
   constructor(
     readonly selector: Readonly<Record<string, string>>,
-    private readonly set: ServiceEndpoints,
+    /** The service's endpoints this group selects from (its owner: pools and identity are the owner's). */
+    readonly set: ServiceEndpoints,
   ) {}
 
   /** Current candidates; recomputed only when membership or health changed. */
@@ -60,6 +62,8 @@ export class ServiceEndpoints {
   private ordered: Endpoint[] = []
   private groups = new Map<string, EndpointGroup>()
   private nextReturnAt = Infinity
+  /** The owning service's outlier detection (set by its ServiceRuntime): another route's backend reports here. */
+  detector: OutlierDetector | undefined = undefined
 
   constructor(
     readonly service: string,

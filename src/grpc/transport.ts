@@ -266,7 +266,7 @@ export function makeGrpcTransport(channelsFor: (e: Endpoint, service: string) =>
     // grpc-js takes deadlines on the Date.now() clock; the mesh keeps them on performance.now().
     const deadline = call.deadline === Infinity ? Infinity : Date.now() + (call.deadline - performance.now())
     // The least-loaded of the endpoint's connections (another is opened when all are full).
-    const conn = channelsFor(endpoint, call.target.service.name).pick()
+    const conn = channelsFor(endpoint, call.group.set.service).pick()
     const wire = conn.channel.createCall(call.path, deadline, undefined, null, null)
     conn.active++
     conn.started++

@@ -165,7 +165,8 @@ export function makeTransport(poolFor: (e: Endpoint, service: string) => Dispatc
     }
     const o = call.opts
     try {
-      poolFor(endpoint, call.target.service.name).dispatch({
+      // The endpoint's owner, which is not the route's service for a backend that is another Service.
+      poolFor(endpoint, call.group.set.service).dispatch({
         path: call.path,
         method: call.method as Dispatcher.HttpMethod,
         headers,

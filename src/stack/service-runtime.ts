@@ -37,6 +37,7 @@ export class ServiceRuntime {
       ctx.metrics.ejections.inc({ source_service: ctx.metrics.source, destination_service: settings.name, endpoint: e.address })
       ctx.logger.warn(`ejected ${e.address} from ${settings.name} for ${Math.round(ms)}ms after consecutive failures`)
     })
+    this.endpoints.detector = this.outlier
     this.ready = this.apply(settings, undefined)
   }
 

@@ -11,6 +11,8 @@ export interface BackendTarget {
   group: EndpointGroup
   weight: number
   subset: Readonly<Record<string, string>>
+  /** The Service whose endpoints the group selects: the route's, or another one the backend names. */
+  owner: ServiceSettings
 }
 
 export interface RouteTarget {

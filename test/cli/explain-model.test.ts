@@ -85,6 +85,25 @@ test('explain: a rule\'s mirror is a note (where copies go, how many)', () => {
   assert.ok(x.notes.includes('mirror: 25% of HTTP requests are also copied to payments subset {"version":"v2"} (fire and forget, Host payments-shadow; the caller never sees the copy\'s answer)'), x.notes.join('\n'))
 })
 
+test('explain: a backend that is another Service lists that Service\'s endpoints', () => {
+  const split: ExplainView = {
+    ...view,
+    resources: [
+      view.resources[0]!,
+      { apiVersion: 'weft/v1', kind: 'Service', metadata: { name: 'ledger' }, spec: {} },
+      { apiVersion: 'weft/v1', kind: 'Route', metadata: { name: 'payments-split' }, spec: { service: 'payments', rules: [{ backends: [{ subset: { version: 'v1' }, weight: 3 }, { service: 'ledger', weight: 1 }] }] } },
+    ],
+  }
+  const x = explain(split, { from: 'checkout', url: 'http://payments/charge', method: 'GET', headers: [] })
+  assert.equal(x.kind, 'routed')
+  if (x.kind !== 'routed') return
+  assert.deepEqual(x.backends.map((b) => [b.service, b.percent, b.endpoints.map((e) => e.address)]), [
+    ['payments', 75, ['127.0.0.1:8081', '127.0.0.1:8082']],
+    ['ledger', 25, ['127.0.0.1:9001']],
+  ])
+  assert.equal(x.backends[1]!.eligible, 1)
+})
+
 test('explain: no rule matches → the default route with every endpoint; a service without a Route', () => {
   const x = explain(view, { from: 'checkout', url: 'http://payments.default/refund', method: 'GET', headers: [] })
   assert.equal(x.kind, 'routed')
