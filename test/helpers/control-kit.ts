@@ -15,6 +15,21 @@ export async function controlMesh(t: { url: string | string[]; joinToken: string
   return Object.assign(mesh, { log })
 }
 
+/**
+ * A meshed HTTP server of `service` on the daemon (its own SVID once registered), answering its
+ * name; `served.count` counts the requests its handler ran.
+ */
+export async function meshedNameServer(d: { url: string; joinToken: string }, service: string) {
+  const mesh = await controlMesh(d, service)
+  const served = { count: 0 }
+  const server = http.createServer((_req, res) => {
+    served.count++
+    res.end(service)
+  })
+  const { port } = (await mesh.listen(server, { port: 0, host: '127.0.0.1' })) as AddressInfo
+  return { mesh, port, served, address: `127.0.0.1:${port}` }
+}
+
 /** payments with retries off: a dropped request would be a failure, never hidden by a retry. */
 export const PAYMENTS_NO_RETRIES = 'apiVersion: weft/v1\nkind: Service\nmetadata: { name: payments }\nspec:\n  protocol: http\n  retries: { attempts: 0 }\n'
 

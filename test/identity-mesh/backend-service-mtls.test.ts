@@ -2,27 +2,17 @@
 // expecting the SPIFFE ID of the Service it belongs to, not the route's (identity issue, with
 // routing's backends by Service). Real meshed servers with their own SVIDs.
 import assert from 'node:assert/strict'
-import http from 'node:http'
 import { test } from 'node:test'
-import type { AddressInfo } from 'node:net'
 import { applyPolicy, eventually, startTestDaemon } from '../helpers/daemon.js'
-import { controlMesh, endpointsOf } from '../helpers/control-kit.js'
+import { controlMesh, endpointsOf, meshedNameServer } from '../helpers/control-kit.js'
 import { metricValue } from '../helpers/mesh.js'
-
-/** A meshed HTTP server of `service` with its own SVID from the daemon; answers its name. */
-async function meshedServer(d: { url: string; joinToken: string }, service: string) {
-  const mesh = await controlMesh(d, service)
-  const server = http.createServer((_req, res) => res.end(service))
-  const { port } = (await mesh.listen(server, { port: 0, host: '127.0.0.1' })) as AddressInfo
-  return { mesh, address: `127.0.0.1:${port}` }
-}
 
 test('a split whose second backend is another Service: every call succeeds over mTLS, each server checked against its own Service\'s SPIFFE ID', async (t) => {
   const d = await startTestDaemon()
   t.after(() => d.daemon.close())
-  const payments = await meshedServer(d, 'payments')
+  const payments = await meshedNameServer(d, 'payments')
   t.after(() => payments.mesh.close())
-  const next = await meshedServer(d, 'payments-next')
+  const next = await meshedNameServer(d, 'payments-next')
   t.after(() => next.mesh.close())
   const checkout = await controlMesh(d, 'checkout')
   t.after(() => checkout.close())

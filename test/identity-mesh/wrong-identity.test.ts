@@ -9,23 +9,11 @@ import { test } from 'node:test'
 import type { AddressInfo } from 'node:net'
 import { isWeftError } from '../../src/errors/index.js'
 import { applyPolicy, eventually, startTestDaemon } from '../helpers/daemon.js'
-import { controlMesh, endpointsOf, type LoggedMesh } from '../helpers/control-kit.js'
+import { controlMesh, endpointsOf, meshedNameServer, type LoggedMesh } from '../helpers/control-kit.js'
 import { metricValue } from '../helpers/mesh.js'
 
 const PAYMENTS_ID = 'spiffe://weft.local/ns/default/sa/payments'
 const LEDGER_ID = 'spiffe://weft.local/ns/default/sa/ledger'
-
-/** A meshed HTTP server of `service` registered with the daemon; counts the requests its handler ran. */
-async function meshedServer(d: { url: string; joinToken: string }, service: string) {
-  const mesh = await controlMesh(d, service)
-  const served = { count: 0 }
-  const server = http.createServer((_req, res) => {
-    served.count++
-    res.end(service)
-  })
-  const { port } = (await mesh.listen(server, { port: 0, host: '127.0.0.1' })) as AddressInfo
-  return { mesh, port, served, address: `127.0.0.1:${port}` }
-}
 
 /** Applies a Service "payments" with these static mTLS endpoints and waits until `caller` uses them. */
 async function paymentsAt(d: Awaited<ReturnType<typeof startTestDaemon>>, caller: LoggedMesh, addresses: string[], extra = ''): Promise<void> {
@@ -48,7 +36,7 @@ async function paymentsAt(d: Awaited<ReturnType<typeof startTestDaemon>>, caller
 test('a payments endpoint served by a ledger instance: WEFT_ERR_TLS_HANDSHAKE naming both SPIFFE IDs, and the ledger\'s handler never runs', async (t) => {
   const d = await startTestDaemon()
   t.after(() => d.daemon.close())
-  const ledger = await meshedServer(d, 'ledger')
+  const ledger = await meshedNameServer(d, 'ledger')
   t.after(() => ledger.mesh.close())
   const checkout = await controlMesh(d, 'checkout')
   t.after(() => checkout.close())
@@ -68,9 +56,9 @@ test('a payments endpoint served by a ledger instance: WEFT_ERR_TLS_HANDSHAKE na
 test('with a genuine payments endpoint next to it, every call succeeds: the wrong-identity endpoint\'s handshake fails and the call is retried on the other endpoint', async (t) => {
   const d = await startTestDaemon()
   t.after(() => d.daemon.close())
-  const ledger = await meshedServer(d, 'ledger')
+  const ledger = await meshedNameServer(d, 'ledger')
   t.after(() => ledger.mesh.close())
-  const payments = await meshedServer(d, 'payments')
+  const payments = await meshedNameServer(d, 'payments')
   t.after(() => payments.mesh.close())
   const checkout = await controlMesh(d, 'checkout')
   t.after(() => checkout.close())
