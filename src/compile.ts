@@ -83,29 +83,46 @@ export function compileSnapshot(policy: MeshPolicy, version: number, deps: Compi
     if (!metrics) deps.targetMetrics.set(key, (metrics = deps.metrics.forTarget(service, label)))
     return metrics
   }
+  /** The target of `rule` as a rule of `settings`' service (the mirror's too: a rule of its own). */
+  const targetFor = (settings: ServiceSettings, rt: ServiceRuntime, rule: RuleSettings): RouteTarget => {
+    const backends = rule.backends.map((b) => {
+      const owner = (b.service !== undefined ? deps.runtimes.get(b.service) : undefined) ?? rt
+      return { group: owner.endpoints.group(b.subset), weight: b.weight, subset: b.subset, owner: owner.settings }
+    })
+    return {
+      source: deps.source,
+      service: settings,
+      runtime: rt,
+      rule,
+      routeLabel: rule.name,
+      timeoutMs: rule.timeoutMs ?? settings.timeoutMs,
+      retries: rule.retries ?? settings.retries,
+      backends,
+      pickGroup: makeBackendPicker(backends),
+      configVersion: version,
+      metrics: metricsFor(settings.name, rule.name),
+      protocol: 'http',
+      mirror: mirrorOf(rule),
+    }
+  }
   let mirrorStack: ClientStack | undefined
-  /** A rule's mirror: its own target and stack (no retries, no breaker or limit of the service). */
-  const mirrorOf = (rule: RuleSettings, label: string): MirrorTarget | undefined => {
+  /**
+   * A rule's mirror: a rule "<rule>.mirror" of the mirror service, with the rule's timeout, no
+   * retries, and a stack without the service's breaker and limit (routing/mirror-layer.ts).
+   */
+  const mirrorOf = (rule: RuleSettings): MirrorTarget | undefined => {
     const m = rule.mirror
     const settings = m && policy.services.get(m.service)
     const runtime = m && deps.runtimes.get(m.service)
     if (!m || !settings || !runtime) return undefined
-    const routeLabel = `${label}.mirror`
-    const backends = [{ group: runtime.endpoints.group(m.subset), weight: 1, subset: m.subset, owner: settings }]
-    const target: RouteTarget = {
-      source: deps.source,
-      service: settings,
-      runtime,
-      rule: { name: routeLabel, index: rule.index, matches: [], backends: [{ subset: m.subset, weight: 1 }] },
-      routeLabel,
-      timeoutMs: rule.timeoutMs ?? settings.timeoutMs,
+    const target = targetFor(settings, runtime, {
+      name: `${rule.name}.mirror`,
+      index: rule.index,
+      matches: [],
+      backends: [{ subset: m.subset, weight: 1 }],
+      timeoutMs: rule.timeoutMs,
       retries: { ...settings.retries, attempts: 0 },
-      backends,
-      pickGroup: makeBackendPicker(backends),
-      configVersion: version,
-      metrics: metricsFor(settings.name, routeLabel),
-      protocol: 'http',
-    }
+    })
     mirrorStack ??= mirrorStackOf(deps.stack)
     return { percent: m.percent, target, handler: mirrorStack.build(deps.terminal, target) }
   }
@@ -113,26 +130,7 @@ export function compileSnapshot(policy: MeshPolicy, version: number, deps: Compi
     const rt = deps.runtimes.get(settings.name)!
     const build = (rule: RuleSettings, routeName: string | undefined): CompiledRule => {
       const label = rule.name
-      const metrics = metricsFor(settings.name, label)
-      const backends = rule.backends.map((b) => {
-        const owner = (b.service !== undefined ? deps.runtimes.get(b.service) : undefined) ?? rt
-        return { group: owner.endpoints.group(b.subset), weight: b.weight, subset: b.subset, owner: owner.settings }
-      })
-      const target: RouteTarget = {
-        source: deps.source,
-        service: settings,
-        runtime: rt,
-        rule,
-        routeLabel: label,
-        timeoutMs: rule.timeoutMs ?? settings.timeoutMs,
-        retries: rule.retries ?? settings.retries,
-        backends,
-        pickGroup: makeBackendPicker(backends),
-        configVersion: version,
-        metrics,
-        protocol: 'http',
-        mirror: mirrorOf(rule, label),
-      }
+      const target = targetFor(settings, rt, rule)
       let grpc: ClientHandler | undefined
       return {
         label,

@@ -4,6 +4,7 @@
 import { WeftError } from '../errors/index.js'
 import { callDetails, type ClientLayer } from '../stack/call.js'
 import { makePicker } from './pickers.js'
+import { foreignBackends } from '../stack/target.js'
 
 export const balanceLayer: ClientLayer = {
   role: 'balance',
@@ -13,7 +14,7 @@ export const balanceLayer: ClientLayer = {
     const own = makePicker(target.service.loadBalancer)
     // A backend that is another Service is balanced by that Service's loadBalancer settings (as
     // Istio's DestinationRule of the destination host): one picker per group, chosen per call.
-    const foreign = target.backends.filter((b) => b.group.set !== rt.endpoints)
+    const foreign = foreignBackends(target)
     const pickers = foreign.length > 0 ? new Map(foreign.map((b) => [b.group, makePicker(b.owner.loadBalancer)])) : undefined
     return (call, done) => {
       const group = call.group

@@ -3,6 +3,7 @@
 import { isUpstreamFailure } from '../resilience/breaker.js'
 import type { ClientLayer } from '../stack/call.js'
 import { rawHeaderValue } from '../util/headers.js'
+import { foreignBackends } from '../stack/target.js'
 
 /** Header a Weft server uses to report its own load (0..1) to callers. */
 export const LOAD_HEADER = 'weft-load'
@@ -15,7 +16,7 @@ export const endpointStatsLayer: ClientLayer = {
     const own = target.runtime.outlier
     // A backend that is another Service: its endpoints are ejected by that Service's detector (its
     // set, its settings) and decay by its EWMA setting. Looked up per call only for such a rule.
-    const foreign = target.backends.filter((b) => b.group.set !== target.runtime.endpoints)
+    const foreign = foreignBackends(target)
     const decays = foreign.length > 0 ? new Map(foreign.map((b) => [b.group, b.owner.loadBalancer.ewmaDecayMs])) : undefined
     return (call, done) => {
       const e = call.endpoint!

@@ -33,9 +33,7 @@ export function validateRoute(c: Checker, name: string, namespace: string, specI
       const owner = other === undefined || other === service ? svc : services.get(other)
       if (other !== undefined && other !== service && !owner) c.error([...bp, 'service'], `unknown service "${other}" (no Service resource with that name)`, 'WEFT_E_REF_UNKNOWN')
       else if (owner && svc && owner !== svc && owner.protocol !== svc.protocol) c.error([...bp, 'service'], `service "${other}" speaks ${owner.protocol}, the route's service "${service}" ${svc.protocol}`)
-      if (owner && Object.keys(subset).length > 0 && !owner.dns && !owner.endpoints.some((e) => Object.entries(subset).every(([k, v]) => e.labels[k] === v))) {
-        c.warn([...bp, 'subset'], `no endpoint of service "${owner.name}" has labels ${JSON.stringify(subset)}; requests to it fail with WEFT_ERR_NO_ENDPOINTS`, 'WEFT_W_SUBSET_EMPTY')
-      }
+      if (owner) warnEmptySubset(c, [...bp, 'subset'], owner, subset, 'requests to it fail with WEFT_ERR_NO_ENDPOINTS')
       return other === undefined || other === service ? { subset, weight } : { service: other, subset, weight }
     })
     if (backends.length > 0 && backends.every((b) => b.weight === 0)) c.error([...rp, 'backends'], 'weights add up to 0')
@@ -112,6 +110,12 @@ function validateStringMatch(c: Checker, value: unknown, p: PathSeg[], isPath: b
   return { [key]: text }
 }
 
+/** WEFT_W_SUBSET_EMPTY when no static endpoint of `svc` has the subset's labels (DNS: not known here). */
+function warnEmptySubset(c: Checker, p: PathSeg[], svc: ServiceSettings, subset: Record<string, string>, consequence: string): void {
+  if (Object.keys(subset).length === 0 || svc.dns || svc.endpoints.some((e) => Object.entries(subset).every(([k, v]) => e.labels[k] === v))) return
+  c.warn(p, `no endpoint of service "${svc.name}" has labels ${JSON.stringify(subset)}; ${consequence}`, 'WEFT_W_SUBSET_EMPTY')
+}
+
 function validateMirror(c: Checker, value: unknown, p: PathSeg[], routeService: string, services: Map<string, ServiceSettings>): MirrorSpec | undefined {
   const m = c.object(value, p, ['service', 'subset', 'percent'])
   if (!m) return undefined
@@ -120,9 +124,7 @@ function validateMirror(c: Checker, value: unknown, p: PathSeg[], routeService: 
   if (!svc) return void c.error([...p, 'service'], `unknown service "${service}" (no Service resource with that name)`, 'WEFT_E_REF_UNKNOWN')
   const subset = c.labels(m.subset, [...p, 'subset']) ?? {}
   const percent = c.number(m.percent, [...p, 'percent'], { min: 0, max: 100 }) ?? 100
-  if (Object.keys(subset).length > 0 && !svc.dns && !svc.endpoints.some((e) => Object.entries(subset).every(([k, v]) => e.labels[k] === v))) {
-    c.warn([...p, 'subset'], `no endpoint of service "${service}" has labels ${JSON.stringify(subset)}; mirrored copies fail with WEFT_ERR_NO_ENDPOINTS (the callers never see it)`, 'WEFT_W_SUBSET_EMPTY')
-  }
+  warnEmptySubset(c, [...p, 'subset'], svc, subset, 'mirrored copies fail with WEFT_ERR_NO_ENDPOINTS (the callers never see it)')
   if (svc.protocol === 'grpc' || services.get(routeService)?.protocol === 'grpc') {
     c.warn(p, 'gRPC calls are not mirrored (only HTTP requests are); this mirror applies to HTTP calls of the rule only', 'WEFT_W_MIRROR_GRPC')
   }

@@ -16,7 +16,7 @@ import type { ClientStack } from '../client-stack.js'
 import { DEADLINE_HEADER } from '../http/transport.js'
 import { OutboundCall, type ClientLayer, type ParentContext } from '../stack/call.js'
 import type { MirrorTarget } from '../stack/target.js'
-import { traceIdOf } from '../telemetry/tracing.js'
+import { parseTraceparent } from '../telemetry/tracing.js'
 import { CALLER_HEADER } from '../inbound/context.js'
 import type { HeaderRecord } from '../util/headers.js'
 
@@ -84,9 +84,8 @@ function sendCopy(call: OutboundCall, m: MirrorTarget, host: string, settled: ()
 /** Outside a meshed handler: the copy continues the trace of the call it copies. */
 function parentOf(call: OutboundCall): ParentContext | undefined {
   const tp = call.headers.traceparent
-  const traceId = traceIdOf(typeof tp === 'string' ? tp : undefined)
-  if (traceId === undefined) return undefined
-  const flags = parseInt((tp as string).slice(53, 55), 16) & 1
+  const parsed = parseTraceparent(typeof tp === 'string' ? tp : undefined)
+  if (parsed === undefined) return undefined
   const chain = call.headers[CALLER_HEADER]
-  return { deadline: call.deadline, traceId, traceFlags: flags, chain: typeof chain === 'string' ? chain : call.target.source }
+  return { deadline: call.deadline, traceId: parsed.traceId, traceFlags: parsed.flags, chain: typeof chain === 'string' ? chain : call.target.source }
 }

@@ -41,6 +41,11 @@ export interface RouteTarget {
   readonly mirror?: MirrorTarget
 }
 
+/** The backends whose endpoints belong to another Service than the target's (routing's backends by Service). */
+export function foreignBackends(target: RouteTarget): BackendTarget[] {
+  return target.backends.filter((b) => b.group.set !== target.runtime.endpoints)
+}
+
 /** Where a rule's mirrored copies go: a stack of their own, built with the rule's. */
 export interface MirrorTarget {
   readonly percent: number
