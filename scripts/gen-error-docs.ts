@@ -37,13 +37,15 @@ field path and, for files, \`file:line:column\`.
 | \`WEFT_E_FIELD_UNKNOWN\` | a field this version does not know (never silently dropped) |
 | \`WEFT_E_FIELD_REQUIRED\` | a required field is missing |
 | \`WEFT_E_FIELD_INVALID\` | a field has the wrong type or an out-of-range value |
-| \`WEFT_E_KIND_UNKNOWN\` | a resource kind this version does not understand |
+| \`WEFT_E_KIND_UNKNOWN\` | a resource kind (or an SMI / Gateway API version) this version does not understand |
 | \`WEFT_E_DUPLICATE\` | two resources (or endpoints) with the same name |
-| \`WEFT_E_REF_UNKNOWN\` | a Route (or a rule's \`mirror\`) names a service with no Service resource |
+| \`WEFT_E_REF_UNKNOWN\` | a Route (or a rule's \`mirror\`) names a service with no Service resource; an SMI resource names an HTTPRouteGroup (or a match) that does not exist |
 | \`WEFT_E_REGEX_INVALID\` | a regular expression does not compile |
 | \`WEFT_E_REGEX_UNSAFE\` | a regular expression with nested quantifiers (catastrophic backtracking) |
 | \`WEFT_W_ROUTE_SHADOWED\` | a Route rule can never match: an earlier rule matches everything it matches |
 | \`WEFT_W_SUBSET_EMPTY\` | a backend (or mirror) subset selects no endpoint of the service |
+| \`WEFT_E_TRANSLATE_UNSUPPORTED\` | a field of an SMI / Gateway API resource Weft cannot honour (a filter other than RequestMirror, a Gateway parent, \`timeouts: 0s\`, a TrafficTarget regex that is not a path prefix, …) |
+| \`WEFT_W_TRANSLATE_IGNORED\` | a field of an SMI / Gateway API resource that has no effect in the mesh (\`hostnames\` on a Service parent, a repeated header match) |
 | \`WEFT_W_MIRROR_GRPC\` | a rule's \`mirror\` on a gRPC service: only HTTP requests are mirrored, gRPC calls are not |
 `
 }

@@ -23,7 +23,8 @@ export class Checker {
 
   private push(severity: 'error' | 'warning', code: string, path: readonly PathSeg[], message: string): void {
     const pos = this.raw.locate(path)
-    this.issues.push({ severity, code, resource: this.resource, path: formatPath(path), message, file: this.raw.file, line: pos?.line, column: pos?.column })
+    const shown = this.raw.translated ? this.raw.translated.sourcePath(path) : path
+    this.issues.push({ severity, code, resource: this.resource, path: formatPath(shown), message, file: this.raw.file, line: pos?.line, column: pos?.column })
   }
 
   /** An object at path (or undefined when absent); reports fields outside `allowed`. */

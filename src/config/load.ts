@@ -13,6 +13,12 @@ export interface RawResource {
   file?: string
   /** line:column (1-based) of the field at path, or of its nearest existing parent. */
   locate(path: readonly PathSeg[]): { line: number; column: number } | undefined
+  /**
+   * A resource translated from SMI or Gateway API (config/translate): the label findings name it
+   * by ("HTTPRoute/payments (as Route)") and the field path in what the user wrote for a path in
+   * the Weft resource.
+   */
+  translated?: { label: string; sourcePath(path: readonly PathSeg[]): readonly PathSeg[] }
 }
 
 export interface LoadResult {

@@ -11,6 +11,7 @@ import { validateAuthorizationPolicy } from './validate-authz.js'
 import { validateRequestAuthentication } from './validate-authn.js'
 import { validateMeshConfig, validatePeerAuthentication } from './validate-mesh.js'
 import { validateIdentityRevocation } from './validate-revocation.js'
+import { FOREIGN_GROUPS, translateForeign } from './translate/index.js'
 
 const KINDS = ['Service', 'Route', 'MeshConfig', 'PeerAuthentication', 'AuthorizationPolicy', 'RequestAuthentication', 'IdentityRevocation'] as const
 
@@ -26,7 +27,8 @@ interface Envelope {
 export function validatePolicy(loaded: LoadResult): MeshPolicy {
   const issues: ConfigIssue[] = [...loaded.issues]
   const envelopes: Envelope[] = []
-  for (const raw of loaded.resources) {
+  // SMI and Gateway API resources become the Weft resources they stand for (config/translate).
+  for (const raw of translateForeign(loaded.resources, issues)) {
     const env = readEnvelope(raw, issues)
     if (env) envelopes.push(env)
   }
@@ -82,13 +84,13 @@ export function validatePolicy(loaded: LoadResult): MeshPolicy {
 
 function readEnvelope(raw: RawResource, issues: ConfigIssue[]): Envelope | undefined {
   const v = raw.value as Record<string, unknown> | null
-  const label = typeof v === 'object' && v !== null
+  const label = raw.translated ? raw.translated.label : typeof v === 'object' && v !== null
     ? `${typeof v.kind === 'string' ? v.kind : '?'}/${typeof (v.metadata as Record<string, unknown> | undefined)?.name === 'string' ? (v.metadata as Record<string, string>).name : '?'}`
     : `resource #${raw.index + 1}`
   const c = new Checker(raw, label, issues)
   const obj = c.object(v, [], ['apiVersion', 'kind', 'metadata', 'spec'])
   if (!obj) return undefined
-  if (obj.apiVersion !== 'weft/v1') c.error(['apiVersion'], `must be "weft/v1" (got ${JSON.stringify(obj.apiVersion)})`)
+  if (obj.apiVersion !== 'weft/v1') c.error(['apiVersion'], `must be "weft/v1", or an SMI / Gateway API version Weft translates (${Object.keys(FOREIGN_GROUPS).join(', ')}) (got ${JSON.stringify(obj.apiVersion)})`)
   const kind = c.string(obj.kind, ['kind'], { required: true })
   if (kind !== undefined && !(KINDS as readonly string[]).includes(kind)) {
     c.error(['kind'], `unknown kind "${kind}" (this version understands ${KINDS.join(', ')})`, 'WEFT_E_KIND_UNKNOWN')

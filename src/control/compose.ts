@@ -8,6 +8,7 @@
 // mTLS mode for that service.
 import type { EndpointMap, RegisteredEndpoint } from './protocol.js'
 import { parseServiceKey, serviceKey } from './service-key.js'
+import { translateValues } from '../config/translate/index.js'
 
 interface ResourceShape {
   apiVersion?: unknown
@@ -88,7 +89,8 @@ export function composeView(resources: readonly object[], endpoints: EndpointMap
     out.push({ apiVersion: 'weft/v1', kind: 'Service', metadata: { name, namespace: chosen.namespace }, spec: { protocol, endpoints: pick(chosen.key, chosen.list, protocol, skipped) } })
   }
   if (opts.fillRouteTargets) {
-    for (const r of resources as ResourceShape[]) {
+    // An HTTPRoute or TrafficSplit names its services as the Route it becomes does.
+    for (const r of translateValues(resources) as ResourceShape[]) {
       for (const target of r?.kind === 'Route' ? routeServices(r.spec) : []) {
         if (declared.has(target)) continue
         declared.set(target, 'default')

@@ -30,7 +30,7 @@ function must(ok: boolean, what: string): void {
 
 const policy: FuzzTarget = {
   name: 'policy',
-  dictionary: ['apiVersion: weft/v1\n', 'kind: ', 'Service', 'Route', 'AuthorizationPolicy', 'RequestAuthentication', 'PeerAuthentication', 'MeshConfig', 'metadata: { name: a }\n', 'spec:', 'rules:', 'matches:', 'backends:', 'regex: ', 'prefix: ', 'exact: ', 'subset:', 'weight: ', 'timeout: ', 'retries:', 'endpoints:', 'address: ', '---\n', '{', '}', '[', ']', '- ', ': ', '"', "'", '&a ', '*a', '!!binary ', '<<: ', '~', '1e309', '-1', '0x', '((a+)+)', '\t', '\u0000', '\n  ', '#'],
+  dictionary: ['apiVersion: weft/v1\n', 'kind: ', 'Service', 'Route', 'AuthorizationPolicy', 'RequestAuthentication', 'PeerAuthentication', 'MeshConfig', 'metadata: { name: a }\n', 'apiVersion: gateway.networking.k8s.io/v1\n', 'HTTPRoute', 'GRPCRoute', 'parentRefs:', 'backendRefs:', 'kind: Service', 'apiVersion: split.smi-spec.io/v1alpha4\n', 'TrafficSplit', 'HTTPRouteGroup', 'TrafficTarget', 'apiVersion: access.smi-spec.io/v1alpha3\n', 'pathRegex: ', '__proto__', 'constructor', 'spec:', 'rules:', 'matches:', 'backends:', 'regex: ', 'prefix: ', 'exact: ', 'subset:', 'weight: ', 'timeout: ', 'retries:', 'endpoints:', 'address: ', '---\n', '{', '}', '[', ']', '- ', ': ', '"', "'", '&a ', '*a', '!!binary ', '<<: ', '~', '1e309', '-1', '0x', '((a+)+)', '\t', '\u0000', '\n  ', '#'],
   maxLength: 16_384,
   run(input) {
     // Never throws: every problem is an issue with a code, a message and a place.
