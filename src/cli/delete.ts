@@ -11,6 +11,10 @@ const KIND_ALIASES: Record<string, string> = {
   authorizationpolicy: 'AuthorizationPolicy', authorizationpolicies: 'AuthorizationPolicy',
   requestauthentication: 'RequestAuthentication', requestauthentications: 'RequestAuthentication',
   identityrevocation: 'IdentityRevocation', identityrevocations: 'IdentityRevocation',
+  // SMI and Gateway API kinds, stored as written (config/translate).
+  httproute: 'HTTPRoute', httproutes: 'HTTPRoute', grpcroute: 'GRPCRoute', grpcroutes: 'GRPCRoute',
+  trafficsplit: 'TrafficSplit', trafficsplits: 'TrafficSplit', ts: 'TrafficSplit',
+  httproutegroup: 'HTTPRouteGroup', httproutegroups: 'HTTPRouteGroup', traffictarget: 'TrafficTarget', traffictargets: 'TrafficTarget',
 }
 
 export function canonicalKind(kind: string): string {

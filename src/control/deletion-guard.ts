@@ -9,13 +9,15 @@
 //
 // Only these kinds: keeping one can only restrict (an ALLOW or DENY more, a JWT rule more, an
 // IdentityRevocation more — a revocation dropped by mistake must not let a revoked identity back
-// in; `weft unrevoke` is a DELETE, listed, so it is honored).
+// in; `weft unrevoke` is a DELETE, listed, so it is honored; an SMI TrafficTarget is an ALLOW
+// policy — kept without the HTTPRouteGroup it names, the view does not validate and is NACKed, so
+// the last good one, which has both, keeps serving).
 // PeerAuthentication and MeshConfig are NOT kept: a kept PERMISSIVE mode (or a MeshConfig relaxing
 // the mesh-wide default) would be less strict than what the daemon serves now.
 import type { ControlView } from './views.js'
 import { resourceKey } from './resource-key.js'
 
-const GUARDED = new Set(['AuthorizationPolicy', 'RequestAuthentication', 'IdentityRevocation'])
+const GUARDED = new Set(['AuthorizationPolicy', 'RequestAuthentication', 'IdentityRevocation', 'TrafficTarget'])
 
 /** What one view runs as, given what ran before; committed once it applied. */
 export interface GuardPlan {

@@ -277,3 +277,8 @@ spec: { service: web, backends: [{ service: web-v2, weight: 1 }] }
   assert.deepEqual(filled, ['payments', 'payments-next', 'payments-shadow', 'web', 'web-v2'])
   assert.deepEqual(validatePolicy(loadText(resources.map((r) => JSON.stringify(r)).join('\n---\n'))).issues.filter((i) => i.severity === 'error'), [])
 })
+
+test('weft delete takes the SMI and Gateway API kinds as kubectl spells them', async () => {
+  const { canonicalKind } = await import('../../src/cli/delete.js')
+  assert.deepEqual(['httproutes', 'grpcroute', 'ts', 'httproutegroup', 'traffictargets'].map(canonicalKind), ['HTTPRoute', 'GRPCRoute', 'TrafficSplit', 'HTTPRouteGroup', 'TrafficTarget'])
+})

@@ -134,14 +134,18 @@ test('with failOnDataErrors the instance fails closed instead: 503 WEFT_ERR_CONT
   assert.equal(await readyz(admin), 200)
 })
 
-test('DeletionGuard keeps only AuthorizationPolicy and RequestAuthentication, until the view has them again or lists them as deleted', () => {
+test('DeletionGuard keeps only AuthorizationPolicy, RequestAuthentication (and SMI TrafficTarget), until the view has them again or lists them as deleted', () => {
   const r = (kind: string, name: string, spec: object = {}) => ({ apiVersion: 'weft/v1', kind, metadata: { name }, spec })
   const ap = r('AuthorizationPolicy', 'a', { action: 'DENY' })
   const ra = r('RequestAuthentication', 'jwt')
   const pa = r('PeerAuthentication', 'strict', { mtls: { mode: 'STRICT' } })
   const svc = r('Service', 'payments')
+  const tt = { ...r('TrafficTarget', 'smi'), apiVersion: 'access.smi-spec.io/v1alpha3' }
   const g = new DeletionGuard()
   const view = (version: number, resources: object[], deleted?: string[]) => ({ version, resources, endpoints: {}, ...(deleted ? { deleted } : {}) })
+  const smi = new DeletionGuard()
+  smi.commit(smi.plan(view(1, [svc, tt])))
+  assert.deepEqual([...smi.plan(view(2, [svc])).kept.keys()], ['TrafficTarget/default/smi'], 'an SMI TrafficTarget is an ALLOW policy: kept too')
   g.commit(g.plan(view(1, [svc, ap, ra, pa])))
   // Dropped without a delete: the inbound policies are kept, PeerAuthentication and Service are not.
   const p2 = g.plan(view(2, [svc]))

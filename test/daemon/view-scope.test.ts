@@ -141,3 +141,43 @@ ${requestAuth('ledger-users', 'ledger', 'ledger')}${requestAuth('default-users',
     assert.ok(!seen.includes('ledger-users') && !seen.includes('ledger-v2'), `nothing of the ledger's RequestAuthentication ever reached ${k}`)
   }
 })
+
+test('an SMI TrafficTarget is scoped as the AuthorizationPolicy it becomes: only its destination service sees it; the HTTPRouteGroup it names reaches everyone', async (t) => {
+  const d = await startTestDaemon()
+  t.after(() => d.daemon.close())
+  const applied = await applyPolicy(d, `apiVersion: weft/v1
+kind: Service
+metadata: { name: payments }
+spec: { timeout: 2s }
+---
+apiVersion: specs.smi-spec.io/v1alpha4
+kind: HTTPRouteGroup
+metadata: { name: the-routes }
+spec: { matches: [{ name: metrics, pathRegex: /metrics, methods: [GET] }] }
+---
+apiVersion: access.smi-spec.io/v1alpha3
+kind: TrafficTarget
+metadata: { name: payments-metrics }
+spec:
+  destination: { kind: ServiceAccount, name: payments }
+  rules: [{ kind: HTTPRouteGroup, name: the-routes }]
+  sources: [{ kind: ServiceAccount, name: prometheus }]
+`)
+  assert.equal(applied.status, 200, JSON.stringify(applied.body))
+  const p = await register(d, { service: 'payments', address: '127.0.0.1', port: 8081 })
+  const c = await register(d, { service: 'checkout' })
+  const wp = await openWatch(d.url, p.id, p.token)
+  const wc = await openWatch(d.url, c.id, c.token)
+  t.after(() => {
+    wp.close()
+    wc.close()
+  })
+  const snapshot = async (w: typeof wp) => {
+    for (;;) {
+      const m = await w.next()
+      if (m.type === 'snapshot') return names(m as { resources?: object[] })
+    }
+  }
+  assert.deepEqual(await snapshot(wp), ['HTTPRouteGroup/the-routes', 'Service/payments', 'TrafficTarget/payments-metrics'])
+  assert.deepEqual(await snapshot(wc), ['HTTPRouteGroup/the-routes', 'Service/payments'])
+})

@@ -163,6 +163,7 @@ function readHttpMatch(f: ForeignResource, value: unknown, p: PathSeg[]): { weft
   const withPath = (path: Obj): RulePart => ({ value: { ...common.value, path }, maps: [...common.maps, [['path'], vp]] })
   let parts: RulePart[]
   let kindRank: number
+  let length = text.length
   if (type === 'Exact') {
     parts = [withPath({ exact: text })]
     kindRank = 3
@@ -172,12 +173,13 @@ function readHttpMatch(f: ForeignResource, value: unknown, p: PathSeg[]): { weft
   } else if (type === 'PathPrefix') {
     // Gateway prefixes match whole segments: "/foo" matches /foo and /foo/bar, never /foobar.
     const base = text.length > 1 && text.endsWith('/') ? text.slice(0, -1) : text
+    length = base.length
     parts = base === '/' ? [withPath({ prefix: '/' })] : [withPath({ exact: base }), withPath({ prefix: `${base}/` })]
     kindRank = 1
   } else {
     return void c.error([...p, 'path', 'type'], `must be one of Exact | PathPrefix | RegularExpression (got ${JSON.stringify(type)})`)
   }
-  return { weft: parts, rank: [kindRank, text.length, m.method !== undefined ? 1 : 0, headers, query] }
+  return { weft: parts, rank: [kindRank, length, m.method !== undefined ? 1 : 0, headers, query] }
 }
 
 function readGrpcMatch(f: ForeignResource, value: unknown, p: PathSeg[]): { weft: RulePart[]; rank: number[] } | undefined {
