@@ -36,6 +36,8 @@ commands:
   unrevoke SERVICE|SPIFFE-ID [-n NS]
                              lift a revocation
   check -f FILE [-f FILE…]   validate policy files offline; exit 1 when any has errors
+                             (-o yaml: print the Weft resources they stand for, SMI and
+                             Gateway API resources translated)
   version                    print the version
   help                       this text
 
