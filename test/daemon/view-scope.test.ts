@@ -25,6 +25,16 @@ metadata: { name: payments-permissive }
 spec: { service: payments, mtls: PERMISSIVE }
 ${allow('payments', 'checkout')}${allow('ledger', 'payments')}`
 
+/** The next message of these types (snapshots and policy deltas carry resources). */
+async function next(w: { next(): Promise<{ type: string }> }, types: string[]): Promise<{ type: string; resources?: object[] }> {
+  for (;;) {
+    const m = await w.next()
+    if (types.includes(m.type)) return m as { type: string; resources?: object[] }
+  }
+}
+
+const PAYMENTS = 'apiVersion: weft/v1\nkind: Service\nmetadata: { name: payments }\nspec: { timeout: 2s }\n'
+
 const names = (m: { resources?: object[] }) => (m.resources ?? []).map((r) => `${(r as { kind: string }).kind}/${(r as { metadata: { name: string } }).metadata.name}`).sort()
 
 test('each instance sees only its own service\'s AuthorizationPolicy, in snapshots and policy deltas', async (t) => {
@@ -40,23 +50,13 @@ test('each instance sees only its own service\'s AuthorizationPolicy, in snapsho
   t.after(() => {
     for (const w of [wp, wl, wc]) w.close()
   })
-  const first = async (w: typeof wp) => {
-    for (;;) {
-      const m = await w.next()
-      if (m.type === 'snapshot') return m
-    }
-  }
+  const first = (w: typeof wp) => next(w, ['snapshot'])
   assert.deepEqual(names(await first(wp)), ['AuthorizationPolicy/payments-allow-checkout', 'PeerAuthentication/payments-permissive', 'Service/payments'])
   assert.deepEqual(names(await first(wl)), ['AuthorizationPolicy/ledger-allow-payments', 'PeerAuthentication/payments-permissive', 'Service/payments'])
   assert.deepEqual(names(await first(wc)), ['PeerAuthentication/payments-permissive', 'Service/payments'], 'a caller sees the modes of its destinations, not their authorization')
 
   assert.equal((await applyPolicy(d, allow('checkout', 'web'))).status, 200)
-  const delta = async (w: typeof wp) => {
-    for (;;) {
-      const m = await w.next()
-      if (m.type === 'policy' || m.type === 'snapshot') return m
-    }
-  }
+  const delta = (w: typeof wp) => next(w, ['policy', 'snapshot'])
   assert.ok(names(await delta(wc)).includes('AuthorizationPolicy/checkout-allow-web'))
   assert.ok(!names(await delta(wp)).includes('AuthorizationPolicy/checkout-allow-web'))
   assert.ok(!names(await delta(wl)).includes('AuthorizationPolicy/checkout-allow-web'))
@@ -93,11 +93,7 @@ ${service ? `  service: ${service}\n` : ''}  jwtRules: [{ issuer: "https://issue
 test('RequestAuthentication is scoped like AuthorizationPolicy: one for ledger reaches only ledger; one without a service reaches every instance of its namespace and none of another', async (t) => {
   const d = await startTestDaemon()
   t.after(() => d.daemon.close())
-  const applied = await applyPolicy(d, `apiVersion: weft/v1
-kind: Service
-metadata: { name: payments }
-spec: { timeout: 2s }
-${requestAuth('ledger-users', 'ledger', 'ledger')}${requestAuth('default-users', undefined, 'shop')}${requestAuth('team-a-users', undefined, 'team-a', 'team-a')}`)
+  const applied = await applyPolicy(d, `${PAYMENTS}${requestAuth('ledger-users', 'ledger', 'ledger')}${requestAuth('default-users', undefined, 'shop')}${requestAuth('team-a-users', undefined, 'team-a', 'team-a')}`)
   assert.equal(applied.status, 200, JSON.stringify(applied.body))
   const teamA = (await call(d.url, 'POST', '/v1/tokens', d.adminToken, { namespace: 'team-a' })).body.token as string
   const p = await register(d, { service: 'payments', address: '127.0.0.1', port: 8081 })
@@ -108,13 +104,6 @@ ${requestAuth('ledger-users', 'ledger', 'ledger')}${requestAuth('default-users',
   t.after(() => {
     for (const w of Object.values(watches)) w.close()
   })
-  /** The next message of these types (snapshots and policy deltas carry resources). */
-  const next = async (w: typeof watches.payments, types: string[]): Promise<{ type: string; resources?: object[] }> => {
-    for (;;) {
-      const m = await w.next()
-      if (types.includes(m.type)) return m as { type: string; resources?: object[] }
-    }
-  }
   const ras = (m: { resources?: object[] }) => names(m).filter((n) => n.startsWith('RequestAuthentication/'))
   const first = Object.fromEntries(await Promise.all(Object.entries(watches).map(async ([k, w]) => [k, ras(await next(w, ['snapshot']))] as const)))
   assert.deepEqual(first, {
@@ -145,11 +134,7 @@ ${requestAuth('ledger-users', 'ledger', 'ledger')}${requestAuth('default-users',
 test('an SMI TrafficTarget is scoped as the AuthorizationPolicy it becomes: only its destination service sees it; the HTTPRouteGroup it names reaches everyone', async (t) => {
   const d = await startTestDaemon()
   t.after(() => d.daemon.close())
-  const applied = await applyPolicy(d, `apiVersion: weft/v1
-kind: Service
-metadata: { name: payments }
-spec: { timeout: 2s }
----
+  const applied = await applyPolicy(d, `${PAYMENTS}---
 apiVersion: specs.smi-spec.io/v1alpha4
 kind: HTTPRouteGroup
 metadata: { name: the-routes }
@@ -172,12 +157,7 @@ spec:
     wp.close()
     wc.close()
   })
-  const snapshot = async (w: typeof wp) => {
-    for (;;) {
-      const m = await w.next()
-      if (m.type === 'snapshot') return names(m as { resources?: object[] })
-    }
-  }
+  const snapshot = async (w: typeof wp) => names(await next(w, ['snapshot']))
   assert.deepEqual(await snapshot(wp), ['HTTPRouteGroup/the-routes', 'Service/payments', 'TrafficTarget/payments-metrics'])
   assert.deepEqual(await snapshot(wc), ['HTTPRouteGroup/the-routes', 'Service/payments'])
 })
