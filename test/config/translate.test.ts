@@ -112,7 +112,7 @@ test('hostnames do not apply to a Service parent: a warning, and the route is ap
   assert.equal(policy.routes.length, 1)
 })
 
-test('a route as `kubectl get -o yaml` prints it (uid, resourceVersion, status) translates; a second Service parent makes a second Route', () => {
+test('a route as `kubectl get -o yaml` prints it (uid, resourceVersion, status) translates; a second Service parent (kind: Service with no group is the core one) makes a second Route', () => {
   const policy = check(`apiVersion: gateway.networking.k8s.io/v1
 kind: HTTPRoute
 metadata:
@@ -126,7 +126,7 @@ metadata:
 spec:
   parentRefs:
   - { group: "", kind: Service, name: payments }
-  - { group: "", kind: Service, name: payments-next }
+  - { kind: Service, name: payments-next }
   rules:
   - matches: [{ path: { type: Exact, value: /health } }]
 status:

@@ -78,9 +78,10 @@ function readParents(f: ForeignResource, value: unknown): Parent[] {
     const rp = [...p, i]
     const r = c.object(ref, rp, ['group', 'kind', 'name', 'namespace', 'port', 'sectionName'])
     if (!r) return
-    // The Gateway API's defaults are group gateway.networking.k8s.io and kind Gateway.
+    // The Gateway API's defaults are kind Gateway and group gateway.networking.k8s.io; that group
+    // has no Service, so `kind: Service` without a group is read as the core one.
     const kind = r.kind ?? 'Gateway'
-    const group = r.group ?? 'gateway.networking.k8s.io'
+    const group = r.group ?? (kind === 'Service' ? '' : 'gateway.networking.k8s.io')
     if (kind !== 'Service' || (group !== '' && group !== 'core')) {
       return c.error([...rp, r.kind === undefined ? 'name' : 'kind'],
         `the parent is a ${group === '' ? '' : `${String(group)} `}${String(kind)}; Weft routes traffic between services, so a parent is a Service ({ group: "", kind: Service }, GAMMA); Gateways are not Weft resources`, UNSUPPORTED)
