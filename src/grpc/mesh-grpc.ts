@@ -6,6 +6,7 @@ import { DNS_NAME } from '../config/names.js'
 import type { Endpoint } from '../discovery/endpoint.js'
 import { invalidArg, WeftError } from '../errors/index.js'
 import type { InboundCore } from '../inbound/core.js'
+import { installHealth } from './health.js'
 import type { ClientHandler } from '../stack/call.js'
 import { loadGrpc, type GrpcModule } from './load.js'
 import { MeshChannel } from './mesh-channel.js'
@@ -149,6 +150,8 @@ export class MeshGrpc {
     const interceptor = meshServerInterceptor(this.grpc, this.deps.inbound, id.enabled ? (cert) => id.peerFromCertificate(cert) : undefined)
     const server = new this.grpc.Server({ ...options, interceptors: [interceptor, ...(options.interceptors ?? [])] })
     applyMaxMetadataSize(server, metadataLimit)
+    const core = this.deps.inbound()
+    if (core.healthEnabled) installHealth(this.grpc, server, { serving: () => this.deps.inbound().serving(), onChange: (fn) => this.deps.inbound().onServingChange(fn) })
     this.meshed.add(server)
     return server
   }

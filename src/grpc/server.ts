@@ -20,6 +20,7 @@ import type { Done } from '../stack/layer.js'
 import { TIMER_SLACK_MS } from '../resilience/deadline-watch.js'
 import { ERROR_CODE_HEADER } from '../telemetry/call-layer.js'
 import type { GrpcModule } from './load.js'
+import { HEALTH_PATH_PREFIX } from './health.js'
 import { headersOf } from './metadata.js'
 
 const CANCELLED = 1
@@ -63,6 +64,8 @@ export function meshServerInterceptor(grpc: GrpcModule, coreOf: () => InboundCor
   }
 
   return (methodDef, base) => {
+    // The health service is answered before the stack, as /healthz and /readyz are (health.ts).
+    if (methodDef.path.startsWith(HEALTH_PATH_PREFIX)) return new grpc.ServerInterceptingCall(base)
     const core = coreOf()
     const io: GrpcIo = { md: undefined, nextMd: undefined, done: undefined }
     let call: InboundCall | undefined

@@ -79,6 +79,8 @@ export class InboundCore {
   private drained: (() => void) | undefined
   private readonly healthOnApp: boolean
   private readonly metricsOnApp: boolean
+  /** Told when serving() may have changed (drain began): the gRPC health service's Watch. */
+  private readonly servingListeners = new Set<() => void>()
 
   constructor(private readonly deps: InboundDeps) {
     this.security = { metrics: deps.metrics, logger: deps.logger }
@@ -212,11 +214,27 @@ export class InboundCore {
     return this.answerHealth(url, this.metricsOnApp)
   }
 
+  /** Ready (config loaded, registered) and not draining: /readyz's and gRPC health's answer. */
+  serving(): boolean {
+    return this.deps.ready() && !this.draining
+  }
+
+  /** Calls `fn` when serving() may have changed; returns the unsubscribe. */
+  onServingChange(fn: () => void): () => void {
+    this.servingListeners.add(fn)
+    return () => void this.servingListeners.delete(fn)
+  }
+
+  /** Whether health answers are on at all (`inbound.health: false` turns them off). */
+  get healthEnabled(): boolean {
+    return this.deps.options.health !== false
+  }
+
   /** The health answers themselves (the admin server uses this with every path on). */
   answerHealth(url: string, withMetrics: boolean): HealthAnswer | undefined | Promise<HealthAnswer> {
     if (url === '/healthz') return { status: 200, contentType: 'text/plain', body: 'ok\n' }
     if (url === '/readyz') {
-      const ready = this.deps.ready() && !this.draining
+      const ready = this.serving()
       return { status: ready ? 200 : 503, contentType: 'text/plain', body: ready ? 'ready\n' : this.draining ? 'draining\n' : 'not ready\n' }
     }
     if (withMetrics && url === '/metrics') {
@@ -231,6 +249,7 @@ export class InboundCore {
    */
   drain(timeoutMs = this.deps.options.drainTimeoutMs ?? INBOUND_DEFAULTS.drainTimeoutMs): Promise<boolean> {
     this.draining = true
+    for (const fn of [...this.servingListeners]) fn()
     for (const call of this.calls) call.frontEnd.closeAfter?.(call)
     if (this.calls.size === 0) return Promise.resolve(true)
     return new Promise((resolve) => {
