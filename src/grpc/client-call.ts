@@ -3,7 +3,7 @@
 // the call's request source: it keeps the messages sent (serialized, up to the replay buffer) so a
 // retry can send them again, and feeds the attempt in flight one write at a time (a grpc-js call
 // takes one outstanding write). The committed attempt's response goes to the grpc-js listener.
-import type { Deadline, Metadata, StatusObject } from '@grpc/grpc-js'
+import type { CallCredentials, Deadline, Metadata, StatusObject } from '@grpc/grpc-js'
 import type { Call, InterceptingListener, MessageContext } from '@grpc/grpc-js/build/src/call-interface.js'
 import type { ServerSurfaceCall } from '@grpc/grpc-js/build/src/server-call.js'
 import { DEFAULTS } from '../config/defaults.js'
@@ -38,6 +38,10 @@ const PROPAGATE_DEADLINE = 1
 const PROPAGATE_CANCELLATION = 8
 const PROPAGATE_DEFAULTS = 0xffff
 const CANCELLED = 1
+const UNAVAILABLE = 14
+const INTERNAL = 13
+/** gRFC A54: statuses a credentials plugin may not produce (they mean something the library does). */
+const RESERVED_FOR_LIBRARY = new Set([3, 5, 6, 9, 10, 11, 15])
 let callNumber = 0
 
 export class MeshClientCall implements Call, CallBody, GrpcRequestSource, GrpcSink {
@@ -95,12 +99,41 @@ export class MeshClientCall implements Call, CallBody, GrpcRequestSource, GrpcSi
       const st = this.early
       return void process.nextTick(() => listener.onReceiveStatus(st))
     }
+    if (this.credentials) return this.runWithCredentials(this.credentials)
     this.starting = true
     try {
       this.run()
     } finally {
       this.starting = false
     }
+  }
+
+  /** Per-call credentials (CallOptions.credentials), set by grpc-js before start(). */
+  private credentials: CallCredentials | undefined = undefined
+
+  /**
+   * Asks the call's credentials for their metadata once, then runs the call with it added (before
+   * routing, so a Route may match on it). As grpc-js: a plugin's failure ends the call UNAVAILABLE,
+   * or with the plugin's own status unless it is one gRFC A54 reserves for the library (INTERNAL).
+   */
+  private runWithCredentials(creds: CallCredentials): void {
+    const slash = this.path.lastIndexOf('/')
+    creds.generateMetadata({ service_url: `https://${this.service}/${this.path.slice(1, slash)}`, method_name: this.path.slice(slash + 1) }).then(
+      (extra) => {
+        if (this.ended) return
+        const md = this.metadata.clone()
+        md.merge(extra)
+        this.metadata = md
+        this.run()
+      },
+      (err: unknown) => {
+        if (this.ended) return
+        const e = err as { code?: unknown; message?: unknown } | null
+        const own = typeof e?.code === 'number' && Number.isInteger(e.code) && e.code > 0 && e.code <= 16 ? e.code : undefined
+        const code = own === undefined ? UNAVAILABLE : RESERVED_FOR_LIBRARY.has(own) ? INTERNAL : own
+        this.end({ code, details: `Getting metadata from plugin failed with error: ${String(e?.message ?? err)}`, metadata: new this.deps.grpc.Metadata() })
+      },
+    )
   }
 
   /** A status given before start(): what start() answers with. */
@@ -307,8 +340,9 @@ export class MeshClientCall implements Call, CallBody, GrpcRequestSource, GrpcSi
     return this.number
   }
 
-  /** Per-call credentials are not carried yet (identity comes with mTLS). */
-  setCredentials(): void {}
+  setCredentials(credentials: CallCredentials): void {
+    this.credentials = credentials
+  }
 
   getAuthContext(): null {
     return null
