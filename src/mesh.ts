@@ -29,6 +29,7 @@ import { ControlMode } from './control/control-mode.js'
 import { MeshIdentity } from './mesh-identity.js'
 import type { InboundSecurity } from './inbound/call.js'
 import { attachFrontDoor } from './http/tls-front-door.js'
+import { gateUpgrades } from './http/upgrade.js'
 import { ConfigApplier, policyError } from './mesh-apply.js'
 
 export type { ConfigEvent } from './mesh-apply.js'
@@ -267,12 +268,14 @@ export class Mesh extends EventEmitter {
    * checked client SVID, plaintext, or both. Call right after listen() returns (before the first
    * connection); mesh.listen and the Fastify plugin do it themselves. With or without a daemon it
    * also puts the request header-count limit (431 past 1000 fields, RELIABILITY B5) before the
-   * server's request listeners, as they are when called.
+   * server's request listeners, as they are when called, and runs upgrade (WebSocket) requests
+   * through the inbound stack (http/upgrade.ts), whose framework middleware never sees them.
    * @example const server = app.listen(8080); mesh.secure(server); await mesh.register({ port: 8080 })
    */
   secure(server: Server): Server {
     this.frontDoor(server)
     guardHeaderCount(server)
+    gateUpgrades(this.inbound, server)
     return server
   }
 

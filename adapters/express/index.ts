@@ -6,6 +6,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { Mesh } from '../../src/mesh.js'
 import { invalidArg } from '../../src/errors/index.js'
 import type { FrontEnd, InboundCall } from '../../src/inbound/call.js'
+import { admittedUpgrade } from '../../src/http/upgrade.js'
 import { requestContext } from '../../src/inbound/context.js'
 import { answerHealth, closeAfterResponse, markResponse, refuseTooManyHeaders, writeError } from '../../src/http/server.js'
 import type { Done } from '../../src/stack/layer.js'
@@ -98,6 +99,9 @@ export function weft(mesh: Mesh): (req: ExpressRequest, res: ServerResponse, nex
     // RELIABILITY B5: 431 past 1000 header fields (one length compare), whether or not the app's
     // server went through mesh.secure; node keeps up to its maxHeadersCount (2000 unset).
     if (refuseTooManyHeaders(req, res) || answerHealth(core, req, res)) return
+    // An upgrade the server's gate admitted, routed back into the app (express-ws): run once.
+    const upgraded = admittedUpgrade(req)
+    if (upgraded) return void requestContext.run(upgraded, next)
     markResponse(core, res)
     const url = req.originalUrl ?? req.url ?? '/'
     core.run(core.begin(req.method ?? 'GET', url, req.headers, expressFrontEnd, { req, res, next } satisfies ExpressIo, req.socket), onRejected)

@@ -12,6 +12,7 @@ import type { FrontEnd, InboundCall } from '../../src/inbound/call.js'
 import { requestContext, type InboundContext } from '../../src/inbound/context.js'
 import type { HealthAnswer } from '../../src/inbound/core.js'
 import { LOAD_HEADER } from '../../src/balance/endpoint-stats-layer.js'
+import { admittedUpgrade } from '../../src/http/upgrade.js'
 import type { Done } from '../../src/stack/layer.js'
 
 export interface WeftPluginOptions {
@@ -75,6 +76,12 @@ function weft(fastify: FastifyInstance, opts: WeftPluginOptions, pluginDone: (er
       if (h instanceof Promise) h.then((a) => sendHealth(reply, a), (err: Error) => sendHealth(reply, { status: 500, contentType: 'text/plain', body: err.message }))
       else sendHealth(reply, h)
       return
+    }
+    // An upgrade the server's gate admitted, routed into Fastify (@fastify/websocket): run once.
+    const upgraded = admittedUpgrade(request.raw)
+    if (upgraded) {
+      request.weft = upgraded
+      return requestContext.run(upgraded, next)
     }
     void reply.header(LOAD_HEADER, core.monitor.header)
     if (core.draining) void reply.header('connection', 'close')

@@ -9,6 +9,7 @@ import type { FrontEnd, InboundCall } from '../inbound/call.js'
 import { requestContext } from '../inbound/context.js'
 import type { ErrorAnswer, HealthAnswer, InboundCore } from '../inbound/core.js'
 import { LOAD_HEADER } from '../balance/endpoint-stats-layer.js'
+import { gateUpgrades } from './upgrade.js'
 
 export interface ListenOptions {
   port: number
@@ -175,6 +176,7 @@ export async function listenWithMesh(core: InboundCore, server: Server, opts: Li
     markResponse(core, res)
     core.run(core.begin(req.method ?? 'GET', req.url ?? '/', req.headers, frontEnd, { req, res } satisfies NodeIo, req.socket), onRejected)
   })
+  gateUpgrades(core, server)
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject)
     server.listen(opts.port, opts.host, () => {

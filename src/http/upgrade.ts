@@ -1,0 +1,69 @@
+// Upgrade (WebSocket) and CONNECT requests on a server mesh.listen serves go through the inbound
+// stack too. Once an application listens for 'upgrade' (the ws library, socket.io), node emits such
+// a request as 'upgrade' instead of 'request', which would skip the server stack: identity,
+// AuthorizationPolicy, shedding, deadline, metrics — a DENY on /admin would not hold for
+// `Connection: Upgrade` (Envoy's RBAC applies to upgrade requests alike). The gate sits in the
+// server's emit, so listeners added after mesh.listen (a WebSocketServer made later) are behind it
+// too. An admitted request reaches the application's listeners as node would have delivered it
+// (measured as answered 101 when handed over); a refused one is answered on the raw socket with the
+// error table's status and JSON body, and the socket closed. Libraries that route an admitted
+// upgrade back into the framework (express-ws, @fastify/websocket) reach the adapters' middleware
+// with it: they find it in `admittedUpgrade` and run it in its context instead of a second time.
+import { STATUS_CODES, type IncomingMessage, type Server } from 'node:http'
+import type { Duplex } from 'node:stream'
+import type { Done } from '../stack/layer.js'
+import type { FrontEnd, InboundCall } from '../inbound/call.js'
+import { requestContext, type InboundContext } from '../inbound/context.js'
+import type { ErrorAnswer, InboundCore } from '../inbound/core.js'
+
+interface UpgradeIo {
+  req: IncomingMessage
+  socket: Duplex
+  /** Delivers the event to the application's listeners (node's own emit). */
+  deliver: () => void
+}
+
+/** Upgrade requests the gate admitted → their request context (see admittedUpgrade). */
+const admitted = new WeakMap<IncomingMessage, InboundContext>()
+
+/** The context of an upgrade request the gate already ran through the stack, if `req` is one. */
+export function admittedUpgrade(req: IncomingMessage): InboundContext | undefined {
+  return admitted.get(req)
+}
+
+class UpgradeFrontEnd implements FrontEnd {
+  proceed(call: InboundCall, done: Done<InboundCall>): void {
+    const io = call.io as UpgradeIo
+    admitted.set(io.req, call.context)
+    call.statusCode = 101
+    requestContext.run(call.context, io.deliver)
+    done(null, call)
+  }
+}
+
+const frontEnd = new UpgradeFrontEnd()
+const gated = new WeakSet<Server>()
+
+export function gateUpgrades(core: InboundCore, server: Server): void {
+  if (gated.has(server)) return
+  gated.add(server)
+  const emit = server.emit
+  server.emit = function gate(this: Server, event: string | symbol, ...args: unknown[]): boolean {
+    if (event !== 'upgrade' && event !== 'connect') return Reflect.apply(emit, this, [event, ...args]) as boolean
+    const req = args[0] as IncomingMessage
+    const socket = args[1] as Duplex
+    const io: UpgradeIo = { req, socket, deliver: () => void Reflect.apply(emit, this, [event, ...args]) }
+    const call = core.begin(req.method ?? 'GET', req.url ?? '/', req.headers, frontEnd, io, req.socket)
+    core.run(call, (err, c) => writeRawError(socket, core.errorResponse(err, c)))
+    return true
+  } as Server['emit']
+}
+
+/** An HTTP/1.1 answer written on a socket no ServerResponse owns, then the socket closed. */
+function writeRawError(socket: Duplex, a: ErrorAnswer): void {
+  if (socket.destroyed) return
+  const headers: Record<string, string | number> = { ...a.headers, 'content-length': Buffer.byteLength(a.body), connection: 'close' }
+  let head = `HTTP/1.1 ${a.status} ${STATUS_CODES[a.status] ?? ''}\r\n`
+  for (const [k, v] of Object.entries(headers)) head += `${k}: ${v}\r\n`
+  socket.end(`${head}\r\n${a.body}`)
+}
