@@ -48,11 +48,15 @@ export function gateUpgrades(core: InboundCore, server: Server): void {
   if (gated.has(server)) return
   gated.add(server)
   const emit = server.emit
-  server.emit = function gate(this: Server, event: string | symbol, ...args: unknown[]): boolean {
-    if (event !== 'upgrade' && event !== 'connect') return Reflect.apply(emit, this, [event, ...args]) as boolean
-    const req = args[0] as IncomingMessage
-    const socket = args[1] as Duplex
-    const io: UpgradeIo = { req, socket, deliver: () => void Reflect.apply(emit, this, [event, ...args]) }
+  // Every event of the server passes here ('request' per request): `arguments` as is, no array made.
+  server.emit = function gate(this: Server, event: string | symbol): boolean {
+    // eslint-disable-next-line prefer-rest-params
+    if (event !== 'upgrade' && event !== 'connect') return emit.apply(this, arguments as unknown as Parameters<Server['emit']>)
+    // eslint-disable-next-line prefer-rest-params
+    const args = Array.prototype.slice.call(arguments) as [string, IncomingMessage, Duplex, Buffer]
+    const req = args[1]
+    const socket = args[2]
+    const io: UpgradeIo = { req, socket, deliver: () => void emit.apply(this, args as unknown as Parameters<Server['emit']>) }
     const call = core.begin(req.method ?? 'GET', req.url ?? '/', req.headers, frontEnd, io, req.socket)
     core.run(call, (err, c) => writeRawError(socket, core.errorResponse(err, c)))
     return true
