@@ -10,6 +10,7 @@ import { requestContext } from '../inbound/context.js'
 import type { ErrorAnswer, HealthAnswer, InboundCore } from '../inbound/core.js'
 import { LOAD_HEADER } from '../balance/endpoint-stats-layer.js'
 import { gateUpgrades } from './upgrade.js'
+import { MAX_REQUEST_HEADERS } from './header-limits.js'
 
 export interface ListenOptions {
   port: number
@@ -88,13 +89,8 @@ class NodeFrontEnd implements FrontEnd {
   }
 }
 
-/**
- * RELIABILITY B5: a request with more header fields than this is answered 431. Node has no such
- * limit: its parser only stops keeping fields past `server.maxHeadersCount` (2000 when unset) and
- * serves the request without them. Header bytes need nothing here: node's parser answers 431 past
- * `maxHeaderSize` (16 KiB by default) before any listener runs.
- */
-export const MAX_REQUEST_HEADERS = 1000
+/** RELIABILITY B5 (header-limits.ts): re-exported for the adapters and tests that import it here. */
+export { MAX_REQUEST_HEADERS }
 const MAX_RAW_HEADERS = MAX_REQUEST_HEADERS * 2
 const TOO_MANY_HEADERS = `more than ${MAX_REQUEST_HEADERS} request header fields\n`
 

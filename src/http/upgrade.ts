@@ -15,6 +15,7 @@ import type { Done } from '../stack/layer.js'
 import type { FrontEnd, InboundCall } from '../inbound/call.js'
 import { requestContext, type InboundContext } from '../inbound/context.js'
 import type { ErrorAnswer, InboundCore } from '../inbound/core.js'
+import { MAX_REQUEST_HEADERS } from './header-limits.js'
 
 interface UpgradeIo {
   req: IncomingMessage
@@ -56,6 +57,11 @@ export function gateUpgrades(core: InboundCore, server: Server): void {
     const args = Array.prototype.slice.call(arguments) as [string, IncomingMessage, Duplex, Buffer]
     const req = args[1]
     const socket = args[2]
+    // RELIABILITY B5 as for any request (server.ts refuseTooManyHeaders): 431 past 1000 fields.
+    if (req.rawHeaders.length > MAX_REQUEST_HEADERS * 2) {
+      writeRawError(socket, { status: 431, headers: { 'content-type': 'text/plain' }, body: `more than ${MAX_REQUEST_HEADERS} request header fields\n` })
+      return true
+    }
     const io: UpgradeIo = { req, socket, deliver: () => void emit.apply(this, args as unknown as Parameters<Server['emit']>) }
     const call = core.begin(req.method ?? 'GET', req.url ?? '/', req.headers, frontEnd, io, req.socket)
     core.run(call, (err, c) => writeRawError(socket, core.errorResponse(err, c)))

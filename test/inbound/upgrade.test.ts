@@ -147,3 +147,23 @@ test('Fastify with weftPlugin: an admitted upgrade routed into fastify.routing (
   assert.deepEqual(seen, ['4bf92f3577b34da6a3ce929d0e0e4736'])
   assert.equal(metricValue(await mesh.metrics(), 'http_server_request_duration_seconds_count'), 2, 'one measurement per upgrade, not two')
 })
+
+test('an upgrade request with more than 1000 header fields gets 431 on the socket (RELIABILITY B5), and the app never sees it', async (t) => {
+  const mesh = await quietMesh([], { service: 'chat' })
+  t.after(() => mesh.close())
+  const seen: { url: string; traceId: string | undefined }[] = []
+  const server = http.createServer((_req, res) => res.end('plain'))
+  server.on('upgrade', acceptWebSocket(seen))
+  const { port } = await mesh.listen(server, { port: 0, host: '127.0.0.1' })
+  const { connect } = await import('node:net')
+  const socket = connect(port, '127.0.0.1')
+  let answer = ''
+  socket.setEncoding('utf8').on('data', (d: string) => (answer += d))
+  const closed = new Promise((resolve) => socket.on('close', resolve))
+  const many = Array.from({ length: 1001 }, (_, i) => `x-h${i}: v\r\n`).join('')
+  socket.write(`GET /rooms/1 HTTP/1.1\r\nHost: chat\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n${many}\r\n`)
+  await closed
+  assert.match(answer, /^HTTP\/1\.1 431 Request Header Fields Too Large\r\n/)
+  assert.match(answer, /more than 1000 request header fields\n$/)
+  assert.deepEqual(seen, [])
+})
