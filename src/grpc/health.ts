@@ -117,16 +117,17 @@ export function installHealth(grpc: GrpcModule, server: Server, source: HealthSo
       send()
       const timer = setInterval(send, WATCH_POLL_MS)
       timer.unref()
-      const unsubscribe = source.onChange(() => {
-        send()
-        // Draining: the last word is NOT_SERVING, then the stream ends before the server closes.
-        if (!source.serving()) stop(true)
-      })
+      let unsubscribe = (): void => {}
       const stop = (end: boolean): void => {
         clearInterval(timer)
         unsubscribe()
         if (end) call.end()
       }
+      unsubscribe = source.onChange(() => {
+        send()
+        // Draining: the last word is NOT_SERVING, then the stream ends before the server closes.
+        if (!source.serving()) stop(true)
+      })
       call.on('cancelled', () => stop(false))
     },
   }

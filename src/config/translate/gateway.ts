@@ -6,8 +6,7 @@
 import type { Obj } from '../checker.js'
 import { parseDuration } from '../../util/duration.js'
 import type { PathSeg } from '../types.js'
-import { type ForeignResource, IGNORED, type Translated, UNSUPPORTED } from './foreign.js'
-import { Trace } from './trace.js'
+import { type ForeignResource, IGNORED, readSpec, traceOf, type Translated, UNSUPPORTED } from './foreign.js'
 
 /** A Weft field the translation fills, relative to a rule, and the source field it comes from. */
 type Mapping = [weft: PathSeg[], source: PathSeg[]]
@@ -47,11 +46,8 @@ export function translateGatewayRoute(f: ForeignResource): Translated[] {
   const { c } = f
   const grpc = f.kind === 'GRPCRoute'
   const p: PathSeg[] = ['spec']
-  const spec = c.object(f.value.spec, p, ['parentRefs', 'hostnames', 'rules'])
-  if (!spec) {
-    c.error(p, 'is required', 'WEFT_E_FIELD_REQUIRED')
-    return []
-  }
+  const spec = readSpec(f, ['parentRefs', 'hostnames', 'rules'])
+  if (!spec) return []
   const parents = readParents(f, spec.parentRefs)
   if (spec.hostnames !== undefined) {
     c.warn([...p, 'hostnames'], 'hostnames do not apply to a route whose parent is a Service (GAMMA): callers name the Service; ignored', IGNORED)
@@ -319,8 +315,7 @@ function readRetry(f: ForeignResource, value: unknown, p: PathSeg[], into: RuleP
 
 function emit(f: ForeignResource, parent: Parent, rules: GatewayRule[], several: boolean): Translated {
   const name = several ? `${f.name}.${parent.service}` : f.name
-  const trace = new Trace({ raw: f.raw, path: [] })
-  trace.map(['metadata', 'name'], ['metadata', 'name'])
+  const trace = traceOf(f)
   trace.map(['spec', 'service'], parent.path)
   trace.map(['spec', 'rules'], ['spec', 'rules'])
   // Each Gateway match is a Weft rule; a rule without matches matches everything (rank: "/" prefix).

@@ -3,9 +3,8 @@
 import type { Obj } from '../checker.js'
 import type { RawResource } from '../load.js'
 import type { PathSeg } from '../types.js'
-import { type ForeignResource, type Translated, UNSUPPORTED } from './foreign.js'
+import { type ForeignResource, readSpec, traceOf, type Translated, UNSUPPORTED } from './foreign.js'
 import { regexAsPattern } from './regex-pattern.js'
-import { Trace } from './trace.js'
 
 export interface GroupMatch {
   name: string | undefined
@@ -87,14 +86,10 @@ function groupRef(f: ForeignResource, groups: RouteGroups, value: unknown, p: Pa
 export function translateTrafficSplit(f: ForeignResource, groups: RouteGroups): Translated[] {
   const { c } = f
   const p: PathSeg[] = ['spec']
-  const spec = c.object(f.value.spec, p, ['service', 'backends', 'matches'])
-  if (!spec) {
-    c.error(p, 'is required', 'WEFT_E_FIELD_REQUIRED')
-    return []
-  }
+  const spec = readSpec(f, ['service', 'backends', 'matches'])
+  if (!spec) return []
   const service = c.string(spec.service, [...p, 'service'], { required: true })
-  const trace = new Trace({ raw: f.raw, path: [] })
-  trace.map(['metadata', 'name'], ['metadata', 'name'])
+  const trace = traceOf(f)
   trace.map(['spec', 'service'], [...p, 'service'])
   const rp: PathSeg[] = ['spec', 'rules', 0]
   trace.map(rp, p)
@@ -162,17 +157,13 @@ function routeMatch(gm: GroupMatch, map: (weft: PathSeg[], source: PathSeg[]) =>
 export function translateTrafficTarget(f: ForeignResource, groups: RouteGroups, trustDomain: string): Translated[] {
   const { c } = f
   const p: PathSeg[] = ['spec']
-  const spec = c.object(f.value.spec, p, ['destination', 'rules', 'sources'])
-  if (!spec) {
-    c.error(p, 'is required', 'WEFT_E_FIELD_REQUIRED')
-    return []
-  }
+  const spec = readSpec(f, ['destination', 'rules', 'sources'])
+  if (!spec) return []
   const dest = serviceAccount(f, spec.destination, [...p, 'destination'], ['kind', 'name', 'namespace', 'port'])
   if (dest && dest.namespace !== f.namespace) {
     c.error([...p, 'destination', 'namespace'], `is ${dest.namespace}, the TrafficTarget is in ${f.namespace}: a service's access policy lives in the service's namespace`, UNSUPPORTED)
   }
-  const trace = new Trace({ raw: f.raw, path: [] })
-  trace.map(['metadata', 'name'], ['metadata', 'name'])
+  const trace = traceOf(f)
   trace.map(['spec', 'service'], [...p, 'destination', 'name'])
   trace.map(['spec', 'rules'], [...p, 'rules'])
   const sourcesIn = c.array(spec.sources, [...p, 'sources'])
@@ -210,6 +201,8 @@ export function translateTrafficTarget(f: ForeignResource, groups: RouteGroups, 
     for (const gm of selected) {
       const op: Obj = {}
       const when: Obj[] = []
+      /** Where each `when` entry was written (a header that matches anything makes none). */
+      const whenFrom: PathSeg[][] = []
       if (gm.pathRegex !== undefined) {
         const pattern = regexAsPattern(gm.pathRegex, true)
         if (pattern === undefined) {
@@ -226,13 +219,16 @@ export function translateTrafficTarget(f: ForeignResource, groups: RouteGroups, 
         if (pattern === undefined) {
           c.error(rp, `header ${h.name}: ${JSON.stringify(h.regex)} of match "${gm.name ?? '?'}" is a regular expression that is not a value, a prefix or a suffix; Weft authorizes by plain patterns, never regular expressions`, UNSUPPORTED)
           refused = true
-        } else if (pattern !== '*') when.push({ key: `request.headers[${h.name}]`, values: [pattern] })
+        } else if (pattern !== '*') {
+          when.push({ key: `request.headers[${h.name}]`, values: [pattern] })
+          whenFrom.push(h.path)
+        }
       }
       if (refused) continue
       const at = addRule({ ...(Object.keys(op).length ? { to: [op] } : {}), ...(when.length ? { when } : {}) }, gm.path, gm.raw)
       if (op.paths) trace.map([...at, 'to', 0, 'paths'], [...gm.path, 'pathRegex'], gm.raw)
       if (op.methods) trace.map([...at, 'to', 0, 'methods'], [...gm.path, 'methods'], gm.raw)
-      gm.headers.forEach((h, k) => trace.map([...at, 'when', k], h.path, gm.raw))
+      whenFrom.forEach((from, k) => trace.map([...at, 'when', k], from, gm.raw))
     }
   })
   if (!dest) return []
@@ -244,7 +240,7 @@ export function translateTrafficTarget(f: ForeignResource, groups: RouteGroups, 
 function serviceAccount(f: ForeignResource, value: unknown, p: PathSeg[], allowed: string[]): { name: string; namespace: string; port?: number } | undefined {
   const { c } = f
   const o = c.object(value, p, allowed)
-  if (!o) return void c.error(p, 'is required', 'WEFT_E_FIELD_REQUIRED')
+  if (!o) return value === undefined || value === null ? void c.error(p, 'is required', 'WEFT_E_FIELD_REQUIRED') : undefined
   const kind = c.string(o.kind, [...p, 'kind'], { required: true })
   if (kind !== undefined && kind !== 'ServiceAccount') {
     return void c.error([...p, 'kind'], kind === 'IdentityBinding'

@@ -19,8 +19,12 @@ export class Trace {
     this.origins.set(key(path), { raw, path: from })
   }
 
-  /** The origin of the longest recorded prefix of `path`. */
+  /**
+   * The origin of the longest recorded prefix of `path`; under metadata, the same field of the
+   * source (the only part written field for field).
+   */
   origin(path: readonly PathSeg[]): Origin {
+    if (path[0] === 'metadata') return { raw: this.root.raw, path }
     for (let n = path.length; n > 0; n--) {
       const o = this.origins.get(key(path.slice(0, n)))
       if (o) return o
