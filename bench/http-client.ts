@@ -1,4 +1,5 @@
 // Scenario: raw undici Pool, a handmade client (undici + cockatiel + prom-client) and the mesh (all default layers + a routed weighted split) against the same node:http upstream.
+import { randomBytes } from 'node:crypto'
 import { fileURLToPath } from 'node:url'
 import { Pool, fetch as undiciFetch } from 'undici'
 import type * as Weft from '../src/index.js'
@@ -16,6 +17,9 @@ import { flag, fmt, scenario, table, type LatencyChart, type ScenarioOptions, ty
 const CONCURRENCY = 32
 const RATE = 2_000
 const PATH = '/api/items?id=1'
+// The raw-md arm's traceparents: made up front, so the arm measures what undici does with the
+// headers, not the making of ids.
+const TRACEPARENTS = Array.from({ length: 256 }, () => `00-${randomBytes(16).toString('hex')}-${randomBytes(8).toString('hex')}-01`)
 const silent = { info() {}, warn() {}, error() {} }
 const FILE = fileURLToPath(import.meta.url)
 
@@ -27,6 +31,15 @@ const ARMS = {
   'mesh-fetch': 'Weft `mesh.fetch`',
 } as const satisfies Record<string, string>
 type Arm = keyof typeof ARMS
+/**
+ * Arms not in the scenario's run (its time is budgeted), for A/B runs by hand with
+ * bench/lib/ab-http-client.ts: what the mesh's request headers cost raw undici, and the mesh
+ * without the routed split.
+ */
+const EXTRA_ARMS = {
+  'raw-md': 'raw undici `Pool.request` sending what the mesh adds (`traceparent`, `weft-caller`, `weft-deadline-ms`, `host`)',
+  'mesh-1': 'Weft `mesh.request`, one endpoint, no Route',
+} as const satisfies Record<string, string>
 
 /** In the arm's own process: the client for one arm (a raw Pool, or a mesh over the 4 listeners). */
 async function makeArm(name: string): Promise<{ send: Send; close(): Promise<void> }> {
@@ -45,6 +58,16 @@ async function makeArm(name: string): Promise<{ send: Send; close(): Promise<voi
       }
     return { send, close: () => pool.close() }
   }
+  if (name === 'raw-md') {
+    const pool = new Pool(origin, { keepAliveTimeout: 10_000, connectTimeout: 5_000 })
+    let n = 0
+    const send: Send = async () => {
+      const headers = { host: 'bench', 'weft-caller': 'bench', traceparent: TRACEPARENTS[n++ & 255]!, 'weft-deadline-ms': '15000' }
+      const r = await pool.request({ method: 'GET', path: PATH, headers })
+      return r.statusCode === 200 && (await r.body.text()) === 'ok'
+    }
+    return { send, close: () => pool.close() }
+  }
   if (name === 'handmade') {
     const client = handmadeClient(origin, PATH, '/api/items')
     // One request first, to know the arm really observes each request in its histogram.
@@ -53,7 +76,15 @@ async function makeArm(name: string): Promise<{ send: Send; close(): Promise<voi
   }
   // Calibration: a "request" that completes on the next turn of the event loop, to show the open-loop generator's own floor.
   if (name === 'noop') return { send: () => new Promise((resolve) => setImmediate(() => resolve(true))), close: async () => {} }
-  if (name !== 'mesh' && name !== 'mesh-fetch') throw new Error(`no arm "${name}" (have: ${Object.keys(ARMS).join(', ')})`)
+  if (name === 'mesh-1') {
+    const mesh1 = await createMesh({ service: 'bench', logger: silent, config: [{ apiVersion: 'weft/v1', kind: 'Service', metadata: { name: 'bench' }, spec: { endpoints: [{ address: `127.0.0.1:${ports[0]}` }] } }] })
+    const send: Send = async () => {
+      const r = await mesh1.request(`http://bench${PATH}`)
+      return r.statusCode === 200 && (await r.body.text()) === 'ok'
+    }
+    return { send, close: () => mesh1.close() }
+  }
+  if (name !== 'mesh' && name !== 'mesh-fetch') throw new Error(`no arm "${name}" (have: ${[...Object.keys(ARMS), ...Object.keys(EXTRA_ARMS)].join(', ')})`)
   const mesh = await createMesh({
     service: 'bench',
     logger: silent,
@@ -109,7 +140,7 @@ async function run(o: ScenarioOptions): Promise<ScenarioResult> {
     for (const a of arms) for (const h of pool[a]) await closed(a, plan.warmMs, undefined, h)
     if (o.only) {
       const r = await closed(arms[0]!, o.quick ? 1_000 : ONLY_MS, o.profile)
-      const markdown = `${ARMS[arms[0]!]}: ${fmt.int(r.requests / r.seconds)} req/s, ${(r.cpuMicros / r.requests).toFixed(1)} µs client CPU/req`
+      const markdown = `${{ ...ARMS, ...EXTRA_ARMS }[arms[0] as keyof typeof EXTRA_ARMS]}: ${fmt.int(r.requests / r.seconds)} req/s, ${(r.cpuMicros / r.requests).toFixed(1)} µs client CPU/req`
       return { title: `http-client --only ${o.only}`, markdown, goals: [], requests: r.requests }
     }
     const rounds = Object.fromEntries(arms.map((a) => [a, [] as Round[]])) as Record<Arm, Round[]>
