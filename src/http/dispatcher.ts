@@ -2,6 +2,7 @@
 // goes through that service's compiled client stack; anything else (IPs, localhost, unknown
 // names) passes through to a plain undici Agent untouched. setGlobalDispatcher(mesh.dispatcher)
 // meshes plain fetch().
+import type { Duplex } from 'node:stream'
 import { Dispatcher } from 'undici'
 import { WeftError } from '../errors/index.js'
 import { DEFAULTS } from '../config/defaults.js'
@@ -60,8 +61,14 @@ export class MeshDispatcher extends Dispatcher {
       h.onError?.(new WeftError('WEFT_ERR_CLOSED', `mesh is closed; cannot send to ${host}`))
       return false
     }
-    if (opts.upgrade || opts.method === 'CONNECT') {
-      h.onError?.(new WeftError('WEFT_ERR_INVALID_ARG', `${opts.method ?? 'GET'} ${host}: protocol upgrades (WebSocket, CONNECT) to a mesh service are not supported in this version; call an endpoint address directly`))
+    // A tunnel to a mesh service has no meaning a mesh can give it (CONNECT names its own target).
+    // Upgrades (WebSocket) go through the stack like any request: see deliverUpgrade.
+    if (opts.method === 'CONNECT') {
+      h.onError?.(new WeftError('WEFT_ERR_INVALID_ARG', `CONNECT ${host}: a tunnel to a mesh service is not supported; CONNECT to an endpoint address or a proxy directly`))
+      return false
+    }
+    if (opts.upgrade && typeof h.onUpgrade !== 'function') {
+      h.onError?.(new WeftError('WEFT_ERR_INVALID_ARG', `${opts.method ?? 'GET'} ${host}: an upgrade request needs a handler with onUpgrade (undici's upgrade(), WebSocket or fetch)`))
       return false
     }
     this.run(snap!, svc, opts, h)
@@ -151,8 +158,33 @@ function deliver(res: UpstreamResponse, h: LegacyHandler, call: OutboundCall): v
     return
   }
   call.commit()
+  if (res.socket) return deliverUpgrade(res, res.socket, h, call)
   const sink = new CallSink(h, call, res)
   h.onResponseStarted?.()
-  h.onHeaders?.(res.statusCode, res.rawHeaders, res.resume, res.statusText)
+  try {
+    h.onHeaders?.(res.statusCode, res.rawHeaders, res.resume, res.statusText)
+  } catch (err) {
+    // As undici does with a handler that throws here (undici's upgrade() throws "bad upgrade" for
+    // an answer that is not 101): the response is dropped and the handler told through onError.
+    res.discard()
+    call.finish(res, err as Error)
+    h.onError?.(err as Error)
+    return
+  }
   res.pipe(sink)
+}
+
+/**
+ * An upgraded connection goes to the caller: the call is over for the mesh (its metrics, limits and
+ * breaker count the handshake; the connection's life after it is the application's), and the socket
+ * is the caller's to use and close.
+ */
+function deliverUpgrade(res: UpstreamResponse, socket: Duplex, h: LegacyHandler, call: OutboundCall): void {
+  call.finish(res, undefined)
+  try {
+    h.onUpgrade!(res.statusCode, res.rawHeaders, socket)
+  } catch (err) {
+    socket.destroy()
+    h.onError?.(err as Error)
+  }
 }

@@ -1,6 +1,7 @@
 // The terminal client handler: sends one attempt to the chosen endpoint's undici Pool and resolves
 // when response headers arrive. The body is held (socket paused) until the retry layer commits to
 // this response (pipe) or drops it (discard). undici errors are wrapped into WeftErrors here.
+import type { Duplex } from 'node:stream'
 import type { Dispatcher } from 'undici'
 import { WeftError } from '../errors/index.js'
 import type { Endpoint } from '../discovery/endpoint.js'
@@ -56,6 +57,8 @@ class Attempt implements UpstreamResponse, Abortable {
   /** undici's resume for this request, handed to the caller as is. */
   resume: () => void = noop
   private finished = false
+  /** The upgraded connection, for a request sent with `upgrade` that the endpoint accepted. */
+  socket: Duplex | undefined = undefined
 
   constructor(
     private readonly call: OutboundCall,
@@ -86,6 +89,23 @@ class Attempt implements UpstreamResponse, Abortable {
     this.headersSeen = true
     this.done(null, this)
     return true
+  }
+
+  /** The endpoint switched protocols: the socket is the response, with nothing to pipe. */
+  onUpgrade(statusCode: number, rawHeaders: Buffer[], socket: Duplex): void {
+    this.statusCode = statusCode
+    this.rawHeaders = rawHeaders
+    this.socket = socket
+    this.headersSeen = true
+    this.ended = true
+    this.finish()
+    // Cancelled while undici handed it over: nobody will take the socket.
+    if (this.reason) {
+      socket.destroy()
+      this.done(this.reason)
+      return
+    }
+    this.done(null, this)
   }
 
   onData(chunk: Buffer): boolean {
@@ -133,6 +153,7 @@ class Attempt implements UpstreamResponse, Abortable {
 
   discard(): void {
     if (this.sink) return
+    this.socket?.destroy()
     this.sink = DROP
     this.queued = undefined
     this.finish()
@@ -176,6 +197,7 @@ export function makeTransport(poolFor: (e: Endpoint, service: string) => Dispatc
         reset: o.reset as boolean | undefined,
         blocking: o.blocking as boolean | undefined,
         expectContinue: o.expectContinue as boolean | undefined,
+        upgrade: o.upgrade as string | undefined,
       }, attempt as unknown as Dispatcher.DispatchHandler)
     } catch (err) {
       attempt.onError(err as Error)

@@ -2,6 +2,8 @@
 // by undici's own request/fetch and Node's bundled fetch) or the newer controller-based one
 // (onRequestStart/onResponseStart/…). Weft drives the legacy shape; this adapts the new one.
 
+import type { Duplex } from 'node:stream'
+
 export interface LegacyHandler {
   onConnect?(abort: (err?: Error) => void, context?: unknown): void
   onHeaders?(statusCode: number, rawHeaders: Buffer[], resume: () => void, statusText: string): boolean
@@ -9,6 +11,7 @@ export interface LegacyHandler {
   onComplete?(trailers: Buffer[] | null): void
   onError?(err: Error): void
   onResponseStarted?(): void
+  onUpgrade?(statusCode: number, rawHeaders: Buffer[], socket: Duplex): void
 }
 
 interface NewHandler {
@@ -17,6 +20,7 @@ interface NewHandler {
   onResponseData?(controller: Controller, chunk: Buffer): void
   onResponseEnd?(controller: Controller, trailers: Record<string, string | string[]>): void
   onResponseError?(controller: Controller, err: Error): void
+  onRequestUpgrade?(controller: Controller, statusCode: number, headers: Record<string, string | string[]>, socket: Duplex): void
 }
 
 class Controller {
@@ -77,5 +81,10 @@ export function toLegacyHandler(handler: object): LegacyHandler {
     onError(err) {
       h.onResponseError?.(controller, err)
     },
+    ...(typeof h.onRequestUpgrade === 'function' && {
+      onUpgrade(statusCode: number, rawHeaders: Buffer[], socket: Duplex) {
+        h.onRequestUpgrade!(controller, statusCode, parseRaw(rawHeaders), socket)
+      },
+    }),
   }
 }

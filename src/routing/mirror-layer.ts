@@ -7,7 +7,8 @@
 // The copy carries the caller's headers with Host "<service>-shadow" (Envoy's convention: a mirror
 // target can tell shadow traffic from real) and the same body when the body is held in memory; a
 // streamed body would have to be buffered whole to be sent twice, so such calls are not mirrored
-// (counted as skipped_body). It joins the caller's trace as a sibling of the call's own span.
+// (counted as skipped_body); nor are upgrade requests (WebSocket), whose copy would open a second
+// session at the mirror (skipped_upgrade). It joins the caller's trace as a sibling of the call's own span.
 // The copies run on a stack of their own (compile.ts, mirrorStackOf): no circuit breaker and no
 // concurrency limit, so shadow failures never open the breaker that guards real traffic to the
 // same service and copies never take its concurrency. Copies in flight per rule are capped
@@ -48,7 +49,8 @@ export const mirrorLayer: ClientLayer = {
     }
     return (call, done) => {
       if (m.percent >= 100 || Math.random() * 100 < m.percent) {
-        if (call.body !== null && call.body.inMemory !== true) count('skipped_body')
+        if (call.opts.upgrade) count('skipped_upgrade')
+        else if (call.body !== null && call.body.inMemory !== true) count('skipped_body')
         else if (inFlight >= limit) count('skipped_limit')
         else {
           inFlight++

@@ -1,6 +1,7 @@
 // The outbound call and response shapes every client layer passes along. A call is created
 // once per logical request; attempt-scoped fields (endpoint, abortAttempt) are overwritten by
 // each attempt, which is safe because attempts run one after another.
+import type { Duplex } from 'node:stream'
 import type { Span } from '@opentelemetry/api'
 import type { Endpoint } from '../discovery/endpoint.js'
 import type { EndpointGroup } from '../discovery/endpoint-set.js'
@@ -32,6 +33,11 @@ export interface UpstreamResponse {
    * Undefined for HTTP responses.
    */
   readonly grpcCode?: number
+  /**
+   * An upgraded connection (WebSocket and other `upgrade` requests): the socket, which has no body
+   * to pipe and belongs to the caller once the response is delivered. Undefined otherwise.
+   */
+  readonly socket?: Duplex
 }
 
 export interface CallBody {

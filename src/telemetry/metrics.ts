@@ -123,7 +123,7 @@ export class MeshMetrics {
     })
     this.mirrors = new Counter({
       name: 'weft_mirror_requests_total',
-      help: 'Copies of outbound requests a Route rule\'s mirror sent (result="sent"; their answers are in http_client_request_duration_seconds under route "<rule>.mirror") or did not send: skipped_body (a streamed request body, which is not buffered to be sent twice), skipped_limit (the mirror service\'s concurrencyLimit of copies already in flight).',
+      help: 'Copies of outbound requests a Route rule\'s mirror sent (result="sent"; their answers are in http_client_request_duration_seconds under route "<rule>.mirror") or did not send: skipped_body (a streamed request body, which is not buffered to be sent twice), skipped_limit (the mirror service\'s concurrencyLimit of copies already in flight), skipped_upgrade (a WebSocket or other upgrade request: a copy would open a second session).',
       labelNames: ['source_service', 'destination_service', 'route', 'result'],
       registers: [registry],
     })
@@ -183,7 +183,7 @@ export class TargetMetrics {
   private lastChild: Observer | undefined
 
   /** weft_mirror_requests_total for this rule's copies to `mirrorService`, children made once. */
-  mirrorCounter(mirrorService: string): (result: 'sent' | 'skipped_body' | 'skipped_limit') => void {
+  mirrorCounter(mirrorService: string): (result: 'sent' | 'skipped_body' | 'skipped_limit' | 'skipped_upgrade') => void {
     const labels = { source_service: this.m.source, destination_service: mirrorService, route: this.route }
     const sent = this.m.mirrors.labels({ ...labels, result: 'sent' })
     return (result) => (result === 'sent' ? sent.inc() : this.m.mirrors.labels({ ...labels, result }).inc())
