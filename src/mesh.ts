@@ -365,6 +365,8 @@ export class Mesh extends EventEmitter {
     // A gRPC server that never saw a call has no inbound core yet (it is made on first use): its
     // server must still be shut down, or it keeps listening (and the process alive) after close.
     const core = this.inboundCore
+    // The application's cue to end what only it can end cleanly: its WebSockets (1001 Going Away).
+    this.emit('draining')
     const drained = core ? core.drain() : Promise.resolve(true)
     await Promise.all([drained, ...[...this.servers].map((s) => closeServer(s, drained)), this.grpcApi?.closeServers(drained)])
     core?.close()

@@ -9,6 +9,9 @@
 // error table's status and JSON body, and the socket closed. Libraries that route an admitted
 // upgrade back into the framework (express-ws, @fastify/websocket) reach the adapters' middleware
 // with it: they find it in `admittedUpgrade` and run it in its context instead of a second time.
+// The inbound core holds each admitted connection until it closes, so a drain waits for it (and
+// destroys it past the drain timeout); the mesh's 'draining' event is the application's cue to
+// close its WebSockets cleanly first (1001 Going Away).
 import { STATUS_CODES, type IncomingMessage, type Server } from 'node:http'
 import type { Duplex } from 'node:stream'
 import type { Done } from '../stack/layer.js'
@@ -22,6 +25,7 @@ interface UpgradeIo {
   socket: Duplex
   /** Delivers the event to the application's listeners (node's own emit). */
   deliver: () => void
+  core: InboundCore
 }
 
 /** Upgrade requests the gate admitted → their request context (see admittedUpgrade). */
@@ -38,6 +42,8 @@ class UpgradeFrontEnd implements FrontEnd {
     admitted.set(io.req, call.context)
     call.statusCode = 101
     requestContext.run(call.context, io.deliver)
+    // The connection is the application's now (or closed, if it refused): drain waits for it.
+    io.core.holdUpgraded(io.socket)
     done(null, call)
   }
 }
@@ -62,7 +68,7 @@ export function gateUpgrades(core: InboundCore, server: Server): void {
       writeRawError(socket, { status: 431, headers: { 'content-type': 'text/plain' }, body: `more than ${MAX_REQUEST_HEADERS} request header fields\n` })
       return true
     }
-    const io: UpgradeIo = { req, socket, deliver: () => void emit.apply(this, args as unknown as Parameters<Server['emit']>) }
+    const io: UpgradeIo = { req, socket, deliver: () => void emit.apply(this, args as unknown as Parameters<Server['emit']>), core }
     const call = core.begin(req.method ?? 'GET', req.url ?? '/', req.headers, frontEnd, io, req.socket)
     core.run(call, (err, c) => writeRawError(socket, core.errorResponse(err, c)))
     return true

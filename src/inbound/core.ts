@@ -4,6 +4,7 @@
 // errorResponse(). It also answers the health paths and drains in-flight requests on close.
 import type { IncomingHttpHeaders } from 'node:http'
 import type { Socket } from 'node:net'
+import type { Duplex } from 'node:stream'
 import { peerOf, type PeerIdentity } from '../identity/peer.js'
 import type { Tracer } from '@opentelemetry/api'
 import { isWeftError, WeftError } from '../errors/index.js'
@@ -70,6 +71,11 @@ export class InboundCore {
   stack: ServerStack = defaultServerStack()
   /** Requests begun and not yet finished (drain waits for these). */
   private readonly calls = new Set<InboundCall>()
+  /**
+   * Upgraded connections (WebSocket) handed to the application, until they close: drain waits for
+   * them too, and past its timeout destroys those still open, so close() never hangs on one.
+   */
+  private readonly upgraded = new Set<Duplex>()
   draining = false
   private readonly admitted = { count: 0 }
   private handler: ServerHandler
@@ -175,8 +181,27 @@ export class InboundCore {
     handler(call, (err) => {
       if (err) onRejected(err, call)
       this.calls.delete(call)
-      if (this.calls.size === 0 && this.drained) this.drained()
+      if (this.drained && this.idle()) this.drained()
     })
+  }
+
+  /** Holds an upgraded connection the application took (see `upgraded`) until it closes. */
+  holdUpgraded(socket: Duplex): void {
+    if (socket.destroyed) return
+    this.upgraded.add(socket)
+    socket.once('close', () => {
+      this.upgraded.delete(socket)
+      if (this.drained && this.idle()) this.drained()
+    })
+  }
+
+  /** Upgraded connections open now. */
+  get upgradedOpen(): number {
+    return this.upgraded.size
+  }
+
+  private idle(): boolean {
+    return this.calls.size === 0 && this.upgraded.size === 0
   }
 
   /** run() through the gRPC server stack (built on first use per config version). */
@@ -245,16 +270,19 @@ export class InboundCore {
 
   /**
    * Stops admitting work gracefully: readiness turns false, responses carry `connection: close`,
-   * and the promise settles when in-flight requests have finished or the timeout has passed.
+   * and the promise settles when in-flight requests and upgraded connections have finished, or
+   * when the timeout has passed (upgraded connections still open are destroyed then).
    */
   drain(timeoutMs = this.deps.options.drainTimeoutMs ?? INBOUND_DEFAULTS.drainTimeoutMs): Promise<boolean> {
     this.draining = true
     for (const fn of [...this.servingListeners]) fn()
     for (const call of this.calls) call.frontEnd.closeAfter?.(call)
-    if (this.calls.size === 0) return Promise.resolve(true)
+    if (this.idle()) return Promise.resolve(true)
     return new Promise((resolve) => {
       const timer = setTimeout(() => {
         this.drained = undefined
+        // What the application did not close when told (the mesh's 'draining' event) goes now.
+        for (const socket of this.upgraded) socket.destroy()
         resolve(false)
       }, timeoutMs)
       timer.unref()
