@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // The `weft` command: the control daemon and the commands that talk to it over its HTTP+JSON API
-// (docs/design/control-plan.md), plus `weft check`, which is offline. Each command is its own
+// (docs/design/control-plan.md), plus `weft check`, which is offline, and `weft sidecar`. Each command is its own
 // file; this one dispatches and turns failures into exit codes: 2 for usage, 1 for the rest.
 import { UsageError, CliError } from './args.js'
 
@@ -35,6 +35,14 @@ commands:
                              the identities revoked, why and since when
   unrevoke SERVICE|SPIFFE-ID [-n NS]
                              lift a revocation
+  sidecar --service S --app HOST:PORT [-n NS] [--inbound HOST:PORT] [--outbound HOST:PORT|off]
+          [--admin HOST:PORT|off] [--config FILE | --control URL --token T] [--label k=v]…
+          [--state-dir DIR] [--drain-timeout 10s]
+                             the mesh for an application that is not Node, as a local proxy:
+                             callers reach it on --inbound (default 0.0.0.0:15006: mTLS, authz,
+                             metrics), it calls services through --outbound (default
+                             127.0.0.1:15001; HTTP_PROXY or Host: <service>); health and metrics
+                             on --admin (default 127.0.0.1:15020); SIGTERM drains
   check -f FILE [-f FILE…]   validate policy files offline; exit 1 when any has errors
                              (-o yaml: print the Weft resources they stand for, SMI and
                              Gateway API resources translated)
@@ -65,6 +73,7 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   unrevoke: async () => (await import('./revoke.js')).unrevoke,
   revocations: async () => (await import('./revoke.js')).revocations,
   check: async () => (await import('./check.js')).check,
+  sidecar: async () => (await import('./sidecar.js')).sidecar,
 }
 
 async function main(argv: readonly string[]): Promise<number> {

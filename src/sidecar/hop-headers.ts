@@ -1,0 +1,23 @@
+// Headers a proxy must not pass on (RFC 9110 §7.6.1): the connection-specific ones, and any the
+// Connection header names. What is left goes to the next hop as the sender wrote it.
+import type { IncomingHttpHeaders } from 'node:http'
+
+const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'proxy-authorization', 'proxy-authenticate', 'transfer-encoding', 'te', 'trailer', 'upgrade'])
+
+/** The end-to-end headers of a message (lowercase names; repeated ones as arrays), less `drop`. */
+export function endToEndHeaders(headers: IncomingHttpHeaders, drop: readonly string[] = []): Record<string, string | string[]> {
+  const named = typeof headers.connection === 'string' ? headers.connection.toLowerCase().split(',').map((s) => s.trim()) : []
+  const out: Record<string, string | string[]> = {}
+  for (const [k, v] of Object.entries(headers)) {
+    if (v === undefined || HOP_BY_HOP.has(k) || named.includes(k) || drop.includes(k)) continue
+    out[k] = v
+  }
+  return out
+}
+
+/** A response head on a raw socket (a 101, or an error answered before any ServerResponse exists). */
+export function rawHead(status: number, statusText: string, headers: Record<string, string | string[] | number>): string {
+  let head = `HTTP/1.1 ${status} ${statusText}\r\n`
+  for (const [k, v] of Object.entries(headers)) for (const one of Array.isArray(v) ? v : [v]) head += `${k}: ${one}\r\n`
+  return `${head}\r\n`
+}

@@ -1,0 +1,137 @@
+// The sidecar's outbound half: a plain-HTTP proxy on loopback for the application. It takes both
+// request forms an HTTP client sends: absolute-form (`GET http://payments/charge`, what HTTP_PROXY
+// makes clients send) and origin-form with `Host: payments` (an app pointed at the proxy's address
+// as if it were the service). The host names the mesh service; the call goes through
+// mesh.dispatcher, so it gets the whole client stack (Route, balancing, retries with budget,
+// breaker, deadline, mTLS, metrics) exactly as an in-process call. A host the mesh does not know is
+// refused (404 WEFT_ERR_NOT_FOUND): the proxy is the mesh's door, not an open proxy. WebSocket
+// upgrades go through the stack too, then the two sockets are spliced.
+import { STATUS_CODES, type IncomingMessage, type RequestListener, type ServerResponse } from 'node:http'
+import type { Duplex } from 'node:stream'
+import { pipeline } from 'node:stream'
+import { WeftError, isWeftError } from '../errors/index.js'
+import type { Mesh } from '../mesh.js'
+import { writeError } from '../http/server.js'
+import { endToEndHeaders, rawHead } from './hop-headers.js'
+
+interface Target {
+  service: string
+  path: string
+}
+
+/** The mesh service and path a proxied request names, or a WeftError saying why it names none. */
+function targetOf(req: IncomingMessage, mesh: Mesh): Target | WeftError {
+  let url = req.url ?? '/'
+  let authority = req.headers.host ?? ''
+  if (/^https?:\/\//i.test(url)) {
+    const rest = url.slice(url.indexOf('//') + 2)
+    const slash = rest.indexOf('/')
+    authority = slash < 0 ? rest : rest.slice(0, slash)
+    url = slash < 0 ? '/' : rest.slice(slash)
+  }
+  const colon = authority.lastIndexOf(':')
+  const host = (colon > 0 && !authority.endsWith(']') ? authority.slice(0, colon) : authority).toLowerCase()
+  if (host === '') return new WeftError('WEFT_ERR_NOT_FOUND', 'the request names no service: send it as `GET http://<service>/path` (HTTP_PROXY) or with `Host: <service>`')
+  if (!mesh.snapshot?.lookup(host)) return new WeftError('WEFT_ERR_NOT_FOUND', `"${host}" is not a service the mesh knows; the sidecar's outbound proxy only sends to mesh services`, { details: { host } })
+  return { service: host, path: url }
+}
+
+export interface OutboundProxy {
+  handler: RequestListener
+  upgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void
+}
+
+export function outboundProxy(mesh: Mesh): OutboundProxy {
+  const fail = (res: ServerResponse, err: Error): void => {
+    const e = isWeftError(err) ? err : new WeftError('WEFT_ERR_UPSTREAM_RESET', `the call ended early: ${err.message}`, { cause: err })
+    writeError(res, mesh.inbound.errorResponse(e, undefined))
+  }
+
+  const handler: RequestListener = (req, res) => {
+    const target = targetOf(req, mesh)
+    if (target instanceof WeftError) return fail(res, target)
+    const abort = new AbortController()
+    res.on('close', () => {
+      if (!res.writableFinished) abort.abort()
+    })
+    const hasBody = req.headers['content-length'] !== undefined ? req.headers['content-length'] !== '0' : req.headers['transfer-encoding'] !== undefined
+    mesh.dispatcher.request({
+      origin: `http://${target.service}`,
+      path: target.path,
+      method: (req.method ?? 'GET') as 'GET',
+      headers: endToEndHeaders(req.headers, ['host']),
+      body: hasBody ? req : null,
+      signal: abort.signal,
+    }).then(
+      (answer) => {
+        for (const [k, v] of Object.entries(endToEndHeaders(answer.headers as Record<string, string | string[]>))) res.setHeader(k, v)
+        res.writeHead(answer.statusCode)
+        pipeline(answer.body, res, () => {})
+      },
+      (err: Error) => {
+        if (!abort.signal.aborted) fail(res, err)
+      },
+    )
+  }
+
+  const upgrade = (req: IncomingMessage, socket: Duplex, head: Buffer): void => {
+    const target = targetOf(req, mesh)
+    const answerRaw = (err: Error): void => {
+      const a = mesh.inbound.errorResponse(err, undefined)
+      if (!socket.destroyed) socket.end(rawHead(a.status, STATUS_CODES[a.status] ?? '', { ...a.headers, 'content-length': Buffer.byteLength(a.body), connection: 'close' }) + a.body)
+    }
+    if (target instanceof WeftError) return answerRaw(target)
+    socket.on('error', () => socket.destroy())
+    let aborted: ((err?: Error) => void) | undefined
+    let answered = false
+    socket.once('close', () => aborted?.())
+    mesh.dispatcher.dispatch({
+      origin: `http://${target.service}`,
+      path: target.path,
+      method: (req.method ?? 'GET') as 'GET',
+      headers: endToEndHeaders(req.headers, ['host']),
+      upgrade: req.headers.upgrade ?? 'websocket',
+    }, {
+      onConnect(abort: (err?: Error) => void) {
+        aborted = abort
+      },
+      onUpgrade(statusCode: number, rawHeaders: Buffer[], upstream: Duplex) {
+        aborted = undefined
+        let head101 = `HTTP/1.1 ${statusCode} ${STATUS_CODES[statusCode] ?? ''}\r\n`
+        for (let i = 0; i + 1 < rawHeaders.length; i += 2) head101 += `${rawHeaders[i]!.toString('latin1')}: ${rawHeaders[i + 1]!.toString('latin1')}\r\n`
+        socket.write(`${head101}\r\n`)
+        if (head.length > 0) upstream.write(head)
+        upstream.pipe(socket as NodeJS.WritableStream)
+        socket.pipe(upstream)
+        upstream.on('error', () => socket.destroy())
+        upstream.once('close', () => socket.destroy())
+        socket.once('close', () => upstream.destroy())
+      },
+      // The service refused the upgrade: its answer goes back to the app as it came.
+      onHeaders(statusCode: number, rawHeaders: Buffer[], _resume: () => void, statusText: string) {
+        let h = `HTTP/1.1 ${statusCode} ${statusText || STATUS_CODES[statusCode] || ''}\r\n`
+        for (let i = 0; i + 1 < rawHeaders.length; i += 2) {
+          const name = rawHeaders[i]!.toString('latin1')
+          if (name.toLowerCase() === 'connection' || name.toLowerCase() === 'keep-alive') continue
+          h += `${name}: ${rawHeaders[i + 1]!.toString('latin1')}\r\n`
+        }
+        answered = true
+        socket.write(`${h}connection: close\r\n\r\n`)
+        return true
+      },
+      onData(chunk: Buffer) {
+        socket.write(chunk)
+        return true
+      },
+      onComplete() {
+        socket.end()
+      },
+      onError(err: Error) {
+        if (answered) socket.destroy()
+        else answerRaw(err)
+      },
+    } as unknown as Parameters<Mesh['dispatcher']['dispatch']>[1])
+  }
+
+  return { handler, upgrade }
+}
