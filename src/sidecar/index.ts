@@ -49,6 +49,10 @@ function listenPlain(server: http.Server, at: HostPort): Promise<AddressInfo> {
   })
 }
 
+function isLoopback(address: string): boolean {
+  return address === '::1' || address.startsWith('127.') || address === '::ffff:127.0.0.1'
+}
+
 export async function startSidecar(options: SidecarOptions): Promise<Sidecar> {
   const app = options.app
   if (typeof app?.host !== 'string' || !Number.isInteger(app.port) || app.port < 1 || app.port > 65535) invalidArg('app', 'must be { host, port } with a port from 1 to 65535')
@@ -72,7 +76,10 @@ export async function startSidecar(options: SidecarOptions): Promise<Sidecar> {
         const a = mesh.inbound.errorResponse(e, undefined)
         socket.end(rawHead(a.status, 'Method Not Allowed', { ...a.headers, 'content-length': Buffer.byteLength(a.body), connection: 'close' }) + a.body)
       })
-      outbound = await listenPlain(outboundServer, options.outbound ?? { port: 15001 })
+      const at = options.outbound ?? { port: 15001 }
+      outbound = await listenPlain(outboundServer, at)
+      // Whoever reaches the outbound proxy calls services as this service, with its certificate.
+      if (!isLoopback(outbound.address)) (options.mesh.logger ?? console).warn(`sidecar: the outbound proxy listens on ${outbound.address}:${outbound.port}, reachable from other machines; anyone who reaches it calls services as ${options.mesh.service}. Bind it to 127.0.0.1 unless something else guards it`)
     }
 
     let closing: Promise<void> | undefined

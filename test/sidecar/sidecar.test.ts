@@ -215,3 +215,14 @@ test('a 1 MiB response written in slices streams through both sidecars whole; a 
   req.destroy()
   await eventually(async () => slow.cancelled === 1 || undefined, 5_000, 'the app\'s request cancelled')
 })
+
+test('an outbound proxy bound beyond loopback is warned about: whoever reaches it calls services as this service', async (t) => {
+  const log = capturingLogger()
+  const s = await startSidecar({ mesh: { service: 'web', config: [], logger: log }, app: { host: '127.0.0.1', port: 9 }, inbound: { host: '127.0.0.1', port: 0 }, outbound: { host: '0.0.0.0', port: 0 } })
+  t.after(() => s.close())
+  assert.ok(log.lines.some((l) => /^warn sidecar: the outbound proxy listens on 0\.0\.0\.0:\d+, reachable from other machines; anyone who reaches it calls services as web/.test(l)), log.lines.join('\n'))
+  const quiet = capturingLogger()
+  const local = await startSidecar({ mesh: { service: 'web', config: [], logger: quiet }, app: { host: '127.0.0.1', port: 9 }, inbound: { host: '127.0.0.1', port: 0 }, outbound: { host: '127.0.0.1', port: 0 } })
+  t.after(() => local.close())
+  assert.ok(!quiet.lines.some((l) => l.includes('reachable from other machines')))
+})
