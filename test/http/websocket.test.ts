@@ -141,3 +141,27 @@ test('CONNECT to a mesh service is refused with WEFT_ERR_INVALID_ARG naming why;
   const { port } = plain.address() as AddressInfo
   assert.equal(await echo(`ws://127.0.0.1:${port}/direct`, client.dispatcher), 'plain:hi')
 })
+
+test('a handshake the service never answers ends at the service timeout with WEFT_ERR_DEADLINE_EXCEEDED, measured', async (t) => {
+  const sockets: import('node:net').Socket[] = []
+  // Accepts the connection and the upgrade request, never answers.
+  const silent = http.createServer()
+  silent.on('upgrade', (_req, socket) => {
+    sockets.push(socket as import('node:net').Socket)
+    socket.on('error', () => {})
+  })
+  await new Promise<void>((r) => silent.listen(0, '127.0.0.1', r))
+  t.after(() => new Promise((r) => {
+    for (const s of sockets) s.destroy()
+    silent.close(r)
+  }))
+  const client = await quietMesh([service('chat', { endpoints: [{ address: `127.0.0.1:${(silent.address() as AddressInfo).port}` }], timeout: '300ms' })], { service: 'web' })
+  t.after(() => client.close())
+  await assert.rejects(upgrade('http://chat/rooms/1', { dispatcher: client.dispatcher, protocol: 'websocket', headers: { 'sec-websocket-version': '13', 'sec-websocket-key': 'dGhlIHNhbXBsZSBub25jZQ==' } }), (err: Error & { code?: string }) => {
+    assert.equal(err.code, 'WEFT_ERR_DEADLINE_EXCEEDED')
+    assert.match(err.message, /timeout 300ms of service chat/)
+    return true
+  })
+  assert.equal(sockets.length, 1, 'the handshake reached the endpoint once')
+  assert.equal(metricValue(await client.metrics(), 'http_client_request_duration_seconds_count', { destination_service: 'chat', error_code: 'WEFT_ERR_DEADLINE_EXCEEDED' }), 1)
+})
