@@ -30,6 +30,7 @@ export async function sidecar(argv: readonly string[]): Promise<number> {
     'state-dir': { kind: 'string' },
     'drain-timeout': { kind: 'string' },
     label: { kind: 'list' },
+    advertise: { kind: 'string' },
   })
   if (args.positional.length > 0) throw new UsageError(`weft sidecar: unexpected argument ${args.positional[0]}`)
   const service = args.strings.service
@@ -62,6 +63,8 @@ export async function sidecar(argv: readonly string[]): Promise<number> {
     ...(args.strings.token !== undefined ? { token: args.strings.token } : {}),
     ...(args.strings['state-dir'] !== undefined ? { stateDir: args.strings['state-dir'] } : {}),
     ...(Object.keys(labels).length > 0 ? { labels } : {}),
+    // The inbound listener on 0.0.0.0 registers as this address (default 127.0.0.1).
+    ...(args.strings.advertise !== undefined ? { advertiseAddress: args.strings.advertise } : {}),
     // The app owns its paths: health and metrics go on the admin listener, never on the inbound port.
     inbound: { health: admin ? { port: admin.port, host: admin.host } : false, ...(drainTimeoutMs !== undefined ? { drainTimeoutMs } : {}) },
   }

@@ -78,3 +78,24 @@ test('weft sidecar: missing or bad flags exit 2 with what is wrong, before start
     assert.match(r.stderr, message)
   }
 })
+
+test('weft sidecar under a daemon: its inbound listener on 0.0.0.0 registers as --advertise with its --label, for the app\'s service', async (t) => {
+  const { startCliDaemon } = await import('./kit.js')
+  const d = await startCliDaemon()
+  t.after(() => d.daemon.close())
+  const sc = runSidecar(['--service', 'orders', '--app', '127.0.0.1:9', '--inbound', '0.0.0.0:0', '--outbound', 'off', '--admin', 'off', '--control', d.url, '--token', d.joinToken, '--advertise', '127.0.0.3', '--label', 'version=v2'])
+  t.after(() => void sc.child.kill('SIGKILL'))
+  const inbound = await eventually(async () => {
+    if (sc.child.exitCode !== null) throw new Error(`weft sidecar exited: ${sc.out.stderr}`)
+    return /inbound 0\.0\.0\.0:(\d+)/.exec(sc.out.stdout)?.[1]
+  }, 20_000, 'the sidecar\'s line on stdout')
+  assert.doesNotMatch(sc.out.stdout, /outbound proxy|admin/)
+  const listed = await eventually(async () => {
+    const r = await cli(['get', 'endpoints', '-o', 'json', '--control', d.url, '--token', d.adminToken])
+    return r.status === 0 && r.stdout.includes(`127.0.0.3:${inbound}`) ? r.stdout : undefined
+  }, 10_000, 'the advertised endpoint in weft get endpoints')
+  assert.match(listed, /"default\/orders": \[/)
+  assert.match(listed, /"version":\s*"v2"/)
+  sc.child.kill('SIGTERM')
+  assert.deepEqual(await sc.exited, { code: 0, signal: null }, sc.out.stderr)
+})
