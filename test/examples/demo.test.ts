@@ -1,4 +1,4 @@
-// Runs examples/demo (shortened with DEMO_SECONDS=3) and examples/basic.ts as child processes.
+// Runs examples/demo (shortened with DEMO_SECONDS=3), examples/basic.ts and examples/sidecar.ts as child processes.
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { spawn } from 'node:child_process'
@@ -133,4 +133,11 @@ test('examples/basic.ts exits 0 and prints the body and the stack', async () => 
   assert.equal(r.code, 0, explain(r))
   assert.match(r.stdout, /^200 hello from payments \(GET \/hello\)/m, explain(r))
   assert.match(r.stdout, /retry/, explain(r))
+})
+
+test('examples/sidecar.ts exits 0: checkout reaches the non-Node app through weft sidecar over mTLS, and the app calls back out through the sidecar', async () => {
+  const r = await run('examples/sidecar.ts', {}, 60_000)
+  assert.equal(r.code, 0, explain(r))
+  assert.match(r.stdout, /^weft sidecar: inventory inbound 127\.0\.0\.1:\d+ -> app 127\.0\.0\.1:\d+; outbound proxy/m, explain(r))
+  assert.match(r.stdout, /^checkout → inventory: 200 inventory: GET \/stock\/42; caller By=spiffe:\/\/weft\.local\/ns\/default\/sa\/inventory;URI=spiffe:\/\/weft\.local\/ns\/default\/sa\/checkout; cart from checkout: 200 3 items$/m, explain(r))
 })
