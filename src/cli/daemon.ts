@@ -8,6 +8,7 @@ import { consoleLogger } from '../util/logger.js'
 import { CliError, parseArgs, UsageError } from './args.js'
 import { DEFAULT_DATA_DIR } from './client.js'
 import { createEtcdStoreForCli } from './etcd.js'
+import { untilSignal } from './signals.js'
 
 export async function daemon(argv: readonly string[]): Promise<number> {
   const args = parseArgs('daemon', argv, {
@@ -86,19 +87,7 @@ export async function daemon(argv: readonly string[]): Promise<number> {
     throw new CliError(`weft daemon: cannot start: ${(err as Error).message}`)
   }
   const d = running
-  await new Promise<void>((resolve) => {
-    const stop = (signal: NodeJS.Signals) => {
-      process.off('SIGINT', stop)
-      process.off('SIGTERM', stop)
-      process.stderr.write(`weft daemon: ${signal}, closing\n`)
-      // A second signal while closing gives up on a clean close.
-      process.once('SIGINT', () => process.exit(130))
-      process.once('SIGTERM', () => process.exit(143))
-      resolve()
-    }
-    process.once('SIGINT', stop)
-    process.once('SIGTERM', stop)
-  })
+  await untilSignal('daemon', 'closing')
   await d.close()
   return 0
 }

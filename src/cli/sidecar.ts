@@ -6,6 +6,7 @@ import { parseDuration } from '../util/duration.js'
 import { consoleLogger } from '../util/logger.js'
 import type { MeshOptions } from '../options.js'
 import { CliError, parseArgs, UsageError } from './args.js'
+import { untilSignal } from './signals.js'
 
 function hostPort(flag: string, value: string, defaultHost: string): HostPort {
   // A bare port is on the flag's default host.
@@ -80,18 +81,7 @@ export async function sidecar(argv: readonly string[]): Promise<number> {
   process.stdout.write(`weft sidecar: ${service} inbound ${at(s.inbound)} -> app ${app.host}:${app.port}` +
     (s.outbound ? `; outbound proxy ${at(s.outbound)} (HTTP_PROXY=http://${at(s.outbound)})` : '') +
     (adminAt ? `; admin ${at(adminAt)} (/healthz /readyz /metrics)` : '') + '\n')
-  await new Promise<void>((resolve) => {
-    const stop = (signal: NodeJS.Signals) => {
-      process.off('SIGINT', stop)
-      process.off('SIGTERM', stop)
-      process.stderr.write(`weft sidecar: ${signal}, draining\n`)
-      process.once('SIGINT', () => process.exit(130))
-      process.once('SIGTERM', () => process.exit(143))
-      resolve()
-    }
-    process.once('SIGINT', stop)
-    process.once('SIGTERM', stop)
-  })
+  await untilSignal('sidecar', 'draining')
   await s.close()
   return 0
 }

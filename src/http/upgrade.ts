@@ -76,7 +76,7 @@ export function gateUpgrades(core: InboundCore, server: Server): void {
 }
 
 /** An HTTP/1.1 answer written on a socket no ServerResponse owns, then the socket closed. */
-function writeRawError(socket: Duplex, a: ErrorAnswer): void {
+export function writeRawError(socket: Duplex, a: ErrorAnswer): void {
   if (socket.destroyed) return
   const headers: Record<string, string | number> = { ...a.headers, 'content-length': Buffer.byteLength(a.body), connection: 'close' }
   let head = `HTTP/1.1 ${a.status} ${STATUS_CODES[a.status] ?? ''}\r\n`

@@ -3,16 +3,17 @@
 // inbound listener does: request and response bodies streamed both ways, hop-by-hop headers dropped,
 // the caller's verified identity passed as `x-forwarded-client-cert` (Envoy's SANITIZE_SET: a value
 // the caller sent is always dropped, so the app can trust the header), WebSocket upgrades spliced.
-import { STATUS_CODES, type IncomingMessage, type RequestListener, type ServerResponse } from 'node:http'
+import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http'
 import { connect, type Socket } from 'node:net'
 import type { Duplex } from 'node:stream'
-import { pipeline } from 'node:stream'
 import { Pool } from 'undici'
 import { WeftError } from '../errors/index.js'
 import type { InboundCore } from '../inbound/core.js'
 import { peerOf } from '../identity/peer.js'
 import { writeError } from '../http/server.js'
-import { endToEndHeaders, rawHead } from './hop-headers.js'
+import { writeRawError } from '../http/upgrade.js'
+import { endToEndHeaders } from './hop-headers.js'
+import { relay, splice } from './relay.js'
 
 export const CLIENT_CERT_HEADER = 'x-forwarded-client-cert'
 
@@ -24,8 +25,8 @@ export interface AppForwarder {
 }
 
 export function appForwarder(app: { host: string; port: number }, core: InboundCore, ownId: () => string | undefined): AppForwarder {
-  const pool = new Pool(`http://${app.host.includes(':') ? `[${app.host}]` : app.host}:${app.port}`, { keepAliveTimeout: 10_000, connectTimeout: 5_000 })
   const where = `${app.host}:${app.port}`
+  const pool = new Pool(`http://${app.host.includes(':') ? `[${app.host}]` : app.host}:${app.port}`, { keepAliveTimeout: 10_000, connectTimeout: 5_000 })
 
   /** The headers the app gets: the caller's end-to-end ones, its identity when it came over mTLS. */
   const appHeaders = (req: IncomingMessage): Record<string, string | string[]> => {
@@ -41,37 +42,14 @@ export function appForwarder(app: { host: string; port: number }, core: InboundC
 
   const appDown = (err: Error): WeftError => new WeftError('WEFT_ERR_CONNECT_FAILED', `the application at ${where} did not answer: ${(err as { code?: string }).code ?? err.message}`, { cause: err, details: { app: where } })
 
+  const origin = `http://${app.host.includes(':') ? `[${app.host}]` : app.host}:${app.port}`
   const handler: RequestListener = (req: IncomingMessage, res: ServerResponse) => {
-    // The caller went away before the app answered: the app's request is cancelled too. (Once the
-    // answer streams, pipeline ends the app's body when the response closes early.)
-    const abort = new AbortController()
-    res.on('close', () => {
-      if (!res.writableFinished) abort.abort()
-    })
-    const hasBody = req.headers['content-length'] !== undefined ? req.headers['content-length'] !== '0' : req.headers['transfer-encoding'] !== undefined
-    pool.request({
-      method: (req.method ?? 'GET') as 'GET',
-      path: req.url ?? '/',
-      headers: appHeaders(req),
-      body: hasBody ? req : null,
-      signal: abort.signal,
-    }).then(
-      (answer) => {
-        for (const [k, v] of Object.entries(endToEndHeaders(answer.headers as Record<string, string | string[]>))) res.setHeader(k, v)
-        res.writeHead(answer.statusCode)
-        pipeline(answer.body, res, () => {})
-      },
-      (err: Error) => {
-        if (!abort.signal.aborted) writeError(res, core.errorResponse(appDown(err), undefined))
-      },
-    )
+    relay(req, res, pool, { origin, path: req.url ?? '/', headers: appHeaders(req) }, (err) => writeError(res, core.errorResponse(appDown(err), undefined)))
   }
 
   const upgrade = (req: IncomingMessage, socket: Duplex, head: Buffer): void => {
     const upstream: Socket = connect(app.port, app.host)
-    const headers = endToEndHeaders(req.headers, [CLIENT_CERT_HEADER])
-    const peer = peerOf(req.socket)
-    if (peer) headers[CLIENT_CERT_HEADER] = `By=${ownId() ?? ''};URI=${peer.id}`
+    const headers = appHeaders(req)
     // The upgrade itself is end-to-end here: the app must see what the caller asked to switch to.
     headers.connection = 'Upgrade'
     if (req.headers.upgrade) headers.upgrade = req.headers.upgrade
@@ -83,19 +61,16 @@ export function appForwarder(app: { host: string; port: number }, core: InboundC
       upstream.write(`${line}\r\n`)
       if (head.length > 0) upstream.write(head)
       // From here the two connections are one: whatever the app answers (101 or a refusal) goes back as is.
-      upstream.pipe(socket as NodeJS.WritableStream)
-      socket.pipe(upstream)
+      splice(socket, upstream)
     })
     upstream.once('error', (err) => {
-      if (connected) return void socket.destroy()
-      const a = core.errorResponse(appDown(err), undefined)
-      if (!socket.destroyed) socket.end(rawHead(a.status, STATUS_CODES[a.status] ?? '', { ...a.headers, 'content-length': Buffer.byteLength(a.body), connection: 'close' }) + a.body)
+      if (!connected) writeRawError(socket, core.errorResponse(appDown(err), undefined))
     })
-    upstream.once('close', () => {
-      if (connected) socket.destroy()
+    // The caller gave up before the app's connection was up.
+    socket.once('close', () => {
+      if (!connected) upstream.destroy()
     })
-    socket.once('close', () => upstream.destroy())
-    socket.on('error', () => upstream.destroy())
+    socket.on('error', () => socket.destroy())
   }
 
   return { handler, upgrade, close: () => pool.close() }

@@ -15,9 +15,13 @@ export function endToEndHeaders(headers: IncomingHttpHeaders, drop: readonly str
   return out
 }
 
-/** A response head on a raw socket (a 101, or an error answered before any ServerResponse exists). */
-export function rawHead(status: number, statusText: string, headers: Record<string, string | string[] | number>): string {
+/** A response head for a raw socket, from undici's raw headers (name, value, name, value…), less `drop`. */
+export function rawResponseHead(status: number, statusText: string, rawHeaders: readonly Buffer[], drop: readonly string[] = []): string {
   let head = `HTTP/1.1 ${status} ${statusText}\r\n`
-  for (const [k, v] of Object.entries(headers)) for (const one of Array.isArray(v) ? v : [v]) head += `${k}: ${one}\r\n`
-  return `${head}\r\n`
+  for (let i = 0; i + 1 < rawHeaders.length; i += 2) {
+    const name = rawHeaders[i]!.toString('latin1')
+    if (drop.includes(name.toLowerCase())) continue
+    head += `${name}: ${rawHeaders[i + 1]!.toString('latin1')}\r\n`
+  }
+  return head
 }

@@ -11,7 +11,7 @@ import { createMesh, type Mesh } from '../mesh.js'
 import type { MeshOptions } from '../options.js'
 import { WeftError } from '../errors/index.js'
 import { invalidArg } from '../errors/index.js'
-import { rawHead } from './hop-headers.js'
+import { writeRawError } from '../http/upgrade.js'
 import { appForwarder } from './app-forwarder.js'
 import { outboundProxy } from './outbound-proxy.js'
 
@@ -73,8 +73,7 @@ export async function startSidecar(options: SidecarOptions): Promise<Sidecar> {
       // and the mesh adds mTLS itself.
       outboundServer.on('connect', (_req, socket) => {
         const e = new WeftError('WEFT_ERR_METHOD_NOT_ALLOWED', 'CONNECT tunnels are not proxied: send plain http://<service>/… requests; the mesh adds mTLS itself')
-        const a = mesh.inbound.errorResponse(e, undefined)
-        socket.end(rawHead(a.status, 'Method Not Allowed', { ...a.headers, 'content-length': Buffer.byteLength(a.body), connection: 'close' }) + a.body)
+        writeRawError(socket, mesh.inbound.errorResponse(e, undefined))
       })
       const at = options.outbound ?? { port: 15001 }
       outbound = await listenPlain(outboundServer, at)

@@ -8,11 +8,12 @@
 // upgrades go through the stack too, then the two sockets are spliced.
 import { STATUS_CODES, type IncomingMessage, type RequestListener, type ServerResponse } from 'node:http'
 import type { Duplex } from 'node:stream'
-import { pipeline } from 'node:stream'
 import { WeftError, isWeftError } from '../errors/index.js'
 import type { Mesh } from '../mesh.js'
 import { writeError } from '../http/server.js'
-import { endToEndHeaders, rawHead } from './hop-headers.js'
+import { writeRawError } from '../http/upgrade.js'
+import { endToEndHeaders, rawResponseHead } from './hop-headers.js'
+import { relay, splice } from './relay.js'
 
 interface Target {
   service: string
@@ -50,36 +51,12 @@ export function outboundProxy(mesh: Mesh): OutboundProxy {
   const handler: RequestListener = (req, res) => {
     const target = targetOf(req, mesh)
     if (target instanceof WeftError) return fail(res, target)
-    const abort = new AbortController()
-    res.on('close', () => {
-      if (!res.writableFinished) abort.abort()
-    })
-    const hasBody = req.headers['content-length'] !== undefined ? req.headers['content-length'] !== '0' : req.headers['transfer-encoding'] !== undefined
-    mesh.dispatcher.request({
-      origin: `http://${target.service}`,
-      path: target.path,
-      method: (req.method ?? 'GET') as 'GET',
-      headers: endToEndHeaders(req.headers, ['host']),
-      body: hasBody ? req : null,
-      signal: abort.signal,
-    }).then(
-      (answer) => {
-        for (const [k, v] of Object.entries(endToEndHeaders(answer.headers as Record<string, string | string[]>))) res.setHeader(k, v)
-        res.writeHead(answer.statusCode)
-        pipeline(answer.body, res, () => {})
-      },
-      (err: Error) => {
-        if (!abort.signal.aborted) fail(res, err)
-      },
-    )
+    relay(req, res, mesh.dispatcher, { origin: `http://${target.service}`, path: target.path, headers: endToEndHeaders(req.headers, ['host']) }, (err) => fail(res, err))
   }
 
   const upgrade = (req: IncomingMessage, socket: Duplex, head: Buffer): void => {
     const target = targetOf(req, mesh)
-    const answerRaw = (err: Error): void => {
-      const a = mesh.inbound.errorResponse(err, undefined)
-      if (!socket.destroyed) socket.end(rawHead(a.status, STATUS_CODES[a.status] ?? '', { ...a.headers, 'content-length': Buffer.byteLength(a.body), connection: 'close' }) + a.body)
-    }
+    const answerRaw = (err: Error): void => writeRawError(socket, mesh.inbound.errorResponse(err, undefined))
     if (target instanceof WeftError) return answerRaw(target)
     socket.on('error', () => socket.destroy())
     let aborted: ((err?: Error) => void) | undefined
@@ -97,24 +74,13 @@ export function outboundProxy(mesh: Mesh): OutboundProxy {
       },
       onUpgrade(statusCode: number, rawHeaders: Buffer[], upstream: Duplex) {
         aborted = undefined
-        let head101 = `HTTP/1.1 ${statusCode} ${STATUS_CODES[statusCode] ?? ''}\r\n`
-        for (let i = 0; i + 1 < rawHeaders.length; i += 2) head101 += `${rawHeaders[i]!.toString('latin1')}: ${rawHeaders[i + 1]!.toString('latin1')}\r\n`
-        socket.write(`${head101}\r\n`)
+        socket.write(`${rawResponseHead(statusCode, STATUS_CODES[statusCode] ?? '', rawHeaders)}\r\n`)
         if (head.length > 0) upstream.write(head)
-        upstream.pipe(socket as NodeJS.WritableStream)
-        socket.pipe(upstream)
-        upstream.on('error', () => socket.destroy())
-        upstream.once('close', () => socket.destroy())
-        socket.once('close', () => upstream.destroy())
+        splice(socket, upstream)
       },
       // The service refused the upgrade: its answer goes back to the app as it came.
       onHeaders(statusCode: number, rawHeaders: Buffer[], _resume: () => void, statusText: string) {
-        let h = `HTTP/1.1 ${statusCode} ${statusText || STATUS_CODES[statusCode] || ''}\r\n`
-        for (let i = 0; i + 1 < rawHeaders.length; i += 2) {
-          const name = rawHeaders[i]!.toString('latin1')
-          if (name.toLowerCase() === 'connection' || name.toLowerCase() === 'keep-alive') continue
-          h += `${name}: ${rawHeaders[i + 1]!.toString('latin1')}\r\n`
-        }
+        const h = rawResponseHead(statusCode, statusText || STATUS_CODES[statusCode] || '', rawHeaders, ['connection', 'keep-alive'])
         answered = true
         socket.write(`${h}connection: close\r\n\r\n`)
         return true

@@ -1,21 +1,13 @@
 import assert from 'node:assert/strict'
-import { spawn } from 'node:child_process'
 import { existsSync, mkdtempSync, readFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { test } from 'node:test'
-import { cli, cliProcessArgs, eventually } from './kit.js'
+import { cli, eventually, runLongCli } from './kit.js'
 
-/** `weft daemon` as a child process; its output collected as it comes. */
+/** `weft daemon` as a child process. */
 function runDaemon(args: string[]) {
-  const child = spawn(process.execPath, cliProcessArgs(['daemon', ...args]), { stdio: ['ignore', 'pipe', 'pipe'] })
-  const out = { stdout: '', stderr: '' }
-  child.stdout.setEncoding('utf8').on('data', (s: string) => (out.stdout += s))
-  child.stderr.setEncoding('utf8').on('data', (s: string) => (out.stderr += s))
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.on('exit', (code, signal) => resolve({ code, signal })))
-  const kill = setTimeout(() => child.kill('SIGKILL'), 60_000)
-  void exited.then(() => clearTimeout(kill))
-  return { child, out, exited }
+  return runLongCli(['daemon', ...args])
 }
 
 test('weft daemon prints the admin token once, writes daemon.json, serves the CLI, and stops on SIGTERM', async () => {

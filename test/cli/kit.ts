@@ -37,6 +37,18 @@ export function cliProcessArgs(args: string[]): string[] {
   return ['--import', TSX, MAIN, ...args]
 }
 
+/** A long-running `weft ARGS` (daemon, sidecar) as a child process; its output collected as it comes; killed after 60 s. */
+export function runLongCli(args: string[]) {
+  const child = spawn(process.execPath, cliProcessArgs(args), { stdio: ['ignore', 'pipe', 'pipe'] })
+  const out = { stdout: '', stderr: '' }
+  child.stdout.setEncoding('utf8').on('data', (s: string) => (out.stdout += s))
+  child.stderr.setEncoding('utf8').on('data', (s: string) => (out.stderr += s))
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.on('exit', (code, signal) => resolve({ code, signal })))
+  const kill = setTimeout(() => child.kill('SIGKILL'), 60_000)
+  void exited.then(() => clearTimeout(kill))
+  return { child, out, exited }
+}
+
 /** Runs `weft ARGS` to its end (killed after 60 s). WEFT_* from this process's env are not passed. */
 export function cli(args: string[], opts: CliOptions = {}): Promise<CliResult> {
   const env: NodeJS.ProcessEnv = {}

@@ -2,7 +2,6 @@
 // outbound proxy reaching the app through the inbound listener; health and metrics on the admin
 // listener (not on the app's paths); SIGTERM drains and exits 0. Real child process, real servers.
 import assert from 'node:assert/strict'
-import { spawn } from 'node:child_process'
 import { mkdtempSync, writeFileSync } from 'node:fs'
 import http from 'node:http'
 import type { AddressInfo } from 'node:net'
@@ -10,17 +9,10 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { test } from 'node:test'
 import { request } from 'undici'
-import { cli, cliProcessArgs, eventually } from './kit.js'
+import { cli, eventually, runLongCli } from './kit.js'
 
 function runSidecar(args: string[]) {
-  const child = spawn(process.execPath, cliProcessArgs(['sidecar', ...args]), { stdio: ['ignore', 'pipe', 'pipe'] })
-  const out = { stdout: '', stderr: '' }
-  child.stdout.setEncoding('utf8').on('data', (s: string) => (out.stdout += s))
-  child.stderr.setEncoding('utf8').on('data', (s: string) => (out.stderr += s))
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.on('exit', (code, signal) => resolve({ code, signal })))
-  const kill = setTimeout(() => child.kill('SIGKILL'), 60_000)
-  void exited.then(() => clearTimeout(kill))
-  return { child, out, exited }
+  return runLongCli(['sidecar', ...args])
 }
 
 test('weft sidecar: one line says where its listeners are; the app is reached through inbound, services through outbound; /healthz and /metrics are on the admin port; SIGTERM exits 0', async (t) => {
