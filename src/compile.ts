@@ -10,6 +10,7 @@ import { ServiceRuntime, type RuntimeContext } from './stack/service-runtime.js'
 import type { MirrorTarget, RouteTarget } from './stack/target.js'
 import type { MeshMetrics, TargetMetrics } from './telemetry/metrics.js'
 import { mirrorStackOf } from './routing/mirror-layer.js'
+import type { AccessLog } from './telemetry/access-log.js'
 
 export interface CompiledRule {
   readonly label: string
@@ -59,6 +60,8 @@ export interface CompileDeps {
   targetMetrics: Map<string, TargetMetrics>
   /** The gRPC terminal handler; asked for only when a gRPC call uses a rule. */
   grpcTerminal?: () => ClientHandler
+  /** Outbound access log, when on. */
+  accessLog?: AccessLog
 }
 
 const DEFAULT_RULE = (name: string): RuleSettings => ({ name, index: 0, matches: [], backends: [{ subset: {}, weight: 1 }] })
@@ -103,6 +106,7 @@ export function compileSnapshot(policy: MeshPolicy, version: number, deps: Compi
       metrics: metricsFor(settings.name, rule.name),
       protocol: 'http',
       mirror: mirrorOf(rule),
+      accessLog: deps.accessLog,
     }
   }
   let mirrorStack: ClientStack | undefined

@@ -18,6 +18,7 @@ import type { ClientHandler } from './stack/call.js'
 import type { ServiceRuntime } from './stack/service-runtime.js'
 import type { MeshMetrics, TargetMetrics } from './telemetry/metrics.js'
 import type { Logger } from './util/logger.js'
+import type { AccessLog } from './telemetry/access-log.js'
 
 export interface ConfigEvent {
   version: number
@@ -37,6 +38,8 @@ export interface ApplyDeps {
   grpcTerminal: () => ClientHandler
   /** Config comes from a control daemon (some warnings are then the registry's passing state). */
   underDaemon: () => boolean
+  /** The access log (outbound lines are written for targets compiled with it). */
+  accessLog?: AccessLog
   /** Swaps a compiled version in (the mesh's snapshot and inbound security). */
   install(snapshot: Snapshot, security: InboundSecurity, version: number): void
 }
@@ -80,6 +83,7 @@ export class ConfigApplier {
       metrics: d.metrics,
       targetMetrics: this.targetMetrics,
       grpcTerminal: d.grpcTerminal,
+      accessLog: d.accessLog?.outbound ? d.accessLog : undefined,
     })
     await ready
     d.install(snapshot, security, version)

@@ -31,6 +31,7 @@ import type { InboundSecurity } from './inbound/call.js'
 import { attachFrontDoor } from './http/tls-front-door.js'
 import { gateUpgrades } from './http/upgrade.js'
 import { ConfigApplier, policyError } from './mesh-apply.js'
+import { accessLogFromOption, type AccessLog } from './telemetry/access-log.js'
 
 export type { ConfigEvent } from './mesh-apply.js'
 
@@ -52,6 +53,8 @@ export class Mesh extends EventEmitter {
   private readonly passthrough: Agent
   /** mTLS: this instance's SVID (under a daemon), the modes, the TLS front door and connect plans. */
   readonly identity: MeshIdentity
+  /** The access log, when MeshOptions.accessLog turned it on. */
+  private readonly accessLog: AccessLog | undefined
   private readonly controlUrls: string[] | undefined
   private readonly transport = makeTransport((e, service) => (e.pool ??= endpointPool(e, service, (ep) => {
     const settings = this.current?.lookup(service)?.settings
@@ -83,6 +86,7 @@ export class Mesh extends EventEmitter {
     this.stack = defaultClientStack(options.tracer)
     this.passthrough = new Agent()
     this.dispatcher = new MeshDispatcher({ snapshot: () => this.current, isClosed: () => this.isClosed }, this.passthrough)
+    this.accessLog = accessLogFromOption(options.accessLog)
     const control = options.control ?? process.env.WEFT_CONTROL?.split(',').map((u) => u.trim()).filter(Boolean)
     this.controlUrls = control === undefined || control.length === 0 ? undefined : Array.isArray(control) ? control : [control]
     const m = this.meshMetrics
@@ -95,7 +99,7 @@ export class Mesh extends EventEmitter {
     })
     this.applier = new ConfigApplier({
       service: this.service, namespace: this.namespace, options, logger: this.logger, metrics: m, stack: this.stack,
-      terminal: this.transport, grpcTerminal: () => this.grpc.transport, underDaemon: () => this.underDaemon,
+      terminal: this.transport, grpcTerminal: () => this.grpc.transport, underDaemon: () => this.underDaemon, accessLog: this.accessLog,
       install: (snapshot, security, version) => {
         this.current = snapshot
         this.security = security
@@ -230,6 +234,7 @@ export class Mesh extends EventEmitter {
         options: this.options.inbound ?? {},
         ready: () => this.current !== undefined && !this.isClosed && this.security.closed === undefined,
         metricsText: () => this.metrics(),
+        accessLog: this.accessLog?.inbound ? this.accessLog : undefined,
       })
       this.inboundCore.rebuild(this.configVersion, undefined, this.security)
     }

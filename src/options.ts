@@ -8,6 +8,7 @@ import { isIP } from 'node:net'
 import { DNS_NAME } from './config/names.js'
 import { splitHostPort } from './util/host-port.js'
 import type { InboundOptions } from './inbound/core.js'
+import { accessLogFromOption, type AccessLogOptions } from './telemetry/access-log.js'
 
 const positive = (v: unknown): boolean => typeof v === 'number' && Number.isFinite(v) && v > 0
 
@@ -87,6 +88,11 @@ export interface MeshOptions {
    * development. Default off.
    */
   debug?: { authz?: boolean }
+  /**
+   * One JSON line per request, outbound and inbound (telemetry/access-log.ts): `true` for both to
+   * stdout, or { outbound?, inbound?, errorsOnly?, write? }. Default off.
+   */
+  accessLog?: boolean | AccessLogOptions
 }
 
 function checkDebug(v: unknown): void {
@@ -96,7 +102,7 @@ function checkDebug(v: unknown): void {
   if (o.authz !== undefined && typeof o.authz !== 'boolean') invalidArg('debug.authz', 'must be true or false')
 }
 
-const KNOWN = new Set(['service', 'namespace', 'config', 'registry', 'locality', 'logger', 'tracer', 'dnsServers', 'control', 'token', 'stateDir', 'controlTimeoutMs', 'failOnDataErrors', 'labels', 'advertiseAddress', 'inbound', 'handleSignals', 'debug'])
+const KNOWN = new Set(['service', 'namespace', 'config', 'registry', 'locality', 'logger', 'tracer', 'dnsServers', 'control', 'token', 'stateDir', 'controlTimeoutMs', 'failOnDataErrors', 'labels', 'advertiseAddress', 'inbound', 'handleSignals', 'debug', 'accessLog'])
 
 export function checkOptions(o: unknown): MeshOptions {
   if (typeof o !== 'object' || o === null) invalidArg('options', 'createMesh needs an options object with at least { service }')
@@ -123,6 +129,7 @@ export function checkOptions(o: unknown): MeshOptions {
   if (opts.inbound !== undefined) checkInbound(opts.inbound)
   if (opts.handleSignals !== undefined && typeof opts.handleSignals !== 'boolean') invalidArg('handleSignals', 'must be true or false')
   if (opts.debug !== undefined) checkDebug(opts.debug)
+  accessLogFromOption(opts.accessLog)
   if (opts.control !== undefined) {
     const urls = Array.isArray(opts.control) ? opts.control : [opts.control]
     if (urls.length === 0) invalidArg('control', 'must be a daemon URL or a non-empty list of them')

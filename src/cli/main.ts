@@ -37,13 +37,14 @@ commands:
                              lift a revocation
   sidecar --service S --app HOST:PORT [-n NS] [--inbound HOST:PORT] [--outbound HOST:PORT|off]
           [--admin HOST:PORT|off] [--config FILE | --control URL --token T] [--label k=v]…
-          [--state-dir DIR] [--drain-timeout 10s] [--advertise HOST]
+          [--state-dir DIR] [--drain-timeout 10s] [--advertise HOST] [--access-log all|errors]
                              the mesh for an application that is not Node, as a local proxy:
                              callers reach it on --inbound (default 0.0.0.0:15006: mTLS, authz,
                              metrics), it calls services through --outbound (default
                              127.0.0.1:15001; HTTP_PROXY or Host: <service>); health and metrics
                              on --admin (default 127.0.0.1:15020); --advertise: the address
-                             the inbound listener registers as (default 127.0.0.1); SIGTERM drains
+                             the inbound listener registers as (default 127.0.0.1); --access-log:
+                             a JSON line per request on stdout; SIGTERM drains
   check -f FILE [-f FILE…]   validate policy files offline; exit 1 when any has errors
                              (-o yaml: print the Weft resources they stand for, SMI and
                              Gateway API resources translated)

@@ -32,6 +32,7 @@ export async function sidecar(argv: readonly string[]): Promise<number> {
     'drain-timeout': { kind: 'string' },
     label: { kind: 'list' },
     advertise: { kind: 'string' },
+    'access-log': { kind: 'string' },
   })
   if (args.positional.length > 0) throw new UsageError(`weft sidecar: unexpected argument ${args.positional[0]}`)
   const service = args.strings.service
@@ -53,6 +54,8 @@ export async function sidecar(argv: readonly string[]): Promise<number> {
     if (eq <= 0) throw new UsageError(`weft sidecar: --label must be key=value (got "${l}")`)
     labels[l.slice(0, eq)] = l.slice(eq + 1)
   }
+  const accessLog = args.strings['access-log'] ?? 'off'
+  if (!['all', 'errors', 'off'].includes(accessLog)) throw new UsageError(`weft sidecar: --access-log must be all, errors or off (got "${accessLog}")`)
   if (args.strings.config !== undefined && args.strings.control !== undefined) throw new UsageError('weft sidecar: --config (a static policy file) and --control (a daemon) are two ways to get config; give one')
 
   const mesh: MeshOptions = {
@@ -64,6 +67,8 @@ export async function sidecar(argv: readonly string[]): Promise<number> {
     ...(args.strings.token !== undefined ? { token: args.strings.token } : {}),
     ...(args.strings['state-dir'] !== undefined ? { stateDir: args.strings['state-dir'] } : {}),
     ...(Object.keys(labels).length > 0 ? { labels } : {}),
+    // One JSON line per request on stdout, both directions (the line above them says where things are).
+    ...(accessLog !== 'off' ? { accessLog: { errorsOnly: accessLog === 'errors' } } : {}),
     // The inbound listener on 0.0.0.0 registers as this address (default 127.0.0.1).
     ...(args.strings.advertise !== undefined ? { advertiseAddress: args.strings.advertise } : {}),
     // The app owns its paths: health and metrics go on the admin listener, never on the inbound port.

@@ -14,6 +14,7 @@ import type { AuthzEngine } from '../authz/engine.js'
 import type { JwtAuthenticator } from '../identity/jwt/authenticator.js'
 import type { MeshMetrics } from '../telemetry/metrics.js'
 import type { Logger } from '../util/logger.js'
+import type { AccessLog } from '../telemetry/access-log.js'
 
 /** A verified end-user JWT (RequestAuthentication), set by the identity layer. */
 export interface RequestAuth {
@@ -87,6 +88,8 @@ export interface InboundTarget {
   readonly rpcFrom?: (source: string) => RpcObserver
   /** This version's identity and authorization (undefined parts cost nothing: their layers pass through). */
   readonly security: InboundSecurity
+  /** Where the telemetry layer writes each request's access log line; undefined when off. */
+  readonly accessLog?: AccessLog
 }
 
 /** What the identity and authz server layers enforce for one config version. */

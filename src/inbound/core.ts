@@ -19,6 +19,7 @@ import { InboundCall, type FrontEnd, type InboundSecurity, type InboundTarget, t
 import { CALLER_HEADER, InboundContext, lastCaller } from './context.js'
 import { LoadMonitor, RETRY_AFTER_S, type SheddingSettings } from './load-monitor.js'
 import { defaultServerStack, runApplication, type ServerStack } from './server-stack.js'
+import type { AccessLog } from '../telemetry/access-log.js'
 
 export interface InboundOptions {
   /** Most requests in the handler at once; more are shed with 503. Default: no limit. */
@@ -57,6 +58,8 @@ export interface InboundDeps {
   options: InboundOptions
   ready: () => boolean
   metricsText: () => Promise<string>
+  /** Inbound access log, when on. */
+  accessLog?: AccessLog
 }
 
 const MAX_REQUEST_ID = 128
@@ -125,6 +128,7 @@ export class InboundCore {
       protocol,
       rpcFrom: protocol === 'grpc' ? (source) => m.rpcServerFrom(source) : undefined,
       security: this.security,
+      accessLog: this.deps.accessLog,
     }
     return this.stack.build(runApplication, target)
   }

@@ -7,6 +7,7 @@ import type { InboundCall, InboundTarget, ServerHandler, ServerLayer } from './c
 import type { InboundContext } from './context.js'
 import { httpStatusOfGrpc } from '../errors/grpc-status.js'
 import { splitRpcPath } from '../telemetry/rpc-metrics.js'
+import type { AccessLog } from '../telemetry/access-log.js'
 
 const SERVER_SPAN = { kind: SpanKind.SERVER } as const
 
@@ -61,9 +62,37 @@ function joinTrace(ctx: InboundContext, span: Span, parent: Context): boolean {
   return false
 }
 
+/** The request's access log line (inbound): its outcome, its caller, and which rule refused it if one did. */
+function logRequest(log: AccessLog, target: InboundTarget, call: InboundCall, err: Error | null | undefined, res: InboundCall | undefined, seconds: number, grpcStatus?: number): void {
+  const weft = err ? (isWeftError(err) ? err : undefined) : undefined
+  const status = grpcStatus !== undefined ? httpStatusOfGrpc(grpcStatus) : err ? (weft ? weft.httpStatus : 500) : res!.statusCode
+  const errorCode = err ? (weft ? weft.code : 'UNKNOWN') : ''
+  if (!log.wants(status, errorCode, grpcStatus)) return
+  const ctx = call.context
+  log.record({
+    time: new Date().toISOString(),
+    direction: 'inbound',
+    protocol: target.protocol,
+    method: call.method,
+    path: call.path,
+    status,
+    ...(grpcStatus !== undefined ? { grpc_status: grpcStatus } : {}),
+    error_code: errorCode,
+    ...(err ? { message: err.message } : {}),
+    duration_ms: Math.round(seconds * 1e6) / 1e3,
+    source_service: call.source,
+    destination_service: target.service,
+    route: (res ?? call).route,
+    ...(call.peer ? { peer: call.peer.id } : {}),
+    trace_id: ctx.traceId,
+    request_id: ctx.requestId,
+    config_version: target.configVersion,
+  })
+}
+
 /** gRPC: rpc_server_duration_seconds by final status, and an RPC-named span. */
 const grpcTelemetry = (next: ServerHandler, target: InboundTarget): ServerHandler => {
-  const { tracer } = target
+  const { tracer, accessLog: log } = target
   const rpcFrom = target.rpcFrom!
   return (call, done) => {
     const ctx = call.context
@@ -78,6 +107,7 @@ const grpcTelemetry = (next: ServerHandler, target: InboundTarget): ServerHandle
       const seconds = (performance.now() - call.startedAt) / 1000
       const code = err ? (isWeftError(err) ? err.grpcStatus : 2) : res!.grpcCode
       rpcFrom(call.source).observe(call.path, code, err ? (isWeftError(err) ? err.code : 'UNKNOWN') : '', seconds)
+      if (log !== undefined) logRequest(log, target, call, err, res, seconds, code)
       if (span.isRecording()) {
         span.setAttribute('rpc.grpc.status_code', code)
         if (err) span.setStatus({ code: SpanStatusCode.ERROR, message: (err as { code?: string }).code ?? err.message })
@@ -94,7 +124,7 @@ export const serverTelemetryLayer: ServerLayer = {
   why: 'outermost: every request is measured and traced, including the ones the mesh rejects',
   wrap(next, target) {
     if (target.protocol === 'grpc') return grpcTelemetry(next, target)
-    const { tracer, metrics } = target
+    const { tracer, metrics, accessLog: log } = target
     return (call, done) => {
       const ctx = call.context
       const parent = parentContext(call)
@@ -105,6 +135,7 @@ export const serverTelemetryLayer: ServerLayer = {
       }
       next(call, (err, res) => {
         const seconds = (performance.now() - call.startedAt) / 1000
+        if (log !== undefined) logRequest(log, target, call, err, res, seconds)
         if (err) {
           const status = isWeftError(err) ? err.httpStatus : 500
           metrics.observe(call.method, status, call.route, call.source, isWeftError(err) ? err.code : 'UNKNOWN', seconds)

@@ -6,6 +6,7 @@ import type { EndpointGroup } from '../discovery/endpoint-set.js'
 import type { ServiceRuntime } from './service-runtime.js'
 import type { TargetMetrics } from '../telemetry/metrics.js'
 import type { RpcTargetMetrics } from '../telemetry/rpc-metrics.js'
+import type { AccessLog } from '../telemetry/access-log.js'
 
 export interface BackendTarget {
   group: EndpointGroup
@@ -39,6 +40,8 @@ export interface RouteTarget {
   readonly rpcMetrics?: RpcTargetMetrics
   /** The rule's traffic mirror, compiled (routing/mirror-layer.ts). */
   readonly mirror?: MirrorTarget
+  /** Where the telemetry layer writes each call's access log line; undefined when off. */
+  readonly accessLog?: AccessLog
 }
 
 /** The backends whose endpoints belong to another Service than the target's (routing's backends by Service). */

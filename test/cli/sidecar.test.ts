@@ -25,7 +25,7 @@ test('weft sidecar: one line says where its listeners are; the app is reached th
   // Its own inbound port is known only once it runs: it starts with another service, then the file changes.
   writeFileSync(file, 'apiVersion: weft/v1\nkind: Service\nmetadata: { name: ledger }\nspec:\n  endpoints: [{ address: "127.0.0.1:9" }]\n')
   // The sidecar's own service is also a target, so its outbound proxy can call it through its inbound side.
-  const sc = runSidecar(['--service', 'orders', '--app', String(appPort), '--inbound', '127.0.0.1:0', '--outbound', '127.0.0.1:0', '--admin', '127.0.0.1:0', '--config', file, '--drain-timeout', '2s'])
+  const sc = runSidecar(['--service', 'orders', '--app', String(appPort), '--inbound', '127.0.0.1:0', '--outbound', '127.0.0.1:0', '--admin', '127.0.0.1:0', '--config', file, '--drain-timeout', '2s', '--access-log', 'all'])
   t.after(() => void sc.child.kill('SIGKILL'))
   const line = await eventually(async () => {
     if (sc.child.exitCode !== null) throw new Error(`weft sidecar exited: ${sc.out.stderr}`)
@@ -50,6 +50,12 @@ test('weft sidecar: one line says where its listeners are; the app is reached th
   const appHealth = await request(`http://127.0.0.1:${inbound}/healthz`)
   assert.equal(await appHealth.body.text(), 'app saw GET /healthz from nobody')
 
+  // --access-log all: the call above as two JSON lines on stdout, outbound then inbound, one trace.
+  const lines = sc.out.stdout.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Record<string, unknown>)
+  const call = lines.filter((l) => l.path === '/orders/1' && l.status === 200)
+  assert.deepEqual(call.map((l) => l.direction).sort(), ['inbound', 'outbound'])
+  assert.equal(call[0]!.trace_id, call[1]!.trace_id)
+
   sc.child.kill('SIGTERM')
   assert.deepEqual(await sc.exited, { code: 0, signal: null }, sc.out.stderr)
   assert.match(sc.out.stderr, /weft sidecar: SIGTERM, draining/)
@@ -63,6 +69,7 @@ test('weft sidecar: missing or bad flags exit 2 with what is wrong, before start
     [['--service', 'orders', '--app', '8080', '--inbound', 'nowhere'], /--inbound must be HOST:PORT or PORT/],
     [['--service', 'orders', '--app', '8080', '--config', 'a.yaml', '--control', 'http://127.0.0.1:1'], /give one/],
     [['--service', 'orders', '--app', '8080', '--label', 'novalue'], /--label must be key=value/],
+    [['--service', 'orders', '--app', '8080', '--access-log', 'some'], /--access-log must be all, errors or off/],
   ]
   for (const [args, message] of cases) {
     const r = await cli(['sidecar', ...args])
