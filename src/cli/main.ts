@@ -38,6 +38,7 @@ commands:
   sidecar --service S --app HOST:PORT [-n NS] [--inbound HOST:PORT] [--outbound HOST:PORT|off]
           [--admin HOST:PORT|off] [--config FILE | --control URL --token T] [--label k=v]…
           [--state-dir DIR] [--drain-timeout 10s] [--advertise HOST] [--access-log all|errors]
+          [--route /users/:id]…
                              the mesh for an application that is not Node, as a local proxy:
                              callers reach it on --inbound (default 0.0.0.0:15006: mTLS, authz,
                              metrics), it calls services through --outbound (default

@@ -2,6 +2,7 @@
 // inbound side as mesh.close() does) and exits 0. One line on stdout says where everything is, so
 // a supervisor or a test can read the ports it got (port 0 picks a free one).
 import { startSidecar, type HostPort } from '../sidecar/index.js'
+import { routeTemplates } from '../sidecar/route-templates.js'
 import { parseDuration } from '../util/duration.js'
 import { consoleLogger } from '../util/logger.js'
 import type { MeshOptions } from '../options.js'
@@ -33,6 +34,7 @@ export async function sidecar(argv: readonly string[]): Promise<number> {
     label: { kind: 'list' },
     advertise: { kind: 'string' },
     'access-log': { kind: 'string' },
+    route: { kind: 'list' },
   })
   if (args.positional.length > 0) throw new UsageError(`weft sidecar: unexpected argument ${args.positional[0]}`)
   const service = args.strings.service
@@ -56,6 +58,11 @@ export async function sidecar(argv: readonly string[]): Promise<number> {
   }
   const accessLog = args.strings['access-log'] ?? 'off'
   if (!['all', 'errors', 'off'].includes(accessLog)) throw new UsageError(`weft sidecar: --access-log must be all, errors or off (got "${accessLog}")`)
+  try {
+    routeTemplates(args.lists.route ?? [], '--route')
+  } catch (err) {
+    throw new UsageError(`weft sidecar: ${(err as Error).message}`)
+  }
   if (args.strings.config !== undefined && args.strings.control !== undefined) throw new UsageError('weft sidecar: --config (a static policy file) and --control (a daemon) are two ways to get config; give one')
 
   const mesh: MeshOptions = {
@@ -76,7 +83,7 @@ export async function sidecar(argv: readonly string[]): Promise<number> {
   }
   let running
   try {
-    running = await startSidecar({ mesh, app: { host: app.host!, port: app.port }, inbound, outbound })
+    running = await startSidecar({ mesh, app: { host: app.host!, port: app.port }, inbound, outbound, routes: args.lists.route ?? [] })
   } catch (err) {
     throw new CliError(`weft sidecar: cannot start: ${(err as Error).message}`)
   }

@@ -14,6 +14,7 @@ import { invalidArg } from '../errors/index.js'
 import { writeRawError } from '../http/upgrade.js'
 import { appForwarder } from './app-forwarder.js'
 import { outboundProxy } from './outbound-proxy.js'
+import { routeTemplates } from './route-templates.js'
 
 export interface HostPort {
   host?: string
@@ -29,6 +30,8 @@ export interface SidecarOptions {
   inbound?: HostPort
   /** The app's outbound proxy (default 127.0.0.1:15001); false for none. */
   outbound?: HostPort | false
+  /** Route templates for inbound metrics (`/users/:id`, `/static/*`); see route-templates.ts. */
+  routes?: readonly string[]
 }
 
 export interface Sidecar {
@@ -56,12 +59,13 @@ function isLoopback(address: string): boolean {
 export async function startSidecar(options: SidecarOptions): Promise<Sidecar> {
   const app = options.app
   if (typeof app?.host !== 'string' || !Number.isInteger(app.port) || app.port < 1 || app.port > 65535) invalidArg('app', 'must be { host, port } with a port from 1 to 65535')
+  const route = options.routes && options.routes.length > 0 ? routeTemplates(options.routes) : undefined
   const mesh = await createMesh(options.mesh)
   try {
     const forwarder = appForwarder(app, mesh.inbound, () => mesh.identity.id)
     const inboundServer = http.createServer(forwarder.handler)
     inboundServer.on('upgrade', forwarder.upgrade)
-    const inbound = await mesh.listen(inboundServer, { port: options.inbound?.port ?? 15006, host: options.inbound?.host ?? '0.0.0.0' })
+    const inbound = await mesh.listen(inboundServer, { port: options.inbound?.port ?? 15006, host: options.inbound?.host ?? '0.0.0.0', ...(route ? { route: (req) => route(req.url ?? '/') } : {}) })
 
     let outboundServer: http.Server | undefined
     let outbound: AddressInfo | undefined

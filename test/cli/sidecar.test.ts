@@ -70,6 +70,7 @@ test('weft sidecar: missing or bad flags exit 2 with what is wrong, before start
     [['--service', 'orders', '--app', '8080', '--config', 'a.yaml', '--control', 'http://127.0.0.1:1'], /give one/],
     [['--service', 'orders', '--app', '8080', '--label', 'novalue'], /--label must be key=value/],
     [['--service', 'orders', '--app', '8080', '--access-log', 'some'], /--access-log must be all, errors or off/],
+    [['--service', 'orders', '--app', '8080', '--route', 'users/:id'], /--route\[0\]: "users\/:id" must start with \//],
   ]
   for (const [args, message] of cases) {
     const r = await cli(['sidecar', ...args])

@@ -226,3 +226,21 @@ test('an outbound proxy bound beyond loopback is warned about: whoever reaches i
   t.after(() => local.close())
   assert.ok(!quiet.lines.some((l) => l.includes('reachable from other machines')))
 })
+
+test('route templates label the sidecar\'s inbound metrics (/orders/:id, /static/*), first match wins; an unmatched path counts under "", never its raw path', async (t) => {
+  const { routeTemplates } = await import('../../src/sidecar/route-templates.js')
+  const route = routeTemplates(['/orders/:id', '/orders/:id/items/:item', '/static/*', '/'])
+  assert.deepEqual(['/orders/7', '/orders/7?x=1', '/orders/7/items/3', '/static/css/a.css', '/static', '/', '/orders', '/other/9'].map(route), ['/orders/:id', '/orders/:id', '/orders/:id/items/:item', '/static/*', '/static/*', '/', '', ''])
+  assert.throws(() => routeTemplates(['orders/:id']), /invalid option routes\[0\]: "orders\/:id" must start with \//)
+  assert.throws(() => routeTemplates(['/a/*/b']), /segment "\*" is not a path segment, a :name or a final \*/)
+
+  const app = await recordingApp(t)
+  const orders = await startSidecar({ mesh: { service: 'orders', config: [], logger: capturingLogger() }, app: { host: '127.0.0.1', port: app.port }, inbound: { host: '127.0.0.1', port: 0 }, outbound: false, routes: ['/orders/:id', '/static/*'] })
+  t.after(() => orders.close())
+  for (const p of ['/orders/1', '/orders/2', '/static/app.js', '/users/3']) await (await request(`http://127.0.0.1:${orders.inbound.port}${p}`)).body.text()
+  const m = await orders.mesh.metrics()
+  assert.equal(metricValue(m, 'http_server_request_duration_seconds_count', { http_route: '/orders/:id' }), 2)
+  assert.equal(metricValue(m, 'http_server_request_duration_seconds_count', { http_route: '/static/*' }), 1)
+  assert.equal(metricValue(m, 'http_server_request_duration_seconds_count', { http_route: '' }), 1)
+  assert.ok(!m.includes('/users/3') && !m.includes('/orders/1'), 'no raw path in the metrics')
+})
