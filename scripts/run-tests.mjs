@@ -29,8 +29,9 @@ if (filters.length === 0) {
   }
 }
 
-// The package tests import the built dist/: build it from the current src first.
-if (files.some((f) => f.includes(join('test', 'package')))) {
+// The package tests import the built dist/, and the CLI tests run dist/cli.js when it is current
+// (test/cli/kit.ts): build it from the current src first.
+if (files.some((f) => ['package', 'cli', 'daemon'].some((d) => f.includes(join('test', d))))) {
   const build = spawnSync(process.execPath, ['node_modules/tsup/dist/cli-default.js', '--silent'], { stdio: 'inherit' })
   if (build.status !== 0) {
     console.error('build failed')

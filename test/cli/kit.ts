@@ -2,7 +2,7 @@
 // this process), and adds the CLI's flags and an ACK loop to the daemon test helper (a daemon on
 // 127.0.0.1:0 in a temp data dir; the instance side driven with plain HTTP calls).
 import { spawn } from 'node:child_process'
-import { writeFileSync } from 'node:fs'
+import { readdirSync, statSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { pathToFileURL } from 'node:url'
@@ -32,9 +32,36 @@ export interface CliOptions {
   nodeArgs?: string[]
 }
 
-/** node's arguments to run `weft ARGS` from source. */
+const DIST_CLI = join(ROOT, 'dist/cli.js')
+
+/** The newest modification time of the files under `dir`. */
+function newestMtime(dir: string): number {
+  let newest = 0
+  for (const entry of readdirSync(dir, { withFileTypes: true })) {
+    const p = join(dir, entry.name)
+    newest = Math.max(newest, entry.isDirectory() ? newestMtime(p) : statSync(p).mtimeMs)
+  }
+  return newest
+}
+
+/**
+ * How `weft` runs in tests: the built CLI (dist/cli.js, what users run) when it is newer than every
+ * source file — `npm test` builds it first — else the sources through tsx, so a stale build is never
+ * what a test runs. The built one starts in ~0.2 s against tsx's ~0.8 s, and the suite starts the
+ * CLI over a hundred times.
+ */
+const ENTRY: string[] = (() => {
+  try {
+    const built = statSync(DIST_CLI).mtimeMs
+    return Math.max(newestMtime(join(ROOT, 'src')), newestMtime(join(ROOT, 'adapters'))) <= built ? [DIST_CLI] : ['--import', TSX, MAIN]
+  } catch {
+    return ['--import', TSX, MAIN]
+  }
+})()
+
+/** node's arguments to run `weft ARGS`. */
 export function cliProcessArgs(args: string[]): string[] {
-  return ['--import', TSX, MAIN, ...args]
+  return [...ENTRY, ...args]
 }
 
 /** A long-running `weft ARGS` (daemon, sidecar) as a child process; its output collected as it comes; killed after 60 s. */
