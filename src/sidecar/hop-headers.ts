@@ -1,8 +1,11 @@
 // Headers a proxy must not pass on (RFC 9110 §7.6.1): the connection-specific ones, and any the
-// Connection header names. What is left goes to the next hop as the sender wrote it.
+// Connection header names. What is left goes to the next hop as the sender wrote it. `Expect:
+// 100-continue` is answered by the sidecar's own server (node sends the 100 before the body is read)
+// and not passed on, as Envoy does; undici refuses to send it anyway (curl sends it with any body
+// over 1 KB).
 import type { IncomingHttpHeaders } from 'node:http'
 
-const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'proxy-authorization', 'proxy-authenticate', 'transfer-encoding', 'te', 'trailer', 'upgrade'])
+const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'proxy-authorization', 'proxy-authenticate', 'transfer-encoding', 'te', 'trailer', 'upgrade', 'expect'])
 
 /** The end-to-end headers of a message (lowercase names; repeated ones as arrays), less `drop`. */
 export function endToEndHeaders(headers: IncomingHttpHeaders, drop: readonly string[] = []): Record<string, string | string[]> {

@@ -244,3 +244,26 @@ test('route templates label the sidecar\'s inbound metrics (/orders/:id, /static
   assert.equal(metricValue(m, 'http_server_request_duration_seconds_count', { http_route: '' }), 1)
   assert.ok(!m.includes('/users/3') && !m.includes('/orders/1'), 'no raw path in the metrics')
 })
+
+test('a request with Expect: 100-continue (curl sends it with any body over 1 KB) gets its 100 from the sidecar and reaches the app whole', async (t) => {
+  const { app, web } = await pair(t)
+  const body = 'x'.repeat(64 * 1024)
+  const r = await new Promise<{ status: number; body: string; continued: boolean }>((resolve, reject) => {
+    let continued = false
+    const req = http.request({ host: '127.0.0.1', port: web.outbound!.port, method: 'POST', path: 'http://orders/upload', headers: { host: 'orders', expect: '100-continue', 'content-length': String(body.length) } })
+    req.on('continue', () => {
+      continued = true
+      req.end(body)
+    })
+    req.on('response', (res) => {
+      let text = ''
+      res.setEncoding('utf8').on('data', (d: string) => (text += d)).on('end', () => resolve({ status: res.statusCode ?? 0, body: text, continued }))
+    })
+    req.on('error', reject)
+    req.flushHeaders()
+  })
+  assert.equal(r.continued, true, 'the sidecar answered 100 Continue')
+  assert.equal(r.status, 200, r.body)
+  assert.equal((JSON.parse(r.body) as { body: string }).body.length, body.length)
+  assert.equal(app.seen[0]!.headers.expect, undefined)
+})
