@@ -13,7 +13,7 @@ import { WeftError } from '../errors/index.js'
 import { invalidArg } from '../errors/index.js'
 import { writeRawError } from '../http/upgrade.js'
 import { appForwarder } from './app-forwarder.js'
-import { outboundProxy } from './outbound-proxy.js'
+import { outboundProxy, type OutboundProxy } from './outbound-proxy.js'
 import { routeTemplates } from './route-templates.js'
 
 export interface HostPort {
@@ -61,16 +61,17 @@ export async function startSidecar(options: SidecarOptions): Promise<Sidecar> {
   if (typeof app?.host !== 'string' || !Number.isInteger(app.port) || app.port < 1 || app.port > 65535) invalidArg('app', 'must be { host, port } with a port from 1 to 65535')
   const route = options.routes && options.routes.length > 0 ? routeTemplates(options.routes) : undefined
   const mesh = await createMesh(options.mesh)
+  const forwarder = appForwarder(app, mesh.inbound, () => mesh.identity.id)
   try {
-    const forwarder = appForwarder(app, mesh.inbound, () => mesh.identity.id)
     const inboundServer = http.createServer(forwarder.handler)
     inboundServer.on('upgrade', forwarder.upgrade)
     const inbound = await mesh.listen(inboundServer, { port: options.inbound?.port ?? 15006, host: options.inbound?.host ?? '0.0.0.0', ...(route ? { route: (req) => route(req.url ?? '/') } : {}) })
 
     let outboundServer: http.Server | undefined
     let outbound: AddressInfo | undefined
+    let proxy: OutboundProxy | undefined
     if (options.outbound !== false) {
-      const proxy = outboundProxy(mesh)
+      proxy = outboundProxy(mesh)
       outboundServer = http.createServer(proxy.handler)
       outboundServer.on('upgrade', proxy.upgrade)
       // A CONNECT tunnel would carry TLS the mesh cannot see into: the app sends plain http://
@@ -93,6 +94,8 @@ export async function startSidecar(options: SidecarOptions): Promise<Sidecar> {
         await new Promise<void>((resolve) => {
           s.close(() => resolve())
           s.closeAllConnections()
+          // The app's WebSockets out: the mesh they went through is closed now.
+          proxy?.destroyUpgraded()
         })
       }
       await forwarder.close()
@@ -100,6 +103,7 @@ export async function startSidecar(options: SidecarOptions): Promise<Sidecar> {
     return { mesh, inbound, outbound, close: () => (closing ??= close()) }
   } catch (err) {
     await mesh.close()
+    await forwarder.close()
     throw err
   }
 }

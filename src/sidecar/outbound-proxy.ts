@@ -40,9 +40,13 @@ function targetOf(req: IncomingMessage, mesh: Mesh): Target | WeftError {
 export interface OutboundProxy {
   handler: RequestListener
   upgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void
+  /** Ends the app's upgraded connections still open (node's server.close() would wait for them). */
+  destroyUpgraded(): void
 }
 
 export function outboundProxy(mesh: Mesh): OutboundProxy {
+  /** The app's connections being upgraded or upgraded through the proxy, until they close. */
+  const upgraded = new Set<Duplex>()
   const fail = (res: ServerResponse, err: Error): void => {
     const e = isWeftError(err) ? err : new WeftError('WEFT_ERR_UPSTREAM_RESET', `the call ended early: ${err.message}`, { cause: err })
     writeError(res, mesh.inbound.errorResponse(e, undefined))
@@ -58,6 +62,8 @@ export function outboundProxy(mesh: Mesh): OutboundProxy {
     const target = targetOf(req, mesh)
     const answerRaw = (err: Error): void => writeRawError(socket, mesh.inbound.errorResponse(err, undefined))
     if (target instanceof WeftError) return answerRaw(target)
+    upgraded.add(socket)
+    socket.once('close', () => upgraded.delete(socket))
     socket.on('error', () => socket.destroy())
     let aborted: ((err?: Error) => void) | undefined
     let answered = false
@@ -99,5 +105,11 @@ export function outboundProxy(mesh: Mesh): OutboundProxy {
     } as unknown as Parameters<Mesh['dispatcher']['dispatch']>[1])
   }
 
-  return { handler, upgrade }
+  return {
+    handler,
+    upgrade,
+    destroyUpgraded: () => {
+      for (const s of upgraded) s.destroy()
+    },
+  }
 }

@@ -267,3 +267,16 @@ test('a request with Expect: 100-continue (curl sends it with any body over 1 KB
   assert.equal((JSON.parse(r.body) as { body: string }).body.length, body.length)
   assert.equal(app.seen[0]!.headers.expect, undefined)
 })
+
+test('closing a sidecar with the app\'s WebSocket open through its outbound proxy does not hang: the connection is ended', async (t) => {
+  const { web } = await pair(t)
+  const ws = new WebSocket(`ws://127.0.0.1:${web.outbound!.port}/chat`, { headers: { host: 'orders' } })
+  t.after(() => ws.terminate())
+  await new Promise<void>((resolve, reject) => {
+    ws.on('open', () => resolve())
+    ws.on('error', reject)
+  })
+  const closed = new Promise<number>((resolve) => ws.on('close', (code) => resolve(code)))
+  await web.close()
+  assert.equal(await closed, 1006, 'cut, not closed by a close frame')
+})
