@@ -3,6 +3,7 @@
 // a supervisor or a test can read the ports it got (port 0 picks a free one).
 import { startSidecar, type HostPort } from '../sidecar/index.js'
 import { routeTemplates } from '../sidecar/route-templates.js'
+import { formatHostPort } from '../util/host-port.js'
 import { parseDuration } from '../util/duration.js'
 import { consoleLogger } from '../util/logger.js'
 import type { MeshOptions } from '../options.js'
@@ -88,9 +89,9 @@ export async function sidecar(argv: readonly string[]): Promise<number> {
     throw new CliError(`weft sidecar: cannot start: ${(err as Error).message}`)
   }
   const s = running
-  const at = (a: { address: string; port: number }) => `${a.address.includes(':') ? `[${a.address}]` : a.address}:${a.port}`
+  const at = (a: { address: string; port: number }) => formatHostPort(a.address, a.port)
   const adminAt = s.mesh.adminAddress
-  process.stdout.write(`weft sidecar: ${service} inbound ${at(s.inbound)} -> app ${app.host}:${app.port}` +
+  process.stdout.write(`weft sidecar: ${service} inbound ${at(s.inbound)} -> app ${formatHostPort(app.host!, app.port)}` +
     (s.outbound ? `; outbound proxy ${at(s.outbound)} (HTTP_PROXY=http://${at(s.outbound)})` : '') +
     (adminAt ? `; admin ${at(adminAt)} (/healthz /readyz /metrics)` : '') + '\n')
   await untilSignal('sidecar', 'draining')

@@ -9,7 +9,7 @@ import { mkdir, readFile, rm, stat } from 'node:fs/promises'
 import type { Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { join, resolve } from 'node:path'
-import { formatHostPort } from '../util/host-port.js'
+import { formatHostPort, isLoopback } from '../util/host-port.js'
 import { consoleLogger, type Logger } from '../util/logger.js'
 import { buildApi } from './api.js'
 import { writeFileAtomic } from '../util/atomic-file.js'
@@ -181,10 +181,6 @@ function advertised(host: string | undefined): string {
   if (host === undefined || host === '0.0.0.0') return '127.0.0.1'
   if (host === '::') return '::1'
   return host
-}
-
-function isLoopback(host: string | undefined): boolean {
-  return host !== undefined && (host === 'localhost' || host === '::1' || /^127\./.test(host))
 }
 
 /** Accept queue: Node's default (511) overflowed when thousands of instances reconnect at once. The kernel caps it at somaxconn. */

@@ -8,3 +8,6 @@
  * `maxHeaderSize` (16 KiB by default) before any listener runs.
  */
 export const MAX_REQUEST_HEADERS = 1000
+
+/** The 431 answer's body, the same for requests and upgrade requests. */
+export const TOO_MANY_HEADERS_BODY = `more than ${MAX_REQUEST_HEADERS} request header fields\n`

@@ -10,7 +10,7 @@ import { requestContext } from '../inbound/context.js'
 import type { ErrorAnswer, HealthAnswer, InboundCore } from '../inbound/core.js'
 import { LOAD_HEADER } from '../balance/endpoint-stats-layer.js'
 import { gateUpgrades } from './upgrade.js'
-import { MAX_REQUEST_HEADERS } from './header-limits.js'
+import { MAX_REQUEST_HEADERS, TOO_MANY_HEADERS_BODY } from './header-limits.js'
 
 export interface ListenOptions {
   port: number
@@ -92,7 +92,6 @@ class NodeFrontEnd implements FrontEnd {
 /** RELIABILITY B5 (header-limits.ts): re-exported for the adapters and tests that import it here. */
 export { MAX_REQUEST_HEADERS }
 const MAX_RAW_HEADERS = MAX_REQUEST_HEADERS * 2
-const TOO_MANY_HEADERS = `more than ${MAX_REQUEST_HEADERS} request header fields\n`
 
 /**
  * Node keeps one field past the limit (so a request over it is seen, and no more than that is
@@ -108,8 +107,8 @@ function capHeaderCount(server: Server): void {
  */
 export function refuseTooManyHeaders(req: IncomingMessage, res: ServerResponse): boolean {
   if (req.rawHeaders.length <= MAX_RAW_HEADERS) return false
-  res.writeHead(431, { 'content-type': 'text/plain', 'content-length': Buffer.byteLength(TOO_MANY_HEADERS), connection: 'close' })
-  res.end(TOO_MANY_HEADERS)
+  res.writeHead(431, { 'content-type': 'text/plain', 'content-length': Buffer.byteLength(TOO_MANY_HEADERS_BODY), connection: 'close' })
+  res.end(TOO_MANY_HEADERS_BODY)
   return true
 }
 

@@ -18,7 +18,7 @@ import type { Done } from '../stack/layer.js'
 import type { FrontEnd, InboundCall } from '../inbound/call.js'
 import { requestContext, type InboundContext } from '../inbound/context.js'
 import type { ErrorAnswer, InboundCore } from '../inbound/core.js'
-import { MAX_REQUEST_HEADERS } from './header-limits.js'
+import { MAX_REQUEST_HEADERS, TOO_MANY_HEADERS_BODY } from './header-limits.js'
 
 interface UpgradeIo {
   req: IncomingMessage
@@ -65,7 +65,7 @@ export function gateUpgrades(core: InboundCore, server: Server): void {
     const socket = args[2]
     // RELIABILITY B5 as for any request (server.ts refuseTooManyHeaders): 431 past 1000 fields.
     if (req.rawHeaders.length > MAX_REQUEST_HEADERS * 2) {
-      writeRawError(socket, { status: 431, headers: { 'content-type': 'text/plain' }, body: `more than ${MAX_REQUEST_HEADERS} request header fields\n` })
+      writeRawError(socket, { status: 431, headers: { 'content-type': 'text/plain' }, body: TOO_MANY_HEADERS_BODY })
       return true
     }
     const io: UpgradeIo = { req, socket, deliver: () => void emit.apply(this, args as unknown as Parameters<Server['emit']>), core }

@@ -199,11 +199,6 @@ export class InboundCore {
     })
   }
 
-  /** Upgraded connections open now. */
-  get upgradedOpen(): number {
-    return this.upgraded.size
-  }
-
   private idle(): boolean {
     return this.calls.size === 0 && this.upgraded.size === 0
   }

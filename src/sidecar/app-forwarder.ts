@@ -14,6 +14,7 @@ import { writeError } from '../http/server.js'
 import { writeRawError } from '../http/upgrade.js'
 import { endToEndHeaders } from './hop-headers.js'
 import { relay, splice } from './relay.js'
+import { formatHostPort } from '../util/host-port.js'
 
 export const CLIENT_CERT_HEADER = 'x-forwarded-client-cert'
 
@@ -25,8 +26,9 @@ export interface AppForwarder {
 }
 
 export function appForwarder(app: { host: string; port: number }, core: InboundCore, ownId: () => string | undefined): AppForwarder {
-  const where = `${app.host}:${app.port}`
-  const pool = new Pool(`http://${app.host.includes(':') ? `[${app.host}]` : app.host}:${app.port}`, { keepAliveTimeout: 10_000, connectTimeout: 5_000 })
+  const where = formatHostPort(app.host, app.port)
+  const origin = `http://${where}`
+  const pool = new Pool(origin, { keepAliveTimeout: 10_000, connectTimeout: 5_000 })
 
   /** The headers the app gets: the caller's end-to-end ones, its identity when it came over mTLS. */
   const appHeaders = (req: IncomingMessage): Record<string, string | string[]> => {
@@ -42,7 +44,6 @@ export function appForwarder(app: { host: string; port: number }, core: InboundC
 
   const appDown = (err: Error): WeftError => new WeftError('WEFT_ERR_CONNECT_FAILED', `the application at ${where} did not answer: ${(err as { code?: string }).code ?? err.message}`, { cause: err, details: { app: where } })
 
-  const origin = `http://${app.host.includes(':') ? `[${app.host}]` : app.host}:${app.port}`
   const handler: RequestListener = (req: IncomingMessage, res: ServerResponse) => {
     relay(req, res, pool, { origin, path: req.url ?? '/', headers: appHeaders(req) }, (err) => writeError(res, core.errorResponse(appDown(err), undefined)))
   }

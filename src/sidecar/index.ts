@@ -15,6 +15,7 @@ import { writeRawError } from '../http/upgrade.js'
 import { appForwarder } from './app-forwarder.js'
 import { outboundProxy, type OutboundProxy } from './outbound-proxy.js'
 import { routeTemplates } from './route-templates.js'
+import { isLoopback } from '../util/host-port.js'
 
 export interface HostPort {
   host?: string
@@ -50,10 +51,6 @@ function listenPlain(server: http.Server, at: HostPort): Promise<AddressInfo> {
       resolve(server.address() as AddressInfo)
     })
   })
-}
-
-function isLoopback(address: string): boolean {
-  return address === '::1' || address.startsWith('127.') || address === '::ffff:127.0.0.1'
 }
 
 export async function startSidecar(options: SidecarOptions): Promise<Sidecar> {

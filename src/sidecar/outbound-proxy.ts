@@ -12,6 +12,7 @@ import { WeftError, isWeftError } from '../errors/index.js'
 import type { Mesh } from '../mesh.js'
 import { writeError } from '../http/server.js'
 import { writeRawError } from '../http/upgrade.js'
+import { originHost } from '../http/dispatcher.js'
 import { endToEndHeaders, rawResponseHead } from './hop-headers.js'
 import { relay, splice } from './relay.js'
 
@@ -30,10 +31,10 @@ function targetOf(req: IncomingMessage, mesh: Mesh): Target | WeftError {
     authority = slash < 0 ? rest : rest.slice(0, slash)
     url = slash < 0 ? '/' : rest.slice(slash)
   }
-  const colon = authority.lastIndexOf(':')
-  const host = (colon > 0 && !authority.endsWith(']') ? authority.slice(0, colon) : authority).toLowerCase()
-  if (host === '') return new WeftError('WEFT_ERR_NOT_FOUND', 'the request names no service: send it as `GET http://<service>/path` (HTTP_PROXY) or with `Host: <service>`')
-  if (!mesh.snapshot?.lookup(host)) return new WeftError('WEFT_ERR_NOT_FOUND', `"${host}" is not a service the mesh knows; the sidecar's outbound proxy only sends to mesh services`, { details: { host } })
+  if (authority === '') return new WeftError('WEFT_ERR_NOT_FOUND', 'the request names no service: send it as `GET http://<service>/path` (HTTP_PROXY) or with `Host: <service>`')
+  // The dispatcher's own reading of a host (port dropped, lowercased; an IPv6 literal names no service).
+  const host = originHost(authority)
+  if (host === undefined || !mesh.snapshot?.lookup(host)) return new WeftError('WEFT_ERR_NOT_FOUND', `"${host ?? authority}" is not a service the mesh knows; the sidecar's outbound proxy only sends to mesh services`, { details: { host: host ?? authority } })
   return { service: host, path: url }
 }
 

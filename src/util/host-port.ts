@@ -12,6 +12,11 @@ export function splitHostPort(address: string, ipOnly = false): { host: string; 
   return { host, port }
 }
 
+/** A loopback host: localhost, 127.0.0.0/8, ::1 (and 127.x as an IPv4-mapped IPv6 address). */
+export function isLoopback(host: string | undefined): boolean {
+  return host !== undefined && (host === 'localhost' || host === '::1' || /^(?:::ffff:)?127\./.test(host))
+}
+
 /** "host:port", with an IPv6 literal in brackets. */
 export function formatHostPort(host: string, port: number): string {
   return `${host.includes(':') ? `[${host}]` : host}:${port}`
