@@ -11,6 +11,7 @@ const distEntry = '../dist/index.js'
 const { createMesh } = (await import(distEntry)) as typeof Weft
 import { forkArm, type ArmHost } from './lib/arm.js'
 import { grpc, LedgerClient, startGrpcUpstream, UPSTREAM_NAME, type Ledger } from './lib/grpc-kit.js'
+import { allocCells, ALLOC_NOTE } from './lib/alloc-meter.js'
 import { median, type ClosedResult, type Send } from './lib/load.js'
 import { flag, fmt, scenario, table, type ScenarioOptions, type ScenarioResult, ONLY_MS } from './lib/scenario.js'
 
@@ -157,7 +158,7 @@ function report(quick: boolean, plan: { rounds: number; runMs: number; replicas:
     const rs = closed[a].map((r, i) => r.requests / r.seconds / (closed.raw[i]!.requests / closed.raw[i]!.seconds))
     const ratio = a === 'raw' ? '1.000×' : `**${fmt.ratio(rps(a) / rps('raw'))}** (rounds ${Math.min(...rs).toFixed(2)}–${Math.max(...rs).toFixed(2)})`
     const added = (v: number) => (a === 'raw' ? '—' : `**${v >= 0 ? '+' : '−'}${Math.abs(v).toFixed(1)} µs**`)
-    return [ARMS[a], fmt.int(rps(a)), ratio, cpu(a).toFixed(1), added(cpu(a) - cpu('raw')), fmt.us(latency(a)), added(latency(a) - latency('raw')), srv(a).toFixed(1)]
+    return [ARMS[a], fmt.int(rps(a)), ratio, cpu(a).toFixed(1), added(cpu(a) - cpu('raw')), fmt.us(latency(a)), added(latency(a) - latency('raw')), srv(a).toFixed(1), ...allocCells(closed[a])]
   }
   const ratio = rps('mesh') / rps('raw')
   const goals = [{ text: `grpc-client: mesh unary calls/s ≥ ${GOAL.toFixed(2)}× raw grpc-js (measured ${ratio.toFixed(3)}×)`, met: ratio >= GOAL }]
@@ -181,9 +182,9 @@ function report(quick: boolean, plan: { rounds: number; runMs: number; replicas:
     `**Closed loop**: ${CONCURRENCY} calls in flight, ${plan.rounds} rounds of ${plan.runMs / 1000} s per arm after a warm-up, arm order reversed every round, ` +
       `each arm's rounds spread over ${plan.replicas} client process(es) taken in turn; medians. ` +
       `CPU from \`process.cpuUsage()\` in the arm's process (client) and in the upstream's (server). No forced GC before a run (right after one, V8's young generation and heap pages start cold, which slowed the next second 2–4× here, the arm that allocates more the most); each process is warmed up first. ` +
-      `Time per call is ${CONCURRENCY} ÷ calls/s (Little's law: the mean time a call is in flight, queueing for the CPU included).`,
+      `Time per call is ${CONCURRENCY} ÷ calls/s (Little's law: the mean time a call is in flight, queueing for the CPU included). ${ALLOC_NOTE.replaceAll('request', 'call')}`,
     ``,
-    table(['arm', 'calls/s (median)', 'ratio to raw', 'client CPU µs / call', 'added client CPU / call', 'time per call', 'added time / call', 'server CPU µs / call'],
+    table(['arm', 'calls/s (median)', 'ratio to raw', 'client CPU µs / call', 'added client CPU / call', 'time per call', 'added time / call', 'server CPU µs / call', 'client KB allocated / call', 'client page faults / 1k calls'],
       (Object.keys(ARMS) as Arm[]).map(row)),
     ``,
     ...goals.map((g) => `- ${g.met ? 'MET' : '**MISSED**'}: ${g.text}`),

@@ -11,6 +11,7 @@ const { createMesh } = (await import(distEntry)) as typeof Weft
 import { forkArm, type ArmHost } from './lib/arm.js'
 import { benchRoute } from './lib/bench-route.js'
 import { handmadeClient } from './lib/handmade-client.js'
+import { allocCells, ALLOC_NOTE } from './lib/alloc-meter.js'
 import { median, newHistogram, startUpstream, type ClosedResult, type Histogram, type OpenResult, type Send } from './lib/load.js'
 import { flag, fmt, scenario, table, type LatencyChart, type ScenarioOptions, type ScenarioResult, ONLY_MS } from './lib/scenario.js'
 
@@ -191,7 +192,7 @@ function report(quick: boolean, plan: { rounds: number; runMs: number; replicas:
   const range = (xs: number[]) => `rounds ${Math.min(...xs).toFixed(2)}–${Math.max(...xs).toFixed(2)}`
   const row = (a: Arm, base: Arm) => {
     const ratio = a === base ? '1.000×' : `**${fmt.ratio(rps(a) / rps(base))}** (${range(roundRatios(a, base))})`
-    return [ARMS[a], fmt.int(rps(a)), ratio, (cpu(a) / 1000).toFixed(4), a === base ? '—' : `+${(cpu(a) - cpu(base)).toFixed(1)} µs`, (srv(a) / 1000).toFixed(4)]
+    return [ARMS[a], fmt.int(rps(a)), ratio, (cpu(a) / 1000).toFixed(4), a === base ? '—' : `+${(cpu(a) - cpu(base)).toFixed(1)} µs`, (srv(a) / 1000).toFixed(4), ...allocCells(closed[a])]
   }
   const ratio = rps('mesh') / rps('raw')
   // Added latency per percentile: the median over the open-loop sets of (a − b), robust to a noisy set.
@@ -241,9 +242,9 @@ function report(quick: boolean, plan: { rounds: number; runMs: number; replicas:
       `Each arm runs in client processes of its own (own heap, JIT and GC; their CPU is their own), driven over IPC from the scenario's main process.`,
     ``,
     `**Closed loop**: ${CONCURRENCY} requests in flight, ${plan.rounds} rounds of ${plan.runMs / 1000} s per arm after a warm-up, arm order reversed every round, each arm's rounds spread over ${plan.replicas} client process(es) taken in turn; medians. ` +
-      `CPU from \`process.cpuUsage()\` in the arm's process (client) and in the upstream's (server). No forced GC before a run (right after one, V8's young generation and heap pages start cold, which slowed the next second 2–4× here, the arm that allocates more the most); each process is warmed up first.`,
+      `CPU from \`process.cpuUsage()\` in the arm's process (client) and in the upstream's (server). No forced GC before a run (right after one, V8's young generation and heap pages start cold, which slowed the next second 2–4× here, the arm that allocates more the most); each process is warmed up first. ${ALLOC_NOTE}`,
     ``,
-    table(['arm', 'req/s (median)', 'ratio to its raw baseline', 'client CPU s / 1k req', 'added client CPU / req', 'server CPU s / 1k req'],
+    table(['arm', 'req/s (median)', 'ratio to its raw baseline', 'client CPU s / 1k req', 'added client CPU / req', 'server CPU s / 1k req', 'client KB allocated / req', 'client page faults / 1k req'],
       [row('raw', 'raw'), row('handmade', 'raw'), row('mesh', 'raw'), row('raw-fetch', 'raw-fetch'), row('mesh-fetch', 'raw-fetch')]),
     ``,
     `Weft \`mesh.request\` ÷ handmade (report-only, no goal): throughput **${fmt.ratio(rps('mesh') / rps('handmade'))}** (${range(roundRatios('mesh', 'handmade'))}), ` +

@@ -3,6 +3,7 @@
 import { fileURLToPath } from 'node:url'
 import { Pool } from 'undici'
 import { forkArm, type ArmHost } from './lib/arm.js'
+import { allocCells, ALLOC_NOTE } from './lib/alloc-meter.js'
 import { median, type ClosedResult, type Send } from './lib/load.js'
 import { check, controlledMesh, poolSend, rawTls, servicePolicy, startBench, tlsPool, type TlsStats } from './lib/mtls-kit.js'
 import { flag, fmt, scenario, table, type ScenarioOptions, type ScenarioResult, ONLY_MS } from './lib/scenario.js'
@@ -87,7 +88,7 @@ function report(quick: boolean, plan: { rounds: number; runMs: number; replicas:
     const rs = perRound(a, 'raw')
     const ratio = a === 'raw' ? '1.000×' : `${a === 'mesh' ? '**' : ''}${fmt.ratio(rps(a) / rps('raw'))}${a === 'mesh' ? '**' : ''} (rounds ${Math.min(...rs).toFixed(2)}–${Math.max(...rs).toFixed(2)})`
     const added = a === 'raw' ? '—' : signed(cpu(a) - cpu('raw'))
-    return [ARMS[a], fmt.int(rps(a)), ratio, (cpu(a) / 1000).toFixed(4), added, (srv(a) / 1000).toFixed(4), a === 'plain' ? '—' : `${handshakes(a)} in ${fmt.int(requests(a))} req`]
+    return [ARMS[a], fmt.int(rps(a)), ratio, (cpu(a) / 1000).toFixed(4), added, (srv(a) / 1000).toFixed(4), a === 'plain' ? '—' : `${handshakes(a)} in ${fmt.int(requests(a))} req`, ...allocCells(closed[a])]
   }
   const ratio = rps('mesh') / rps('raw')
   const meshHandshakes = handshakes('mesh')
@@ -112,9 +113,9 @@ function report(quick: boolean, plan: { rounds: number; runMs: number; replicas:
     ``,
     `**Closed loop**: ${CONCURRENCY} requests in flight, ${plan.rounds} rounds of ${plan.runMs / 1000} s per arm after a ${plan.warmMs / 1000} s warm-up per process, arm order reversed every round, ` +
       `each arm's rounds spread over ${plan.replicas} client process(es) taken in turn; medians. CPU from \`process.cpuUsage()\` in the arm's process (client) and the upstream's (server). ` +
-      `Handshakes: TLS connections the upstream completed during the measured rounds (keep-alive: the pools were filled during warm-up).`,
+      `Handshakes: TLS connections the upstream completed during the measured rounds (keep-alive: the pools were filled during warm-up). ${ALLOC_NOTE}`,
     ``,
-    table(['arm', 'req/s (median)', 'ratio to raw mTLS', 'client CPU s / 1k req', 'client CPU / req vs raw mTLS', 'server CPU s / 1k req', 'TLS handshakes'], (['raw', 'mesh', 'plain'] as const).map(row)),
+    table(['arm', 'req/s (median)', 'ratio to raw mTLS', 'client CPU s / 1k req', 'client CPU / req vs raw mTLS', 'server CPU s / 1k req', 'TLS handshakes', 'client KB allocated / req', 'client page faults / 1k req'], (['raw', 'mesh', 'plain'] as const).map(row)),
     ``,
     `TLS itself: raw mTLS is ${fmt.ratio(rps('raw') / rps('plain'))} raw plaintext throughput, at ${signed(cpu('raw') - cpu('plain'))} client CPU and ${signed(srv('raw') - srv('plain'))} server CPU per request; ` +
       `Weft over mTLS is ${fmt.ratio(rps('mesh') / rps('plain'))} raw plaintext.`,

@@ -48,8 +48,24 @@ function stalls(ms: number): string {
   return `${n} stalls > 0.5 ms in ${ms / 1000} s (${((100 * lost) / ms).toFixed(1)} % of the time, longest ${max.toFixed(1)} ms)`
 }
 
+/**
+ * Times the first touch of 64 MiB of fresh memory: one page fault per 4 KiB page. On a bare machine
+ * that is ~0.1–0.3 µs a page; on this VM it was 11 µs some evenings (2026-12-07), which makes every
+ * fresh page a process maps (V8 heap pages after a GC, malloc growth) cost ~40× more and moved CPU
+ * per request by 2–3× between runs. The figure says which kind of evening a run had.
+ */
+function pageFaultCost(): string {
+  const bytes = 64 << 20
+  const f0 = process.resourceUsage().minorPageFault
+  const t0 = performance.now()
+  Buffer.allocUnsafeSlow(bytes).fill(1)
+  const ms = performance.now() - t0
+  const faults = process.resourceUsage().minorPageFault - f0
+  return `first touch of 64 MiB: ${ms.toFixed(0)} ms, ${faults} page faults (${((1000 * ms) / Math.max(1, faults)).toFixed(2)} µs each)`
+}
+
 const started = new Date()
-const noiseBefore = stalls(quick ? 200 : 2_000)
+const noiseBefore = `${stalls(quick ? 200 : 2_000)}; ${pageFaultCost()}`
 const results: (ScenarioResult & { file: string })[] = []
 const timings = new Map<string, Timing>()
 let failed = 0
@@ -119,7 +135,7 @@ if (!quick) {
   }
 }
 
-const noiseAfter = stalls(quick ? 200 : 2_000)
+const noiseAfter = `${stalls(quick ? 200 : 2_000)}; ${pageFaultCost()}`
 // A quick run writes next to RESULTS.quick.md, so the report's relative image link holds in both places.
 const chartFile = quick ? join(out, 'latency.quick.svg') : join(dir, 'latency.svg')
 writeFileSync(chartFile, latencyChartSvg(results.flatMap((r) => (r.chart ? [r.chart] : []))))

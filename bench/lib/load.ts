@@ -4,6 +4,7 @@ import { fileURLToPath } from 'node:url'
 import { PerformanceObserver, type PerformanceEntry } from 'node:perf_hooks'
 import { Worker } from 'node:worker_threads'
 import hdr from 'hdr-histogram-js'
+import { startAllocMeter, type AllocFigures } from './alloc-meter.js'
 
 /** One request; resolves true on a good answer, false (or throws) otherwise. */
 export type Send = () => Promise<boolean>
@@ -117,7 +118,7 @@ function track(counts: Counts, p: Promise<boolean>): Promise<void> {
   )
 }
 
-export interface ClosedResult extends Counts {
+export interface ClosedResult extends Counts, AllocFigures {
   seconds: number
   /** This process's CPU (user + system) during the run, µs. */
   cpuMicros: number
@@ -133,6 +134,7 @@ export interface ClosedResult extends Counts {
  */
 export async function closedLoop(send: Send, concurrency: number, ms: number): Promise<ClosedResult> {
   const counts: Counts = { requests: 0, errors: 0, firstError: undefined }
+  const alloc = startAllocMeter()
   const cpu0 = process.cpuUsage()
   const t0 = performance.now()
   const end = t0 + ms
@@ -142,7 +144,7 @@ export async function closedLoop(send: Send, concurrency: number, ms: number): P
   await Promise.all(Array.from({ length: concurrency }, worker))
   const seconds = (performance.now() - t0) / 1000
   const cpu = process.cpuUsage(cpu0)
-  return { ...counts, seconds, cpuMicros: cpu.user + cpu.system }
+  return { ...counts, seconds, cpuMicros: cpu.user + cpu.system, ...alloc() }
 }
 
 export type Histogram = ReturnType<typeof hdr.build>

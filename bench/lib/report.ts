@@ -66,7 +66,7 @@ export function report(r: Report): string {
     ``,
     `Machine: ${cpus.length} cores, ${cpus[0]?.model ?? 'unknown CPU'}, ${Math.round(os.totalmem() / 2 ** 30)} GiB RAM, ${os.type()} ${os.release()} ${os.arch()}; Node ${process.version}.`,
     ``,
-    `Scheduler noise, seen by a busy loop in the runner: before the scenarios ${r.noise.before}; after ${r.noise.after}. ` +
+    `Scheduler noise, seen by a busy loop in the runner, and the cost of a page fault: before the scenarios ${r.noise.before}; after ${r.noise.after}. ` +
       `Such stalls land in every latency percentile they touch, for both arms alike; on a shared VM they, not the code, set p99 and beyond.`,
     ``,
     `Absolute numbers are specific to this machine (and to whatever else ran on it); the **ratios** between a baseline and Weft, ` +
