@@ -16,6 +16,7 @@ import { endpointPool } from './http/endpoint-pool.js'
 import { makeTransport } from './http/transport.js'
 import { checkOptions, type MeshOptions } from './options.js'
 import { MeshMetrics } from './telemetry/metrics.js'
+import { TrafficReporter } from './telemetry/traffic-report.js'
 import { consoleLogger, type Logger } from './util/logger.js'
 import { createServer, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
@@ -185,6 +186,8 @@ export class Mesh extends EventEmitter {
       isClosed: () => this.isClosed,
       onSource: (source) => this.setConfigSource(source),
       onRejected: () => this.meshMetrics.configRejected.inc({ source_service: this.service, source: 'daemon' }),
+      // Its RED totals go with each heartbeat, for `weft top` (read off the histograms, not the request path).
+      traffic: new TrafficReporter(this.meshMetrics),
       // No view of the daemon's and no cached one: outbound calls use the static config (or pass
       // through), and inbound requests are refused (readiness false) until the daemon's policy
       // applies: a server is never open without the policy that may restrict it (RELIABILITY F2b, S7).

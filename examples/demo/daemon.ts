@@ -1,12 +1,14 @@
 // The demo's control daemon: `weft daemon` on the embedded store, in this process, on 127.0.0.1:0
 // with a fresh data dir that is removed at the end. Every service registers with it; the demo
-// applies policy through its admin API (what `weft apply` does) and prints `weft status`.
+// applies policy through its admin API (what `weft apply` does) and prints `weft status` and `weft top`.
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { request } from 'undici'
 import { statusTable, type StatusView } from '../../src/cli/status.js'
 import { explain, type Explanation } from '../../src/cli/explain-model.js'
+import { topTable } from '../../src/cli/top.js'
+import type { TopView } from '../../src/daemon/traffic-board.js'
 import type { EndpointMap } from '../../src/control/protocol.js'
 import { startDaemon, type Daemon } from '../../src/daemon/index.js'
 import type { Logger } from '../../src/index.js'
@@ -20,6 +22,8 @@ export interface DemoDaemon {
   apply(resources: object[]): Promise<number>
   /** `weft status` as text. */
   status(): Promise<string>
+  /** `weft top --once` as text: the traffic the instances reported with their heartbeats. */
+  top(): Promise<string>
   /** `weft explain --from FROM URL -X METHOD`, as the CLI computes it from the daemon's view. */
   explain(from: string, url: string, method: string): Promise<Explanation>
   close(): Promise<void>
@@ -61,6 +65,7 @@ export async function startDemoDaemon(logger: Logger): Promise<DemoDaemon> {
       const st = await admin<{ version: number; instances: StatusView[] }>('GET', '/v1/status')
       return statusTable(st.version, st.instances)
     },
+    top: async () => topTable(await admin<TopView>('GET', '/v1/top?window=60')),
     close: () => (closing ??= daemon.close().finally(() => rmSync(dataDir, { recursive: true, force: true }))),
   }
 }

@@ -17,6 +17,9 @@ commands:
   get services|endpoints|policies|instances [-o table|json|yaml]
                              (get policies -o yaml prints a file weft apply takes back)
   status [-o …]              every instance: config version, SYNCED/STALE/NACKED, last seen
+  top [-w 30s] [--once] [--interval 2s] [-o …]
+                             live traffic per service and per caller → callee: requests/s,
+                             success rate, p50/p95/p99 latency (from the instances' heartbeats)
   history [-o …]             policy versions, newest first
   rollback VERSION           make the policy of VERSION the current one (a new version)
   explain --from SERVICE URL [-H 'name: value']… [-X METHOD] [-o …]
@@ -66,6 +69,7 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   delete: async () => (await import('./delete.js')).del,
   get: async () => (await import('./get.js')).get,
   status: async () => (await import('./status.js')).status,
+  top: async () => (await import('./top.js')).top,
   history: async () => (await import('./history.js')).history,
   rollback: async () => (await import('./history.js')).rollback,
   explain: async () => (await import('./explain.js')).explainCommand,

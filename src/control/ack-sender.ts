@@ -29,6 +29,18 @@ export interface AckSenderDeps {
    * Sent while non-empty, and once empty after that.
    */
   kept?(): string[]
+  /**
+   * The traffic to report with a heartbeat (what changed since the daemon last took one), if any;
+   * `commit` once the heartbeat got through (for `weft top`).
+   */
+  traffic?: TrafficSource
+}
+
+/** The mesh's traffic totals (telemetry/traffic-report.ts's TrafficReporter). */
+export interface TrafficSource {
+  take(): { report: unknown; commit(): void } | undefined
+  /** A new watch stream (maybe another daemon): the next report carries every edge. */
+  resendAll(): void
 }
 
 export class AckSender {
@@ -52,6 +64,7 @@ export class AckSender {
    * nothing to ACK, and may not know this instance's state (a new registration, another daemon).
    */
   resume(version: number): void {
+    this.d.traffic?.resendAll()
     this.pending = { version }
     this.beat()
   }
@@ -69,9 +82,13 @@ export class AckSender {
     if (this.beating || !this.d.canBeat()) return
     this.beating = true
     const ack = this.pending
-    const sent = ack ? this.inOrder(ack) : this.d.post('heartbeat', {})
+    const traffic = ack ? undefined : this.d.traffic?.take()
+    const sent = ack ? this.inOrder(ack) : this.d.post('heartbeat', traffic ? { traffic: traffic.report } : {})
     void sent.then(
-      () => (this.beating = false),
+      () => {
+        this.beating = false
+        traffic?.commit()
+      },
       (err: Error) => {
         this.beating = false
         this.d.onBeatFailed(new Error(`heartbeat: ${err.message}`))

@@ -9,7 +9,7 @@
 // daemon drops a silent instance); one plain call to the daemon is daemon-call.ts.
 import type { ConnectionOptions } from 'node:tls'
 import { request } from 'undici'
-import { AckSender } from './ack-sender.js'
+import { AckSender, type TrafficSource } from './ack-sender.js'
 import { ControlTransport } from './control-transport.js'
 import { callDaemon, Refused, refusal } from './daemon-call.js'
 import type { Logger } from '../util/logger.js'
@@ -51,6 +51,8 @@ export interface ControlClientOptions {
   requestTimeoutMs?: number
   /** What this instance keeps that the daemon dropped without deleting it: sent with each ACK/NACK. */
   kept?(): string[]
+  /** Traffic totals that changed since the daemon last took them: sent with each heartbeat (`weft top`). */
+  traffic?: TrafficSource
 }
 
 export class ControlClient {
@@ -93,6 +95,7 @@ export class ControlClient {
         if (!this.stopped) this.report(err)
       },
       ...(opts.kept ? { kept: opts.kept } : {}),
+      ...(opts.traffic ? { traffic: opts.traffic } : {}),
     })
     let resolve!: (ok: boolean) => void
     const promise = new Promise<boolean>((r) => (resolve = r))

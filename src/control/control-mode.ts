@@ -15,6 +15,7 @@ import { ControlClient, type ControlView, type ServingAddress } from './client.j
 import { composeView } from './compose.js'
 import { DeletionGuard, keptMessage } from './deletion-guard.js'
 import { StateCache } from './state-cache.js'
+import type { TrafficReporter } from '../telemetry/traffic-report.js'
 
 export interface ControlModeOptions {
   urls: string[]
@@ -53,6 +54,8 @@ export interface ControlModeOptions {
   onSource?(source: 'daemon' | 'cache'): void
   /** A view of the daemon's was refused (NACK); the previous config keeps serving. */
   onRejected?(): void
+  /** This mesh's traffic totals, reported with each heartbeat (`weft top`). */
+  traffic?: TrafficReporter
 }
 
 export class ControlMode {
@@ -75,6 +78,7 @@ export class ControlMode {
       // Reported with each ACK, so `weft status` shows an instance keeping a dropped policy.
       kept: () => this.guard.keptKeys(),
       ...(o.tls ? { tls: o.tls } : {}),
+      ...(o.traffic ? { traffic: o.traffic } : {}),
     })
   }
 

@@ -9,9 +9,9 @@
  * still registers and ACKs) and names them back in `weft-warning`; from an instance of its own level
  * or lower an unknown field is a 400 (a typo). The other way, a daemon names in a message's
  * `critical` what an instance must understand to take it (views.ts). docs/design/control-plan.md,
- * "Version skew".
+ * "Version skew". Level 2: a heartbeat may carry `traffic` (the instance's RED totals, for `weft top`).
  */
-export const CONTROL_PROTOCOL = 1
+export const CONTROL_PROTOCOL = 2
 export const PROTOCOL_HEADER = 'weft-protocol'
 /** Answer header naming the fields of the request the daemon ignored (a newer instance's). */
 export const WARNING_HEADER = 'weft-warning'

@@ -12,7 +12,7 @@ import { readBody, readJsonObject } from './body.js'
 import type { PushHub, Watch } from './hub.js'
 import type { PolicyService } from './policy-service.js'
 import type { Registry } from './registry.js'
-import { parseAck, parseHeartbeat, parseRegister, parseRollback, parseTokenRequest, parseUpdate, parseVersionParam, requirePolicyType } from './requests.js'
+import { parseAck, parseHeartbeat, parseWindowParam, parseRegister, parseRollback, parseTokenRequest, parseUpdate, parseVersionParam, requirePolicyType } from './requests.js'
 import { Router, type Ctx } from './router.js'
 import type { InstanceStatus, StatusBoard } from './status.js'
 import type { InstanceRecord, Store } from './store.js'
@@ -21,6 +21,7 @@ import type { JwtService } from './jwt-service.js'
 import { parseSvidRequest } from './identity-requests.js'
 import type { RevocationService } from './revocations.js'
 import { newerFields, SkewNotes } from './version-skew.js'
+import type { TrafficBoard } from './traffic-board.js'
 
 /** An instance as the API shows it: the registration without its token hashes. */
 export interface InstanceView extends Omit<InstanceRecord, 'tokenHash' | 'joinHash'> {
@@ -50,6 +51,8 @@ export interface ApiDeps {
   ca: CaService
   jwt: JwtService
   revocations: RevocationService
+  /** The fleet's traffic from the heartbeats, for GET /v1/top (`weft top`). */
+  traffic: TrafficBoard
 }
 
 export function sendJson(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
@@ -59,7 +62,7 @@ export function sendJson(res: ServerResponse, status: number, body: unknown, hea
 }
 
 export function buildApi(d: ApiDeps): Router {
-  const { store, auth, hub, policy, registry, status, logger, ca, jwt, revocations } = d
+  const { store, auth, hub, policy, registry, status, logger, ca, jwt, revocations, traffic } = d
   const authz = (ctx: Ctx) => ctx.req.headers.authorization
   const creds = (ctx: Ctx): Credentials => ({ header: ctx.req.headers.authorization, peer: peerOf(ctx.req.socket) })
   const admin = async (ctx: Ctx) => {
@@ -204,10 +207,12 @@ export function buildApi(d: ApiDeps): Router {
     // stays silent for a whole lease is dropped (a frozen process keeps its TCP stream open).
     .add('POST', '/v1/instances/:id/heartbeat', async (ctx) => {
       const id = ctx.params.id!
-      await auth.requireInstance(creds(ctx), id, await store.getInstance(id))
+      const rec = await store.getInstance(id)
+      await auth.requireInstance(creds(ctx), id, rec)
       const ignored = newerFields(ctx.req)
-      parseHeartbeat(await readJsonObject(ctx.req, true), ignored)
+      const beat = parseHeartbeat(await readJsonObject(ctx.req, true), ignored)
       heardFrom(id)
+      if (beat.traffic && rec) traffic.report(rec, beat.traffic)
       skew.note(ctx.req, ctx.res, `instance ${id}`, ignored)
       sendJson(ctx.res, 200, { ok: true, version: hub.version })
     })
@@ -257,6 +262,13 @@ export function buildApi(d: ApiDeps): Router {
       await admin(ctx)
       const ns = ctx.query.get('namespace') || 'default'
       sendJson(ctx.res, 200, await policy.delete(ctx.params.kind!, ctx.params.name!, ns))
+    })
+
+    // `weft top`: request rate, success rate and latency per service and per caller → callee, from
+    // the heartbeats of the instances on this daemon (a daemon sharing a store sees its own only).
+    .add('GET', '/v1/top', async (ctx) => {
+      await admin(ctx)
+      sendJson(ctx.res, 200, traffic.top(parseWindowParam(ctx.query.get('window'))))
     })
 
     .add('GET', '/v1/history', async (ctx) => {

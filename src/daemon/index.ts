@@ -26,6 +26,7 @@ import { RevocationService } from './revocations.js'
 import { createDaemonServer } from './server.js'
 import { StatusBoard } from './status.js'
 import type { Store } from './store.js'
+import { TrafficBoard } from './traffic-board.js'
 
 export type { Store } from './store.js'
 export { EmbeddedStore } from './embedded-store.js'
@@ -114,7 +115,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
     const registry = new Registry(store, leaseTtlMs, logger)
     const policy = new PolicyService(store, () => hub!.endpoints())
     const revocations = new RevocationService(store, policy, ca.trustDomain, logger)
-    const router = buildApi({ store, auth, hub, policy, registry, status, logger, ca, jwt, revocations })
+    const router = buildApi({ store, auth, hub, policy, registry, status, logger, ca, jwt, revocations, traffic: new TrafficBoard() })
     // With an admin listener each server refuses the other's credentials (server.ts checkListener).
     const urls = { instances: '', admin: '' }
     const isAdmin = (header: string | undefined) => auth.isAdminHeader(header)

@@ -7,6 +7,9 @@
 import { isIP } from 'node:net'
 import { DNS_NAME } from '../config/names.js'
 import type { AckRequest, RegisterRequest } from '../control/protocol.js'
+import { parseTraffic } from './traffic-parse.js'
+import { MAX_WINDOW_MS, MIN_WINDOW_MS } from './traffic-board.js'
+import type { TrafficReport } from '../telemetry/traffic-report.js'
 import { printable } from '../util/printable.js'
 import { badRequest, HttpError } from './http-error.js'
 
@@ -162,9 +165,10 @@ function keptKeys(v: unknown): string[] | undefined {
   return [...new Set(v as string[])]
 }
 
-/** POST /v1/instances/:id/heartbeat: no fields (an empty body or {}). */
-export function parseHeartbeat(body: Body, ignored?: string[]): void {
-  onlyFields(body, [], 'heartbeat', ignored)
+/** POST /v1/instances/:id/heartbeat: an empty body or {}, or `traffic` (protocol level 2, for `weft top`). */
+export function parseHeartbeat(body: Body, ignored?: string[]): { traffic?: TrafficReport } {
+  onlyFields(body, ['traffic'], 'heartbeat', ignored)
+  return body.traffic === undefined ? {} : { traffic: parseTraffic(body.traffic, ignored) }
 }
 
 /** Content types POST /v1/policy takes (YAML or JSON text); none given is read as YAML. */
@@ -203,6 +207,15 @@ export function parseRollback(body: Body): number {
 }
 
 /** ?version=N of a watch: absent, or a non-negative integer. */
+/** GET /v1/top's `window`: seconds, 10 to 60 (default 30); answered in ms. */
+export function parseWindowParam(v: string | null): number {
+  if (v === null || v === '') return 30_000
+  const m = /^(\d{1,3})(s?)$/.exec(v)
+  const s = m ? Number(m[1]) : NaN
+  if (!(s >= MIN_WINDOW_MS / 1000 && s <= MAX_WINDOW_MS / 1000)) throw badRequest(`window must be ${MIN_WINDOW_MS / 1000} to ${MAX_WINDOW_MS / 1000} seconds (got ${JSON.stringify(v.slice(0, 20))})`)
+  return s * 1000
+}
+
 export function parseVersionParam(v: string | null): number | undefined {
   if (v === null || v === '') return undefined
   if (!/^\d{1,15}$/.test(v)) throw badRequest(`version must be a non-negative integer (got ${JSON.stringify(v)})`)

@@ -65,6 +65,16 @@ export class FastHistogram {
     return child
   }
 
+  /** Every label set observed so far (the traffic report reads them off the hot path). */
+  each(fn: (child: HistogramChild) => void): void {
+    for (const child of this.children.values()) fn(child)
+  }
+
+  /** The buckets' upper bounds, ascending (+Inf not included). */
+  get bounds(): readonly number[] {
+    return this.upper
+  }
+
   get(): { name: string; help: string; type: string; aggregator: string; values: MetricValue[] } {
     const values: MetricValue[] = []
     const bucket = `${this.name}_bucket`

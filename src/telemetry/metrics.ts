@@ -143,6 +143,11 @@ export class MeshMetrics {
   private readonly rpcTargets = new Map<string, RpcTargetMetrics>()
   private readonly rpcServers = new Map<string, RpcObserver>()
 
+  /** The rpc_* histograms if gRPC was used (reading them must not register them). */
+  get rpcIfUsed(): RpcHistograms | undefined {
+    return this.rpcHistograms
+  }
+
   /** The rpc_* histograms, registered on first gRPC use. */
   get rpc(): RpcHistograms {
     return (this.rpcHistograms ??= new RpcHistograms(this))

@@ -115,6 +115,11 @@ test('npm run demo: a short run exits 0 and prints the three hops, the instances
   assert.match(status[0] ?? '', /^\s+daemon version \d+$/, explain(r))
   const synced = status.filter((l) => /^\s+\S+\s+(checkout|payments|ledger)\s+127\.0\.0\.1:\d+\s+\d+\s+SYNCED\s/.test(l))
   assert.equal(synced.length, 6, `checkout, 3 payments and 2 ledger instances SYNCED\n${explain(r)}`)
+  // `weft top`: the heartbeats carried the traffic; checkout's calls to payments and payments' to ledger.
+  const top = r.stdout.slice(r.stdout.indexOf('\nweft top ')).split('\n')
+  assert.ok(top.some((l) => /^\s+checkout\s+payments\s+1\s+http\s+[\d.]+\s+[\d.]+%/.test(l)), `weft top shows checkout → payments\n${explain(r)}`)
+  assert.ok(top.some((l) => /^\s+payments\s+3\s+http\s+/.test(l)), `weft top shows what the 3 payments instances served\n${explain(r)}`)
+  assert.ok(top.some((l) => /^\s+ledger\s+2\s+grpc\s+/.test(l)), `weft top shows what the 2 ledger instances served\n${explain(r)}`)
   assert.ok(!r.stdout.includes('WEFT_W_SUBSET_EMPTY') && !r.stderr.includes('WEFT_W_SUBSET_EMPTY'), `no subset warnings from registry churn\n${explain(r)}`)
   // Identity (issue 6): STRICT mTLS with an authorization policy; one denied call, explained.
   assert.match(r.stdout, /reports \(a new workload, over mTLS as spiffe:\/\/weft\.local\/ns\/default\/sa\/reports\) → POST http:\/\/payments\/charge/, explain(r))
