@@ -22,8 +22,11 @@ export interface DemoDaemon {
   apply(resources: object[]): Promise<number>
   /** `weft status` as text. */
   status(): Promise<string>
-  /** `weft top --once` as text: the traffic the instances reported with their heartbeats. */
-  top(): Promise<string>
+  /**
+   * `weft top --once` as text: the traffic the instances reported with their heartbeats, once
+   * `instances` of them have reported (or after 3 s: the last heartbeats may still be on their way).
+   */
+  top(instances: number): Promise<string>
   /** `weft explain --from FROM URL -X METHOD`, as the CLI computes it from the daemon's view. */
   explain(from: string, url: string, method: string): Promise<Explanation>
   close(): Promise<void>
@@ -34,7 +37,9 @@ export async function startDemoDaemon(logger: Logger): Promise<DemoDaemon> {
   let daemon: Daemon
   try {
     // The first-start secrets go nowhere: the demo reads them back from the data dir.
-    daemon = await startDaemon({ listen: '127.0.0.1:0', dataDir, logger, print: () => {} })
+    // A 4.5 s lease: pings, and so the heartbeats that carry each instance's traffic for `weft top`,
+    // every 1.5 s (the default 10 s lease makes them 3.3 s apart, a third of a short demo).
+    daemon = await startDaemon({ listen: '127.0.0.1:0', dataDir, logger, print: () => {}, leaseTtlMs: 4_500 })
   } catch (err) {
     rmSync(dataDir, { recursive: true, force: true })
     throw err
@@ -65,7 +70,15 @@ export async function startDemoDaemon(logger: Logger): Promise<DemoDaemon> {
       const st = await admin<{ version: number; instances: StatusView[] }>('GET', '/v1/status')
       return statusTable(st.version, st.instances)
     },
-    top: async () => topTable(await admin<TopView>('GET', '/v1/top?window=60')),
+    top: async (instances) => {
+      const until = Date.now() + 3_000
+      let view = await admin<TopView>('GET', '/v1/top?window=60')
+      while (view.instances < instances && Date.now() < until) {
+        await new Promise((r) => setTimeout(r, 200))
+        view = await admin<TopView>('GET', '/v1/top?window=60')
+      }
+      return topTable(view)
+    },
     close: () => (closing ??= daemon.close().finally(() => rmSync(dataDir, { recursive: true, force: true }))),
   }
 }

@@ -142,7 +142,7 @@ try {
   const metrics = await mesh.metrics()
   // While every instance still runs: what the daemon says about them, and one call the policy denies.
   const status = await daemon.status()
-  const top = await daemon.top()
+  const top = await daemon.top(6)
   const denied = await deniedCall(daemon).catch((err: Error) => [`the denied-call step failed: ${err.message}`])
   await checkout.close()
   await fleet.stop()
@@ -153,7 +153,7 @@ try {
   console.log(denied.map((l) => `  ${l}`).join('\n'))
   console.log(`\nweft status  (the control daemon at ${daemon.url.replace('http://', '')}, embedded store; at the end of the traffic, before the services stopped)`)
   console.log(status.replace(/^/gm, '  ').trimEnd())
-  console.log('\nweft top -w 60s  (what the instances reported to the daemon with their heartbeats, every ~3 s; the last seconds may not be in yet)')
+  console.log('\nweft top -w 60s  (what the instances reported to the daemon with their heartbeats, every 1.5 s)')
   console.log(top.replace(/^(?=.)/gm, '  ').trimEnd())
 } finally {
   for (const t of timers) clearTimeout(t)

@@ -22,6 +22,7 @@ import { parseSvidRequest } from './identity-requests.js'
 import type { RevocationService } from './revocations.js'
 import { newerFields, SkewNotes } from './version-skew.js'
 import type { TrafficBoard } from './traffic-board.js'
+import { DASHBOARD_PATHS, sendDashboardFile } from './dashboard/serve.js'
 
 /** An instance as the API shows it: the registration without its token hashes. */
 export interface InstanceView extends Omit<InstanceRecord, 'tokenHash' | 'joinHash'> {
@@ -88,7 +89,10 @@ export function buildApi(d: ApiDeps): Router {
   }
   const sorted = async () => (await store.listInstances()).sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0))
 
-  return new Router()
+  const router = new Router()
+  // The web page (no data in it; its calls are the admin API's below, with the token typed in).
+  for (const path of DASHBOARD_PATHS) router.add('GET', path, async ({ res }) => sendDashboardFile(res, path))
+  return router
     .add('GET', '/healthz', async ({ res }) => sendJson(res, 200, { ok: true, version: hub.version }))
 
     .add('POST', '/v1/register', async (ctx) => {

@@ -137,7 +137,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
     registry.holder = url
     const daemonFile = join(dataDir, DAEMON_FILE)
     await writeFileAtomic(daemonFile, JSON.stringify({ url, ...(adminUrl ? { adminUrl } : {}), pid: process.pid }) + '\n', 0o600)
-    logger.info(`control daemon listening on ${url}${adminUrl ? ` for instances, admin calls on ${adminUrl}` : ''} (data dir ${dataDir}, version ${hub.version})`)
+    logger.info(`control daemon listening on ${url}${adminUrl ? ` for instances, admin calls on ${adminUrl}` : ''} (data dir ${dataDir}, version ${hub.version}); dashboard at ${adminUrl ?? url}/dashboard`)
 
     const srvs = [server, ...(adminServer ? [adminServer] : [])]
     const h = hub
