@@ -1,5 +1,8 @@
 // The 'endpoint-stats' client layer: per attempt, counts in-flight requests and feeds the
-// time-to-headers into the endpoint's peak-EWMA, and the outcome into outlier detection.
+// time-to-headers into the endpoint's peak-EWMA, and the outcome into outlier detection. An
+// upgraded connection (a WebSocket) stays counted in flight until its socket closes, as Envoy
+// counts an upgraded stream as an active request: least-request and peak-EWMA then see an
+// endpoint holding many long-lived sessions as busy, though each handshake was quick.
 import { isUpstreamFailure } from '../resilience/breaker.js'
 import type { ClientLayer } from '../stack/call.js'
 import { rawHeaderValue } from '../util/headers.js'
@@ -25,7 +28,10 @@ export const endpointStatsLayer: ClientLayer = {
       e.pending++
       const t0 = call.now()
       next(call, (err, res) => {
-        e.pending--
+        const socket = res?.socket
+        if (socket === undefined) e.pending--
+        else if (socket.closed || socket.destroyed) e.pending--
+        else socket.once('close', () => e.pending--)
         const now = performance.now()
         if (res) {
           e.observeRtt(now - t0, now, decay)

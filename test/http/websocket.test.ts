@@ -165,3 +165,46 @@ test('a handshake the service never answers ends at the service timeout with WEF
   assert.equal(sockets.length, 1, 'the handshake reached the endpoint once')
   assert.equal(metricValue(await client.metrics(), 'http_client_request_duration_seconds_count', { destination_service: 'chat', error_code: 'WEFT_ERR_DEADLINE_EXCEEDED' }), 1)
 })
+
+/** Opens a WebSocket through `dispatcher` and resolves once it is open (the caller closes it). */
+function openSocket(url: string, dispatcher: unknown): Promise<InstanceType<typeof UndiciWebSocket>> {
+  return new Promise((resolve, reject) => {
+    const ws = new UndiciWebSocket(url, { dispatcher } as ConstructorParameters<typeof UndiciWebSocket>[1])
+    ws.onopen = () => resolve(ws)
+    ws.onerror = () => reject(new Error(`${url}: the WebSocket failed to open`))
+  })
+}
+
+test('an open WebSocket counts as a request in flight until it closes: least-request spreads long-lived sessions, and a closed one frees its endpoint', async (t) => {
+  const seen: Seen[] = []
+  const chat = await startChat(t, seen)
+  const client = await quietMesh([service('chat', { endpoints: [{ address: `127.0.0.1:${chat.v1}` }, { address: `127.0.0.1:${chat.v2}` }], loadBalancer: { policy: 'least-request' } })], { service: 'web' })
+  t.after(() => client.close())
+  const open: InstanceType<typeof UndiciWebSocket>[] = []
+  // One after another: each handshake is over before the next pick. Counted only while the
+  // handshake lasted, every session would tie at 0 in flight and go to the same endpoint.
+  for (let i = 0; i < 6; i++) open.push(await openSocket(`ws://chat/rooms/${i}`, client.dispatcher))
+  const count = (name: string) => seen.filter((s) => s.server === name).length
+  assert.deepEqual([count('v1'), count('v2')], [3, 3], `sessions per endpoint: ${seen.map((s) => s.server)}`)
+  // Two of v1's sessions close: the next two go to v1, which now holds fewer.
+  const v1Sessions = open.filter((_, i) => seen[i]!.server === 'v1').slice(0, 2)
+  await Promise.all(v1Sessions.map((ws) => new Promise<void>((resolve) => {
+    ws.onclose = () => resolve()
+    ws.close()
+  })))
+  const endpoints = client.snapshot!.lookup('chat')!.runtime.endpoints.list()
+  await eventuallyTrue(() => endpoints.reduce((n, e) => n + e.pending, 0) === 4)
+  for (let i = 6; i < 8; i++) open.push(await openSocket(`ws://chat/rooms/${i}`, client.dispatcher))
+  assert.deepEqual([count('v1'), count('v2')], [5, 3])
+  // Closed here, before the after-hooks close the server mesh (whose drain would wait for them).
+  for (const ws of open) ws.close()
+  await eventuallyTrue(() => endpoints.every((e) => e.pending === 0))
+})
+
+async function eventuallyTrue(check: () => boolean, ms = 5_000): Promise<void> {
+  const until = Date.now() + ms
+  while (!check()) {
+    if (Date.now() > until) throw new Error('condition not met in time')
+    await new Promise((r) => setTimeout(r, 10))
+  }
+}
