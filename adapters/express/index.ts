@@ -2,11 +2,11 @@
 // core (deadline, shedding, telemetry, identity, authz, request context) and runs the rest of the
 // app behind it. The route template for metrics is Express's own (`req.baseUrl + req.route.path`),
 // read when the response has finished, so `/users/42` is counted as `/users/:id`.
-import type { IncomingMessage, ServerResponse } from 'node:http'
+import type { IncomingMessage, Server, ServerResponse } from 'node:http'
 import type { Mesh } from '../../src/mesh.js'
 import { invalidArg } from '../../src/errors/index.js'
 import type { FrontEnd, InboundCall } from '../../src/inbound/call.js'
-import { admittedUpgrade } from '../../src/http/upgrade.js'
+import { admittedUpgrade, gateUpgrades, isGated } from '../../src/http/upgrade.js'
 import { requestContext } from '../../src/inbound/context.js'
 import { answerHealth, closeAfterResponse, markResponse, refuseTooManyHeaders, writeError } from '../../src/http/server.js'
 import type { Done } from '../../src/stack/layer.js'
@@ -95,7 +95,23 @@ export function weft(mesh: Mesh): (req: ExpressRequest, res: ServerResponse, nex
   if (typeof (mesh as { inbound?: unknown })?.inbound !== 'object') invalidArg('mesh', 'weft(mesh) needs the Mesh returned by createMesh()')
   const core = mesh.inbound
   const onRejected = (err: Error, call: InboundCall): void => writeError((call.io as ExpressIo).res, core.errorResponse(err, call))
+  // The server of the last request: Express gives the middleware no server before its first
+  // request (app.listen makes it), so an app that skipped mesh.secure(server) gets the upgrade gate
+  // here, late. Node hands an upgrade request to the app as a plain request (through this
+  // middleware) while the server has no 'upgrade' listener; if one was there already, upgrades
+  // before this first request went past the mesh: a warning says so.
+  let lastServer: Server | undefined
+  const gateLate = (server: Server): void => {
+    lastServer = server
+    if (isGated(server)) return
+    gateUpgrades(core, server)
+    if (server.listenerCount('upgrade') > 0) {
+      mesh.logger.warn('weft/express: this server was not given to mesh.listen or mesh.secure; its upgrade (WebSocket) requests go through the mesh from its first request on, and any before it did not: call mesh.secure(server) right after listen()')
+    }
+  }
   return function weftMiddleware(req, res, next) {
+    const server = (req.socket as { server?: Server }).server
+    if (server !== lastServer && server !== undefined) gateLate(server)
     // RELIABILITY B5: 431 past 1000 header fields (one length compare), whether or not the app's
     // server went through mesh.secure; node keeps up to its maxHeadersCount (2000 unset).
     if (refuseTooManyHeaders(req, res) || answerHealth(core, req, res)) return

@@ -51,6 +51,11 @@ class UpgradeFrontEnd implements FrontEnd {
 const frontEnd = new UpgradeFrontEnd()
 const gated = new WeakSet<Server>()
 
+/** Whether `server`'s upgrade and CONNECT requests already go through an inbound stack. */
+export function isGated(server: Server): boolean {
+  return gated.has(server)
+}
+
 export function gateUpgrades(core: InboundCore, server: Server): void {
   if (gated.has(server)) return
   gated.add(server)

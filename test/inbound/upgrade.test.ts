@@ -130,6 +130,62 @@ test('Express behind mesh.secure: an admitted upgrade routed back into the app (
   await assertEachUpgradeRunsOnce(mesh, server, seen)
 })
 
+test('Express without mesh.secure (app.listen): from the server\'s first request on, its upgrades go through the stack (a DENY holds); before it they did not, and a warning says to call mesh.secure', async (t) => {
+  const { default: express } = await import('express')
+  const { weft } = await import('../../adapters/express/index.js')
+  const mesh = await quietMesh([DENY_ADMIN], { service: 'chat' })
+  t.after(() => mesh.close())
+  const app = express()
+  app.use(weft(mesh))
+  app.get('/rooms', (_req, res) => void res.send('plain'))
+  const server = app.listen(0, '127.0.0.1')
+  await new Promise((resolve) => server.once('listening', resolve))
+  t.after(() => new Promise<void>((resolve) => {
+    server.closeAllConnections()
+    server.close(() => resolve())
+  }))
+  const seen: { url: string; traceId: string | undefined }[] = []
+  server.on('upgrade', acceptWebSocket(seen))
+  const port = (server.address() as import('node:net').AddressInfo).port
+  // The limit, shown: Express gives the middleware no server before a request reaches it.
+  assert.equal((await upgrade(port, '/admin')).status, 101, 'before any request the mesh has not seen this server')
+  assert.equal(mesh.log.lines.filter((l) => l.includes('mesh.secure')).length, 0)
+  assert.equal(await (await fetch(`http://127.0.0.1:${port}/rooms`)).text(), 'plain')
+  assert.equal(mesh.log.lines.filter((l) => l.startsWith('warn weft/express: this server was not given to mesh.listen or mesh.secure')).length, 1)
+  assert.equal((await upgrade(port, '/admin')).status, 403)
+  assert.equal((await upgrade(port, '/rooms/1')).status, 101)
+  assert.deepEqual(seen.map((s) => [s.url, s.traceId]), [['/admin', undefined], ['/rooms/1', '4bf92f3577b34da6a3ce929d0e0e4736']])
+  // Later requests neither gate again nor warn again.
+  await (await fetch(`http://127.0.0.1:${port}/rooms`)).text()
+  assert.equal(mesh.log.lines.filter((l) => l.includes('mesh.secure')).length, 1)
+})
+
+test('Express without mesh.secure and with no upgrade listener yet: gated quietly at its first request, so a WebSocket server added later is covered', async (t) => {
+  const { default: express } = await import('express')
+  const { weft } = await import('../../adapters/express/index.js')
+  const mesh = await quietMesh([DENY_ADMIN], { service: 'chat' })
+  t.after(() => mesh.close())
+  const app = express()
+  app.use(weft(mesh))
+  app.get('/*path', (_req, res) => void res.send('plain'))
+  const server = app.listen(0, '127.0.0.1')
+  await new Promise((resolve) => server.once('listening', resolve))
+  t.after(() => new Promise<void>((resolve) => {
+    server.closeAllConnections()
+    server.close(() => resolve())
+  }))
+  const port = (server.address() as import('node:net').AddressInfo).port
+  // With no 'upgrade' listener Node hands an upgrade request to the app as a plain one: the middleware runs.
+  const early = await upgrade(port, '/admin')
+  assert.equal(early.status, 403)
+  assert.equal(mesh.log.lines.filter((l) => l.includes('mesh.secure')).length, 0, 'nothing went past the mesh: no warning')
+  const seen: { url: string; traceId: string | undefined }[] = []
+  server.on('upgrade', acceptWebSocket(seen))
+  assert.equal((await upgrade(port, '/admin')).status, 403)
+  assert.equal((await upgrade(port, '/rooms/1')).status, 101)
+  assert.deepEqual(seen.map((s) => s.url), ['/rooms/1'])
+})
+
 test('Fastify with weftPlugin: an admitted upgrade routed into fastify.routing (as @fastify/websocket does) runs the stack once; a denied one never reaches the route', async (t) => {
   const { default: Fastify } = await import('fastify')
   const { weftPlugin } = await import('../../adapters/fastify/index.js')
