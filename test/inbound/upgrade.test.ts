@@ -105,13 +105,19 @@ async function assertEachUpgradeRunsOnce(mesh: { metrics(): Promise<string> }, s
   assert.equal(metricValue(await mesh.metrics(), 'http_server_request_duration_seconds_count'), 2, 'one measurement per upgrade, not two')
 }
 
-test('Express behind mesh.secure: an admitted upgrade routed back into the app (as express-ws does) runs the stack once, in its context; a denied one never reaches the app', async (t) => {
+/** An Express 5 app with `app.use(weft(mesh))` for a `chat` mesh with DENY_ADMIN, closed after the test. */
+async function meshedExpress(t: { after(fn: () => unknown): void }) {
   const { default: express } = await import('express')
   const { weft } = await import('../../adapters/express/index.js')
   const mesh = await quietMesh([DENY_ADMIN], { service: 'chat' })
   t.after(() => mesh.close())
   const app = express()
   app.use(weft(mesh))
+  return { mesh, app }
+}
+
+test('Express behind mesh.secure: an admitted upgrade routed back into the app (as express-ws does) runs the stack once, in its context; a denied one never reaches the app', async (t) => {
+  const { mesh, app } = await meshedExpress(t)
   const seen: (string | undefined)[] = []
   app.get('/*path', (req, res) => {
     seen.push(currentContext()?.traceId)
@@ -130,23 +136,23 @@ test('Express behind mesh.secure: an admitted upgrade routed back into the app (
   await assertEachUpgradeRunsOnce(mesh, server, seen)
 })
 
-test('Express without mesh.secure (app.listen): from the server\'s first request on, its upgrades go through the stack (a DENY holds); before it they did not, and a warning says to call mesh.secure', async (t) => {
-  const { default: express } = await import('express')
-  const { weft } = await import('../../adapters/express/index.js')
-  const mesh = await quietMesh([DENY_ADMIN], { service: 'chat' })
-  t.after(() => mesh.close())
-  const app = express()
-  app.use(weft(mesh))
-  app.get('/rooms', (_req, res) => void res.send('plain'))
+/** An Express 5 app with `weft(mesh)` (DENY_ADMIN) on `app.listen`, never given to mesh.secure; all closed after the test. */
+async function expressWithoutSecure(t: { after(fn: () => unknown): void }) {
+  const { mesh, app } = await meshedExpress(t)
+  app.get('/*path', (_req, res) => void res.send('plain'))
   const server = app.listen(0, '127.0.0.1')
   await new Promise((resolve) => server.once('listening', resolve))
   t.after(() => new Promise<void>((resolve) => {
     server.closeAllConnections()
     server.close(() => resolve())
   }))
+  return { mesh, server, port: (server.address() as import('node:net').AddressInfo).port }
+}
+
+test('Express without mesh.secure (app.listen): from the server\'s first request on, its upgrades go through the stack (a DENY holds); before it they did not, and a warning says to call mesh.secure', async (t) => {
+  const { mesh, server, port } = await expressWithoutSecure(t)
   const seen: { url: string; traceId: string | undefined }[] = []
   server.on('upgrade', acceptWebSocket(seen))
-  const port = (server.address() as import('node:net').AddressInfo).port
   // The limit, shown: Express gives the middleware no server before a request reaches it.
   assert.equal((await upgrade(port, '/admin')).status, 101, 'before any request the mesh has not seen this server')
   assert.equal(mesh.log.lines.filter((l) => l.includes('mesh.secure')).length, 0)
@@ -161,20 +167,7 @@ test('Express without mesh.secure (app.listen): from the server\'s first request
 })
 
 test('Express without mesh.secure and with no upgrade listener yet: gated quietly at its first request, so a WebSocket server added later is covered', async (t) => {
-  const { default: express } = await import('express')
-  const { weft } = await import('../../adapters/express/index.js')
-  const mesh = await quietMesh([DENY_ADMIN], { service: 'chat' })
-  t.after(() => mesh.close())
-  const app = express()
-  app.use(weft(mesh))
-  app.get('/*path', (_req, res) => void res.send('plain'))
-  const server = app.listen(0, '127.0.0.1')
-  await new Promise((resolve) => server.once('listening', resolve))
-  t.after(() => new Promise<void>((resolve) => {
-    server.closeAllConnections()
-    server.close(() => resolve())
-  }))
-  const port = (server.address() as import('node:net').AddressInfo).port
+  const { mesh, server, port } = await expressWithoutSecure(t)
   // With no 'upgrade' listener Node hands an upgrade request to the app as a plain one: the middleware runs.
   const early = await upgrade(port, '/admin')
   assert.equal(early.status, 403)
