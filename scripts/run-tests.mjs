@@ -3,6 +3,7 @@
 import { spawnSync } from 'node:child_process'
 import { readdirSync, statSync } from 'node:fs'
 import { join } from 'node:path'
+import { availableParallelism } from 'node:os'
 
 function find(dir) {
   const out = []
@@ -39,5 +40,10 @@ if (files.some((f) => ['package', 'cli', 'daemon'].some((d) => f.includes(join('
   }
 }
 
-const run = spawnSync(process.execPath, ['--import', 'tsx', '--test', '--test-reporter=spec', '--test-timeout=120000', ...files], { stdio: 'inherit' })
+// Two test files at a time at least: node:test's default (cores − 1) is one on a 2-core machine,
+// where the suite took 526–579 s of the 10 minutes it may take (2026-12-07), a third of it starting
+// processes (tsx and the mesh's imports, ~1.1 s a file). Two at a time: 337 s, twice, 0 failures.
+// WEFT_TEST_CONCURRENCY=1 runs them one by one (to rule out interference when chasing a failure).
+const concurrency = Number(process.env.WEFT_TEST_CONCURRENCY) || Math.max(2, availableParallelism() - 1)
+const run = spawnSync(process.execPath, ['--import', 'tsx', '--test', '--test-reporter=spec', '--test-timeout=120000', `--test-concurrency=${concurrency}`, ...files], { stdio: 'inherit' })
 process.exit(run.status ?? 1)
