@@ -17,9 +17,10 @@ commands:
   get services|endpoints|policies|instances [-o table|json|yaml]
                              (get policies -o yaml prints a file weft apply takes back)
   status [-o …]              every instance: config version, SYNCED/STALE/NACKED, last seen
-  top [-w 30s] [--once] [--interval 2s] [-o …]
-                             live traffic per service and per caller → callee: requests/s,
-                             success rate, p50/p95/p99 latency (from the instances' heartbeats)
+  top [-w 30s] [--routes] [--once] [--interval 2s] [-o …]
+                             live traffic per service (--routes: per route too) and per
+                             caller → callee: requests/s, success rate, p50/p95/p99 latency
+                             (from the instances' heartbeats)
   history [-o …]             policy versions, newest first
   rollback VERSION           make the policy of VERSION the current one (a new version)
   explain --from SERVICE URL [-H 'name: value']… [-X METHOD] [-o …]

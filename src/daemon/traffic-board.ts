@@ -1,6 +1,6 @@
 // The fleet's traffic, from the instances' heartbeats (telemetry/traffic-report.ts), for `weft top`
-// (GET /v1/top): per service, what its instances served; per caller → callee edge, what the
-// callers saw (mesh-made failures included, which the callee never sees). Each instance reports
+// (GET /v1/top): per service, and per route of it, what its instances served; per caller → callee
+// edge, what the callers saw (mesh-made failures included, which the callee never sees). Each instance reports
 // totals since it started; the board keeps the last totals per instance and adds the difference to
 // the current 5 s slot of each aggregate, so a query sums the slots its window covers, as
 // Prometheus's rate() over counters does. Kept in memory only: a restarted daemon starts empty.
@@ -37,6 +37,13 @@ export interface TopService extends TopStats {
   service: string
 }
 
+export interface TopRoute extends TopStats {
+  namespace: string
+  service: string
+  /** HTTP: the route template the framework matched ("" when none); gRPC: `pkg.Service/Method`. */
+  route: string
+}
+
 export interface TopEdge extends TopStats {
   namespace: string
   from: string
@@ -50,6 +57,8 @@ export interface TopView {
   /** Instances that reported traffic within the window. */
   instances: number
   services: TopService[]
+  /** What each service served per route (its instances' route templates, gRPC methods). */
+  routes: TopRoute[]
   edges: TopEdge[]
 }
 
@@ -85,6 +94,7 @@ export class TrafficBoard {
   private readonly bounds = DURATION_BUCKETS
   private readonly instances = new Map<string, Baseline>()
   private readonly services = new Map<string, Aggregate>()
+  private readonly routes = new Map<string, Aggregate>()
   private readonly edges = new Map<string, Aggregate>()
   /** Instance bucket layouts → index of the board bucket each instance bucket adds to. */
   private readonly rebins = new Map<string, number[]>()
@@ -105,25 +115,30 @@ export class TrafficBoard {
     const epoch = Math.floor(now / SLOT_MS)
     const ns = inst.namespace || 'default'
     for (const e of t.edges) {
-      const key = `${e.dir} ${e.proto} ${e.peer}`
+      const key = e.route === undefined ? `${e.dir} ${e.proto} ${e.peer}` : `${e.dir} ${e.proto} ${e.peer} ${e.route}`
       const prev = base.edges.get(key)
       base.edges.set(key, { counts: e.counts, failures: e.failures })
       // The first totals of an instance that has run a while are a baseline, not new traffic. An
       // edge first seen from a known instance is new (an instance sends every edge again on a new
       // watch stream, so one it had before reaches a daemon with the instance's first report).
       if (!prev && !known && !base.fresh) continue
-      const agg = e.dir === 'in' ? this.aggregate(this.services, ns, inst.service, '', e.proto) : this.aggregate(this.edges, ns, inst.service, e.peer, e.proto)
-      if (!agg) continue
-      const slot = this.slotOf(agg, epoch)
+      const aggs = e.dir === 'in'
+        ? [this.aggregate(this.services, ns, inst.service, '', e.proto), e.route === undefined ? undefined : this.aggregate(this.routes, ns, inst.service, e.route, e.proto)]
+        : [this.aggregate(this.edges, ns, inst.service, e.peer, e.proto)]
       const reset = prev !== undefined && e.counts.some((c, i) => c < (prev.counts[i] ?? 0))
-      let added = 0
-      for (let i = 0; i < e.counts.length; i++) {
-        const d = prev && !reset ? e.counts[i]! - (prev.counts[i] ?? 0) : e.counts[i]!
-        if (d > 0) slot.counts[rebin[i]!]! += d
-        added += d
+      const failures = prev && !reset ? Math.max(0, e.failures - prev.failures) : e.failures
+      for (const agg of aggs) {
+        if (!agg) continue
+        const slot = this.slotOf(agg, epoch)
+        let added = 0
+        for (let i = 0; i < e.counts.length; i++) {
+          const d = prev && !reset ? e.counts[i]! - (prev.counts[i] ?? 0) : e.counts[i]!
+          if (d > 0) slot.counts[rebin[i]!]! += d
+          added += d
+        }
+        slot.failures += failures
+        if (added > 0) agg.reporters.set(inst.id, epoch)
       }
-      slot.failures += prev && !reset ? Math.max(0, e.failures - prev.failures) : e.failures
-      if (added > 0) agg.reporters.set(inst.id, epoch)
     }
   }
 
@@ -168,13 +183,22 @@ export class TrafficBoard {
       const s = stats(agg)
       if (s) services.push({ namespace: agg.namespace, service: agg.a, ...s })
     }
+    const routes: TopRoute[] = []
+    for (const agg of this.routes.values()) {
+      const s = stats(agg)
+      if (s) routes.push({ namespace: agg.namespace, service: agg.a, route: agg.b, ...s })
+    }
     const edges: TopEdge[] = []
     for (const agg of this.edges.values()) {
       const s = stats(agg)
       if (s) edges.push({ namespace: agg.namespace, from: agg.a, to: agg.b, ...s })
     }
     const busiest = (x: TopStats, y: TopStats) => y.requests - x.requests
-    return { windowMs: w, coveredMs: covered, instances: reporting.size, services: services.sort(busiest), edges: edges.sort(busiest) }
+    // Routes: grouped by service, in the order of the services table, busiest route first.
+    services.sort(busiest)
+    const rank = new Map(services.map((x, i) => [`${x.namespace}/${x.service}/${x.proto}`, i]))
+    const at = (r: TopRoute) => rank.get(`${r.namespace}/${r.service}/${r.proto}`) ?? 0
+    return { windowMs: w, coveredMs: covered, instances: reporting.size, services, routes: routes.sort((x, y) => at(x) - at(y) || busiest(x, y)), edges: edges.sort(busiest) }
   }
 
   /** The latency at quantile `q`, linear within its bucket (as Prometheus's histogram_quantile). */
@@ -199,7 +223,7 @@ export class TrafficBoard {
     const key = `${namespace}\u0000${a}\u0000${b}\u0000${proto}`
     let agg = map.get(key)
     if (!agg) {
-      if (this.services.size + this.edges.size >= MAX_AGGREGATES) return undefined
+      if (this.services.size + this.routes.size + this.edges.size >= MAX_AGGREGATES) return undefined
       map.set(key, (agg = { namespace, a, b, proto, slots: [], reporters: new Map() }))
     }
     return agg
@@ -240,7 +264,7 @@ export class TrafficBoard {
     this.lastSweep = now
     for (const [id, b] of this.instances) if (now - b.heardAt > FORGET_MS) this.instances.delete(id)
     const oldest = Math.floor(now / SLOT_MS) - SLOTS
-    for (const map of [this.services, this.edges]) {
+    for (const map of [this.services, this.routes, this.edges]) {
       for (const [key, agg] of map) {
         if (!agg.slots.some((s) => s && s.epoch > oldest)) map.delete(key)
         else for (const [id, at] of agg.reporters) if (at <= oldest) agg.reporters.delete(id)

@@ -6,6 +6,7 @@ import { badRequest } from './http-error.js'
 
 const MAX_BUCKETS = 64
 const MAX_PEER = 253
+const MAX_ROUTE = 512
 
 type Obj = Record<string, unknown>
 
@@ -33,18 +34,21 @@ function count(v: unknown, field: string): number {
 
 function parseEdge(v: unknown, field: string, buckets: number, ignored?: string[]): TrafficEdge {
   const e = object(v, field)
-  only(e, ['dir', 'peer', 'proto', 'counts', 'failures'], field, ignored)
+  only(e, ['dir', 'peer', 'proto', 'route', 'counts', 'failures'], field, ignored)
   if (e.dir !== 'in' && e.dir !== 'out') throw badRequest(`${field}.dir must be "in" or "out"`)
   if (e.proto !== 'http' && e.proto !== 'grpc') throw badRequest(`${field}.proto must be "http" or "grpc"`)
   if (typeof e.peer !== 'string' || e.peer.length > MAX_PEER || /[\u0000-\u001f\u007f]/.test(e.peer)) {
     throw badRequest(`${field}.peer must be a service name of at most ${MAX_PEER} characters, no control characters ("" for callers outside the mesh)`)
+  }
+  if (e.route !== undefined && (e.dir !== 'in' || typeof e.route !== 'string' || e.route.length > MAX_ROUTE || /[\u0000-\u001f\u007f]/.test(e.route))) {
+    throw badRequest(`${field}.route must be, on an "in" edge only, a route template of at most ${MAX_ROUTE} characters, no control characters`)
   }
   if (!Array.isArray(e.counts) || e.counts.length !== buckets + 1) throw badRequest(`${field}.counts must list ${buckets + 1} counts (one per bucket, then one past the last)`)
   let total = 0
   const counts = e.counts.map((c, i) => (total += count(c, `${field}.counts[${i}]`), c as number))
   const failures = count(e.failures, `${field}.failures`)
   if (failures > total) throw badRequest(`${field}.failures (${failures}) is more than the calls counted (${total})`)
-  return { dir: e.dir, peer: e.peer, proto: e.proto, counts, failures }
+  return { dir: e.dir, peer: e.peer, proto: e.proto, ...(e.route !== undefined ? { route: e.route as string } : {}), counts, failures }
 }
 
 /** Checks a heartbeat's `traffic`; `ignored` collects a newer instance's fields instead of refusing them. */

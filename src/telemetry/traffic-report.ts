@@ -15,6 +15,11 @@ export interface TrafficEdge {
   /** out: the destination service; in: the caller's service (server-metrics.ts: "unknown" for a caller that did not say, "_other" past 64 callers). */
   peer: string
   proto: 'http' | 'grpc'
+  /**
+   * in: the route served — HTTP the framework's route template (`/users/:id`; "" when the app gave
+   * none), gRPC `pkg.Service/Method`; each route is an edge of its own. out: absent.
+   */
+  route?: string
   /** Calls per latency bucket (the report's `buckets`, then one past the last: slower). */
   counts: number[]
   /** Calls that failed: HTTP 5xx or no response; gRPC any status but OK. */
@@ -62,11 +67,15 @@ export class TrafficReporter {
     }
     const sums = new Map<string, EdgeSum>()
     const bounds = this.m.clientDuration.bounds
-    const add = (dir: 'in' | 'out', proto: 'http' | 'grpc', peer: string, failed: boolean, child: HistogramChild): void => {
+    const add = (dir: 'in' | 'out', proto: 'http' | 'grpc', peer: string, failed: boolean, child: HistogramChild, route?: string): void => {
       if (child.count === 0) return
-      const key = `${dir} ${proto} ${peer}`
+      const key = route === undefined ? `${dir} ${proto} ${peer}` : `${dir} ${proto} ${peer} ${route}`
       let s = sums.get(key)
-      if (!s) sums.set(key, (s = { edge: { dir, peer, proto, counts: new Array<number>(bounds.length + 1).fill(0), failures: 0 }, total: 0 }))
+      if (!s) {
+        const edge: TrafficEdge = { dir, peer, proto, counts: new Array<number>(bounds.length + 1).fill(0), failures: 0 }
+        if (route !== undefined) edge.route = route
+        sums.set(key, (s = { edge, total: 0 }))
+      }
       let inBuckets = 0
       for (let i = 0; i < child.counts.length; i++) {
         s.edge.counts[i]! += child.counts[i]!
@@ -78,11 +87,11 @@ export class TrafficReporter {
     }
     const httpFailed = (l: Readonly<Record<string, string>>) => l.status_code === '0' || Number(l.status_code) >= 500
     this.m.clientDuration.each((c) => add('out', 'http', c.labels.destination_service ?? '', httpFailed(c.labels), c))
-    this.m.serverDuration.each((c) => add('in', 'http', c.labels.source_service ?? '', httpFailed(c.labels), c))
+    this.m.serverDuration.each((c) => add('in', 'http', c.labels.source_service ?? '', httpFailed(c.labels), c, c.labels.http_route ?? ''))
     const rpc = this.m.rpcIfUsed
     if (rpc) {
       rpc.client.each((c) => add('out', 'grpc', c.labels.destination_service ?? '', c.labels.rpc_grpc_status_code !== '0', c))
-      rpc.server.each((c) => add('in', 'grpc', c.labels.source_service ?? '', c.labels.rpc_grpc_status_code !== '0', c))
+      rpc.server.each((c) => add('in', 'grpc', c.labels.source_service ?? '', c.labels.rpc_grpc_status_code !== '0', c, `${c.labels.rpc_service ?? ''}/${c.labels.rpc_method ?? ''}`))
     }
     const changed: [string, EdgeSum][] = []
     for (const [key, s] of sums) {

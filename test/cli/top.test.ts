@@ -18,7 +18,8 @@ test('weft top: real meshes report their traffic with each heartbeat; the daemon
     res.statusCode = req.url === '/fail' ? 500 : 200
     res.end('ok')
   })
-  await payments.listen(server, { port: 0, host: '127.0.0.1' }) as AddressInfo
+  // Route templates for the served-per-route table (what a framework's router gives an adapter).
+  await payments.listen(server, { port: 0, host: '127.0.0.1', route: (req) => (req.url === '/fail' ? '/fail' : '/ok') }) as AddressInfo
   const checkout = await controlMesh(d, 'checkout')
   t.after(() => checkout.close())
 
@@ -65,6 +66,11 @@ test('weft top: real meshes report their traffic with each heartbeat; the daemon
   assert.match(once.stdout, /^last 60s.*, 2 instances reporting\n/)
   assert.match(once.stdout, /\nserved \(as the services' instances saw it\):\nSERVICE\s+INSTANCES\s+PROTO\s+RPS\s+SUCCESS\s+P50\s+P95\s+P99\npayments\s+1\s+http\s+[\d.]+\s+80\.39%\s+[\d.]+ms/)
   assert.match(once.stdout, /\ncalls \(as the callers saw them, mesh failures included\):\nFROM\s+TO\s+INSTANCES\s+PROTO\s+RPS\s+SUCCESS\s+P50\s+P95\s+P99\ncheckout\s+payments\s+1\s+http\s+/)
+  // Per route: /fail answered 500 every time, /ok never.
+  assert.deepEqual(top.routes.map((r) => [r.service, r.route, r.requests, r.successRate]), [['payments', '/ok', 41, 1], ['payments', '/fail', 10, 0]])
+  const routes = await cli(['top', '--once', '--routes', '-w', '60s', ...d.flags])
+  assert.match(routes.stdout, /\nserved per route \(HTTP: the route template the app matched, - for none; gRPC: the method\):\nSERVICE\s+ROUTE\s+INSTANCES\s+PROTO\s+RPS\s+SUCCESS\s+P50\s+P95\s+P99\npayments\s+\/ok\s+1\s+http\s+[\d.]+\s+100\.00%.*\npayments\s+\/fail\s+1\s+http\s+[\d.]+\s+0\.00%/)
+  assert.doesNotMatch(once.stdout, /served per route/, 'per route only with --routes')
   const json = JSON.parse((await cli(['top', '-o', 'json', ...d.flags])).stdout) as TopView
   assert.equal(json.windowMs, 30_000)
   assert.ok(json.services.some((s) => s.service === 'payments' && s.requests === 51))

@@ -19,7 +19,7 @@ test('the dashboard in a real Chromium: the token is asked for (a wrong one refu
   assert.equal((await applyPolicy(d, PAYMENTS_NO_RETRIES)).status, 200)
   const payments = await controlMesh(d, 'payments')
   t.after(() => payments.close())
-  await payments.listen(http.createServer((_req, res) => res.end('ok')), { port: 0, host: '127.0.0.1' })
+  await payments.listen(http.createServer((_req, res) => res.end('ok')), { port: 0, host: '127.0.0.1', route: () => '/ok' })
   const checkout = await controlMesh(d, 'checkout')
   t.after(() => checkout.close())
   for (let i = 0; i < 200; i++) {
@@ -64,6 +64,8 @@ test('the dashboard in a real Chromium: the token is asked for (a wrong one refu
   const served = (await rows('served')).find((r) => r[0] === 'payments')!
   assert.deepEqual(served.slice(1, 3), ['1', 'http'])
   assert.equal(served[4], '100.00%')
+  const route = (await rows('routes')).find((r) => r[0] === 'payments')!
+  assert.deepEqual(route.slice(1, 4), ['/ok', '1', 'http'])
   await page.waitForFunction(() => [...document.querySelectorAll('#calls tbody tr')].some((tr: any) => tr.textContent.startsWith('checkoutpayments')), undefined, { timeout: 10_000 })
   const instances = await rows('instances')
   const byService = (s: string) => instances.find((r) => r[1] === s)

@@ -65,6 +65,33 @@ test('rates over the window covered, quantiles interpolated within a bucket, slo
   assert.equal(board.top(30_000).services.find((x) => x.service === 'slow')!.p99Ms, DURATION_BUCKETS.at(-1)! * 1000)
 })
 
+test('served traffic per route: each route of each service on its own, summed over instances and callers; the service row is their sum', () => {
+  const c = clock()
+  const board = new TrafficBoard(c.now)
+  c.advance(60_000)
+  board.report({ id: 'p1', service: 'payments' }, report(1_000, [
+    { dir: 'in', peer: 'checkout', route: '/charge', counts: counts({ 1: 30 }), failures: 3 },
+    { dir: 'in', peer: 'reports', route: '/charge', counts: counts({ 1: 10 }) },
+    { dir: 'in', peer: 'checkout', route: '/refunds/:id', counts: counts({ 4: 5 }) },
+  ]))
+  board.report({ id: 'p2', service: 'payments' }, report(1_000, [{ dir: 'in', peer: 'checkout', route: '/charge', counts: counts({ 1: 20 }), failures: 1 }]))
+  board.report({ id: 'l1', service: 'ledger' }, report(1_000, [{ dir: 'in', proto: 'grpc', peer: 'payments', route: 'weft.Ledger/Post', counts: counts({ 0: 70 }) }]))
+  const v = board.top(30_000)
+  assert.deepEqual(v.services.map((x) => [x.service, x.requests, x.instances]), [['payments', 65, 2], ['ledger', 70, 1]].sort((a, b) => (b[1] as number) - (a[1] as number)))
+  // Grouped by service in the services table's order (busiest first), then busiest route first.
+  assert.deepEqual(v.routes.map((r) => [r.service, r.route, r.proto, r.requests, r.instances, r.successRate]), [
+    ['ledger', 'weft.Ledger/Post', 'grpc', 70, 1, 1],
+    ['payments', '/charge', 'http', 60, 2, 56 / 60],
+    ['payments', '/refunds/:id', 'http', 5, 1, 1],
+  ])
+  // Later totals of one route count only their growth, per route.
+  c.advance(3_000)
+  board.report({ id: 'p1', service: 'payments' }, report(4_000, [{ dir: 'in', peer: 'checkout', route: '/refunds/:id', counts: counts({ 4: 8 }), failures: 1 }]))
+  const refunds = board.top(30_000).routes.find((r) => r.route === '/refunds/:id')!
+  assert.deepEqual([refunds.requests, refunds.successRate], [8, 7 / 8])
+  assert.equal(board.top(30_000).services.find((x) => x.service === 'payments')!.requests, 68)
+})
+
 test('traffic leaves the window as time passes; a young daemon divides by the time it has run', () => {
   const c = clock()
   const board = new TrafficBoard(c.now)
@@ -121,6 +148,9 @@ test('a heartbeat\'s traffic is refused with the field named: wrong shapes, coun
   bad({ ...good, edges: [{ ...good.edges[0], failures: 3 }] }, /traffic\.edges\[0\]\.failures \(3\) is more than the calls counted \(2\)/)
   bad({ ...good, edges: [{ ...good.edges[0], peer: 'a\u001b[2Jb' }] }, /traffic\.edges\[0\]\.peer/)
   bad({ ...good, edges: new Array(257).fill(good.edges[0]) }, /at most 256 edges/)
+  bad({ ...good, edges: [{ ...good.edges[0], route: '/x' }] }, /traffic\.edges\[0\]\.route must be, on an "in" edge only/)
+  bad({ ...good, edges: [{ ...good.edges[0], dir: 'in', route: 'x'.repeat(513) }] }, /traffic\.edges\[0\]\.route/)
+  assert.equal(parseTraffic({ ...good, edges: [{ ...good.edges[0], dir: 'in', route: '/users/:id' }] }).edges[0]!.route, '/users/:id')
   // From a newer instance (fields collected, not refused): the field is named back.
   const ignored: string[] = []
   parseTraffic({ ...good, edges: [{ ...good.edges[0], bytes: 9 }] }, ignored)

@@ -37,10 +37,23 @@ test('a report sums each peer\'s calls per latency bucket and counts 5xx, no res
   assert.equal(out.counts[2], 2) // 2 ms twice (≤ 2.5 ms)
   assert.equal(out.counts[DURATION_BUCKETS.length], 1, 'the 30 s call is past the last bucket')
   assert.equal(out.failures, 2, '503 and no response; not the 404')
-  assert.deepEqual({ ...edge('in', 'http', 'frontend'), counts: undefined }, { dir: 'in', peer: 'frontend', proto: 'http', counts: undefined, failures: 1 })
+  assert.deepEqual({ ...edge('in', 'http', 'frontend'), counts: undefined }, { dir: 'in', peer: 'frontend', proto: 'http', route: '/users/:id', counts: undefined, failures: 1 })
   assert.equal(edge('out', 'grpc', 'ledger')!.failures, 1)
   assert.equal(edge('in', 'grpc', 'payments')!.failures, 0)
+  assert.equal(edge('in', 'grpc', 'payments')!.route, 'weft.Ledger/Get', 'served gRPC: the method is the route')
+  assert.equal(edge('out', 'http', 'payments')!.route, undefined, 'calls: per peer only')
   assert.equal(t.report.edges.length, 4)
+})
+
+test('served traffic is one edge per (caller, route): two templates from one caller are two edges', () => {
+  const { m, reporter } = metrics()
+  const server = new ServerMetrics(m)
+  server.observe('GET', 200, '/users/:id', 'frontend', '', 0.001)
+  server.observe('GET', 200, '/users/:id', 'frontend', '', 0.001)
+  server.observe('POST', 503, '/orders', 'frontend', '', 0.001)
+  server.observe('POST', 200, '/orders', 'frontend', '', 0.001)
+  const edges = reporter.take()!.report.edges.map((e) => [e.route, e.counts.reduce((a, b) => a + b), e.failures])
+  assert.deepEqual(edges.sort(), [['/orders', 2, 1], ['/users/:id', 2, 0]])
 })
 
 test('only edges that changed since the daemon took a report are sent; an uncommitted report is sent again; a new stream resends all', () => {

@@ -30,6 +30,8 @@ export const DASHBOARD_HTML = `<!doctype html>
     <p id="traffic-note" class="note"></p>
     <h3>Served <small>as each service's instances saw it</small></h3>
     <table id="served"><thead><tr><th>Service</th><th>Instances</th><th>Proto</th><th>RPS</th><th>Success</th><th>P50</th><th>P95</th><th>P99</th></tr></thead><tbody></tbody></table>
+    <h3>Served per route <small>HTTP: the route template the app matched (- for none); gRPC: the method</small></h3>
+    <table id="routes"><thead><tr><th>Service</th><th>Route</th><th>Instances</th><th>Proto</th><th>RPS</th><th>Success</th><th>P50</th><th>P95</th><th>P99</th></tr></thead><tbody></tbody></table>
     <h3>Calls <small>as the callers saw them, mesh failures included</small></h3>
     <table id="calls"><thead><tr><th>From</th><th>To</th><th>Instances</th><th>Proto</th><th>RPS</th><th>Success</th><th>P50</th><th>P95</th><th>P99</th></tr></thead><tbody></tbody></table>
   </section>

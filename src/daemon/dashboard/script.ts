@@ -64,6 +64,7 @@ export const DASHBOARD_JS = `'use strict'
     const covered = top.coveredMs < top.windowMs ? ' (' + Math.round(top.coveredMs / 1000) + ' s of it since the daemon started)' : ''
     $('traffic-note').textContent = top.instances + ' instance' + (top.instances === 1 ? '' : 's') + ' reporting over the last ' + top.windowMs / 1000 + ' s' + covered + '; instances report with each heartbeat.'
     fill('served', top.services.map((s) => [named(s.service, s.namespace), num(String(s.instances)), ...stats(s)]), 'no traffic served in this window')
+    fill('routes', (top.routes || []).map((r) => [named(r.service, r.namespace), r.route === '' ? '-' : r.route, num(String(r.instances)), ...stats(r)]), 'no traffic served in this window')
     fill('calls', top.edges.map((e) => [named(e.from, e.namespace), e.to, num(String(e.instances)), ...stats(e)]), 'no calls in this window')
   }
 
