@@ -90,3 +90,27 @@ test('the dashboard in a real Chromium: the token is asked for (a wrong one refu
 
   assert.deepEqual(problems.filter((p) => !p.includes('401')), [], 'no script error and no CSP violation')
 })
+
+test('the dashboard with more instances than it draws: at most 500 rows, NACKED before DISCONNECTED, and a note saying so', async (t) => {
+  const d = await startCliDaemon()
+  t.after(() => d.close())
+  const ids: string[] = []
+  for (let i = 0; i < 502; i++) ids.push((await register(d, { service: 'bulk' })).id)
+  const odd = await register(d, { service: 'odd' })
+  // Watching: a NACKED state is only shown for a connected instance (else DISCONNECTED).
+  const watch = await openWatch(d.url, odd.id, odd.token)
+  t.after(() => watch.close())
+  assert.equal((await call(d.url, 'POST', `/v1/instances/${odd.id}/ack`, odd.token, { version: 1, error: 'bad view' })).status, 200)
+  const browser = await launchChromium()
+  t.after(() => browser.close())
+  const page = await browser.newPage()
+  await page.goto(`${d.url}/dashboard`)
+  await page.fill('#token', d.adminToken)
+  await page.click('#signin')
+  await page.waitForFunction(() => Number(document.body.dataset.loaded ?? 0) >= 1)
+  const rows = await page.$$eval('#instances tbody tr', (trs) => trs.map((tr) => [...tr.querySelectorAll('td')].map((td) => td.textContent)))
+  assert.equal(rows.length, 500)
+  assert.deepEqual([rows[0]![0], rows[0]![4]], [odd.id, 'NACKED'], 'the NACKed instance comes first')
+  assert.equal(await page.textContent('#instances-note'), 'showing 500 of 503 (NACKED, STALE and DISCONNECTED first); weft status lists every one')
+  assert.match(await page.textContent('#summary') ?? '', /· 503 instances, 0 synced$/)
+})

@@ -37,6 +37,7 @@ export const DASHBOARD_HTML = `<!doctype html>
   </section>
   <section>
     <h2>Instances</h2>
+    <p id="instances-note" class="note"></p>
     <table id="instances"><thead><tr><th>Instance</th><th>Service</th><th>Address</th><th>Version</th><th>State</th><th>Control</th><th>Last seen</th></tr></thead><tbody></tbody></table>
     <div id="nacks"></div>
   </section>

@@ -7,6 +7,8 @@
 export const DASHBOARD_JS = `'use strict'
 ;(() => {
   const KEY = 'weft-admin-token'
+  const MAX_ROWS = 500
+  const MAX_NACKS = 20
   const $ = (id) => document.getElementById(id)
   let timer
   let inFlight = false
@@ -69,9 +71,15 @@ export const DASHBOARD_JS = `'use strict'
   }
 
   function renderStatus(st) {
-    const list = st.instances
-    const synced = list.filter((i) => i.state === 'SYNCED').length
-    $('summary').textContent = 'policy version ' + st.version + ' · ' + list.length + ' instance' + (list.length === 1 ? '' : 's') + ', ' + synced + ' synced'
+    const all = st.instances
+    const synced = all.filter((i) => i.state === 'SYNCED').length
+    $('summary').textContent = 'policy version ' + st.version + ' · ' + all.length + ' instance' + (all.length === 1 ? '' : 's') + ', ' + synced + ' synced'
+    // The ones needing a look first (NACKED, STALE or keeping a dropped policy, then DISCONNECTED),
+    // and at most MAX_ROWS: 10,000 rows redrawn every 2 s help nobody; weft status lists them all.
+    const RANK = { NACKED: 0, STALE: 1, DISCONNECTED: 2, ELSEWHERE: 3, SYNCED: 4 }
+    const rank = (i) => (i.keptDeleted && i.keptDeleted.length > 0 ? 1 : RANK[i.state] ?? 2)
+    const list = all.map((i, at) => ({ i, at })).sort((a, b) => rank(a.i) - rank(b.i) || a.at - b.at).slice(0, MAX_ROWS).map((x) => x.i)
+    $('instances-note').textContent = all.length > list.length ? 'showing ' + list.length + ' of ' + all.length + ' (NACKED, STALE and DISCONNECTED first); weft status lists every one' : ''
     fill('instances', list.map((i) => [
       i.id,
       named(i.service, i.namespace),
@@ -83,8 +91,16 @@ export const DASHBOARD_JS = `'use strict'
     ]), 'no instances registered')
     const nacks = $('nacks')
     nacks.replaceChildren()
-    for (const i of list) {
+    let shown = 0
+    for (const i of all) {
       if (!i.nack) continue
+      if (++shown > MAX_NACKS) {
+        const more = document.createElement('p')
+        more.className = 'note'
+        more.textContent = 'more NACKs not shown; weft status prints every one'
+        nacks.append(more)
+        break
+      }
       const h = document.createElement('h3')
       h.className = 'error'
       h.textContent = i.id + ' refused version ' + i.nack.version + ' (NACK):'
