@@ -1,3 +1,4 @@
+// test: serial (short leases and in-flight registrations raced on purpose; scripts/run-tests.mjs runs it alone)
 // The instance side's bookkeeping against a real daemon: the serving address sent when mesh.listen
 // runs during an in-flight registration; endpoint changes applied after a NACK (on the last good
 // policy); a stream resumed from the last APPLIED version (a NACKed instance stays NACKED after it

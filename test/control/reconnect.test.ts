@@ -1,3 +1,4 @@
+// test: serial (200 clients reconnecting, their spread measured; scripts/run-tests.mjs runs it alone)
 // 200 watchers (ControlClients in this process, each with its own connections) reconnect after a
 // daemon restart spread out by full-jitter backoff, not in one burst, and all converge.
 import { test } from 'node:test'

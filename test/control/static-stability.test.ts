@@ -1,3 +1,4 @@
+// test: serial (a daemon restarted under traffic must see its instances back within the restored lease; scripts/run-tests.mjs runs it alone)
 // Static stability: the data plane never depends on the daemon being up. Real daemons and meshes
 // on loopback; outage windows are short and bounded (the logic is the same as for 60 s).
 import { test, type TestContext } from 'node:test'

@@ -1,3 +1,4 @@
+// test: serial (daemon restarts within short leases; scripts/run-tests.mjs runs it alone)
 // RELIABILITY F5 across a daemon restart: the list of intended deletions is seeded at start from
 // the store's kept policy history (src/daemon/deletion-seed.ts), so an instance that missed a DELETE
 // while the daemon was away drops the policy instead of keeping it. Real daemons on one data dir.

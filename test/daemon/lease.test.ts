@@ -1,3 +1,4 @@
+// test: serial (short leases expire instances on time; scripts/run-tests.mjs runs it alone)
 // The lease (docs/design/control-plan.md, "Leases and registry"): an instance outlives its last
 // stream by one TTL whatever the store does — a failed attach counts no stream, a failed detach is
 // retried and falls back to deleting the record when the lease would have ended — and the stream

@@ -1,3 +1,4 @@
+// test: serial (leases of 300 ms: a stream is dropped after 300 ms without a heartbeat; scripts/run-tests.mjs runs it alone)
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
 import type { EndpointsMessage, PolicyMessage, SnapshotMessage } from '../../src/control/protocol.js'

@@ -1,3 +1,4 @@
+// test: serial (the demo's busy instance must get a clearly smaller share; scripts/run-tests.mjs runs it alone)
 // Runs examples/demo (shortened with DEMO_SECONDS=3), examples/basic.ts and examples/sidecar.ts as child processes.
 import { test } from 'node:test'
 import assert from 'node:assert/strict'

@@ -1,3 +1,4 @@
+// test: serial (a CPU-busy instance must get a clearly smaller share; scripts/run-tests.mjs runs it alone)
 import assert from 'node:assert/strict'
 import { fork, type ChildProcess } from 'node:child_process'
 import { fileURLToPath } from 'node:url'

@@ -1,3 +1,4 @@
+// test: serial (event-loop delay thresholds, crossed on purpose; scripts/run-tests.mjs runs it alone)
 import assert from 'node:assert/strict'
 import http from 'node:http'
 import { test } from 'node:test'
