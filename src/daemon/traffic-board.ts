@@ -16,6 +16,8 @@ const SLOTS = MAX_WINDOW_MS / SLOT_MS + 1
 const FRESH_MS = 60_000
 /** Instances not heard from for this long are forgotten (their next report is a new baseline). */
 const FORGET_MS = 5 * 60_000
+/** Edge keys (peer, route) remembered per instance at most; past it new ones are not counted. */
+const MAX_INSTANCE_EDGES = 1_024
 /** Aggregates at most (services × callers); past it new ones are not counted. */
 const MAX_AGGREGATES = 10_000
 
@@ -117,6 +119,9 @@ export class TrafficBoard {
     for (const e of t.edges) {
       const key = e.route === undefined ? `${e.dir} ${e.proto} ${e.peer}` : `${e.dir} ${e.proto} ${e.peer} ${e.route}`
       const prev = base.edges.get(key)
+      // Per instance at most MAX_INSTANCE_EDGES keys over its life (a report holds 256 at most, but
+      // one sending new peers or routes each time would otherwise grow its baseline without end).
+      if (!prev && base.edges.size >= MAX_INSTANCE_EDGES) continue
       base.edges.set(key, { counts: e.counts, failures: e.failures })
       // The first totals of an instance that has run a while are a baseline, not new traffic. An
       // edge first seen from a known instance is new (an instance sends every edge again on a new

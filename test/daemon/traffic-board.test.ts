@@ -121,6 +121,18 @@ test('a counter that went down (a restarted process reusing the id) counts its n
   assert.deepEqual([ledger.proto, ledger.requests], ['grpc', 3])
 })
 
+test('one instance\'s edge keys are bounded: past 1,024 distinct peers or routes, new ones are not counted', () => {
+  const c = clock()
+  const board = new TrafficBoard(c.now)
+  c.advance(60_000)
+  for (let batch = 0; batch < 5; batch++) {
+    board.report({ id: 'a', service: 'checkout' }, report(1_000, Array.from({ length: 256 }, (_, i) => ({ peer: `svc-${batch * 256 + i}`, counts: counts({ 1: 1 }) }))))
+  }
+  const v = board.top(30_000)
+  assert.equal(v.edges.length, 1_024)
+  assert.ok(!v.edges.some((e) => e.to === 'svc-1024'))
+})
+
 test('an instance with other bucket bounds is re-binned into the daemon\'s: each count to the first bucket that holds it', () => {
   const c = clock()
   const board = new TrafficBoard(c.now)
