@@ -72,7 +72,11 @@ test('the dashboard in a real Chromium: the token is asked for (a wrong one refu
   assert.equal(byService('checkout')?.[4], 'SYNCED')
   assert.equal(byService('payments')?.[4], 'SYNCED')
   assert.equal(byService('reports')?.[4], 'NACKED')
-  assert.match(await page.textContent('#summary') ?? '', /^policy version \d+ · 3 instances, 2 synced$/)
+  assert.match(await page.textContent('#summary') ?? '', /^daemon version \d+ · 3 instances, 2 synced$/)
+
+  // The policy history: the version applied above, newest first.
+  const history = await rows('history')
+  assert.match(history[0]!.join(' | '), /^\d+ \| \d+s ago \| apply \| .*Service\/payments/)
 
   // The NACK's markup is text on the page: no element made from it, nothing run.
   assert.equal(await page.textContent('#nacks pre'), XSS)

@@ -42,6 +42,10 @@ export const DASHBOARD_HTML = `<!doctype html>
     <div id="nacks"></div>
   </section>
   <section>
+    <h2>Policy history <small>the last 10 versions; weft history lists them all, weft rollback VERSION goes back</small></h2>
+    <table id="history"><thead><tr><th>Version</th><th>When</th><th>Action</th><th>Summary</th></tr></thead><tbody></tbody></table>
+  </section>
+  <section>
     <h2>Revoked identities</h2>
     <table id="revocations"><thead><tr><th>Identity</th><th>Since</th><th>Reason</th></tr></thead><tbody></tbody></table>
   </section>
@@ -62,6 +66,7 @@ small, .note, #refreshed { color: #5b6475; font-weight: normal; }
 table { border-collapse: collapse; min-width: 40rem; }
 th, td { text-align: left; padding: .2rem .8rem .2rem 0; border-bottom: 1px solid #eef0f4; white-space: nowrap; }
 td.num { text-align: right; font-variant-numeric: tabular-nums; }
+#history td:last-child { white-space: normal; }
 td.empty { color: #5b6475; font-style: italic; }
 .state-SYNCED { color: #17743a; }
 .state-STALE, .state-DISCONNECTED, .state-ELSEWHERE { color: #8a5a00; }

@@ -1,7 +1,7 @@
 // The dashboard's script, sent to the browser as is (plain JS in a string: the project compiles
 // for Node, without the DOM's types; test/daemon/dashboard.test.ts runs it in a real Chromium).
-// It keeps the admin token in sessionStorage (this tab only), polls GET /v1/status and /v1/top
-// every 2 s, and writes every value with textContent, never as HTML: service names, instance ids
+// It keeps the admin token in sessionStorage (this tab only), polls GET /v1/status, /v1/top and
+// /v1/history every 2 s, and writes every value with textContent, never as HTML: service names, instance ids
 // and NACK errors come from instances, which must not be able to run script in an admin's browser.
 
 export const DASHBOARD_JS = `'use strict'
@@ -73,7 +73,7 @@ export const DASHBOARD_JS = `'use strict'
   function renderStatus(st) {
     const all = st.instances
     const synced = all.filter((i) => i.state === 'SYNCED').length
-    $('summary').textContent = 'policy version ' + st.version + ' · ' + all.length + ' instance' + (all.length === 1 ? '' : 's') + ', ' + synced + ' synced'
+    $('summary').textContent = 'daemon version ' + st.version + ' · ' + all.length + ' instance' + (all.length === 1 ? '' : 's') + ', ' + synced + ' synced'
     // The ones needing a look first (NACKED, STALE or keeping a dropped policy, then DISCONNECTED),
     // and at most MAX_ROWS: 10,000 rows redrawn every 2 s help nobody; weft status lists them all.
     const RANK = { NACKED: 0, STALE: 1, DISCONNECTED: 2, ELSEWHERE: 3, SYNCED: 4 }
@@ -111,14 +111,20 @@ export const DASHBOARD_JS = `'use strict'
     fill('revocations', (st.revocations || []).map((r) => [r.spiffeId, ago(r.revokedAt), r.reason || '']), 'none')
   }
 
+  function renderHistory(h) {
+    const newest = [...(h.entries || [])].sort((a, b) => b.version - a.version).slice(0, 10)
+    fill('history', newest.map((e) => [num(String(e.version)), ago(e.at), e.action, e.summary]), 'no policy applied yet')
+  }
+
   async function refresh() {
     const token = sessionStorage.getItem(KEY)
     if (!token || inFlight) return
     inFlight = true
     try {
-      const [st, top] = await Promise.all([get('/v1/status', token), get('/v1/top?window=' + $('window').value, token)])
+      const [st, top, hist] = await Promise.all([get('/v1/status', token), get('/v1/top?window=' + $('window').value, token), get('/v1/history', token)])
       renderStatus(st)
       renderTop(top)
+      renderHistory(hist)
       $('error').textContent = ''
       $('refreshed').textContent = 'updated ' + new Date().toLocaleTimeString()
       document.body.dataset.loaded = String(Number(document.body.dataset.loaded || 0) + 1)
