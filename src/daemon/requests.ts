@@ -8,6 +8,7 @@ import { isIP } from 'node:net'
 import { DNS_NAME } from '../config/names.js'
 import type { AckRequest, RegisterRequest } from '../control/protocol.js'
 import { parseTraffic } from './traffic-parse.js'
+import { onlyFields } from './fields.js'
 import { MAX_WINDOW_MS, MIN_WINDOW_MS } from './traffic-board.js'
 import type { TrafficReport } from '../telemetry/traffic-report.js'
 import { printable } from '../util/printable.js'
@@ -31,20 +32,6 @@ export const MAX_NACK_ERROR = 16 * 1024
 export const MAX_KEPT = 1000
 const MAX_KEPT_KEY = 600
 
-/**
- * Refuses a field not in `allowed`; with `ignored` (a newer instance's call) notes it there instead,
- * as "what.field", and the parser does not read it.
- */
-function onlyFields(body: Body, allowed: readonly string[], what: string, ignored?: string[]): void {
-  for (const k of Object.keys(body)) {
-    if (allowed.includes(k)) continue
-    if (ignored && ignored.length < MAX_IGNORED) ignored.push(`${what}.${printable(k).slice(0, 64)}`)
-    else if (!ignored) throw badRequest(`${what}: unknown field "${k}" (allowed: ${allowed.join(', ')})`)
-  }
-}
-
-/** Ignored fields named back at most (a newer instance adds a few). */
-const MAX_IGNORED = 16
 
 function name(v: unknown, field: string, required: boolean): string | undefined {
   if (v === undefined || v === null) {

@@ -3,6 +3,7 @@
 // with the field named, and it can hold no more than a bounded amount of memory.
 import { MAX_TRAFFIC_EDGES, type TrafficEdge, type TrafficReport } from '../telemetry/traffic-report.js'
 import { badRequest } from './http-error.js'
+import { onlyFields } from './fields.js'
 
 const MAX_BUCKETS = 64
 const MAX_PEER = 253
@@ -15,18 +16,6 @@ function object(v: unknown, field: string): Obj {
   return v as Obj
 }
 
-function only(o: Obj, allowed: readonly string[], field: string, ignored?: string[]): void {
-  for (const k of Object.keys(o)) {
-    if (allowed.includes(k)) continue
-    // A newer instance's field: taken without it, as at the top level (daemon/version-skew.ts).
-    if (ignored) {
-      if (ignored.length < 16) ignored.push(`${field}.${k.slice(0, 64)}`)
-      continue
-    }
-    throw badRequest(`${field}: unknown field "${k.slice(0, 64)}" (allowed: ${allowed.join(', ')})`)
-  }
-}
-
 function count(v: unknown, field: string): number {
   if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0) throw badRequest(`${field} must be a non-negative integer (got ${JSON.stringify(v)?.slice(0, 40)})`)
   return v
@@ -34,7 +23,7 @@ function count(v: unknown, field: string): number {
 
 function parseEdge(v: unknown, field: string, buckets: number, ignored?: string[]): TrafficEdge {
   const e = object(v, field)
-  only(e, ['dir', 'peer', 'proto', 'route', 'counts', 'failures'], field, ignored)
+  onlyFields(e, ['dir', 'peer', 'proto', 'route', 'counts', 'failures'], field, ignored)
   if (e.dir !== 'in' && e.dir !== 'out') throw badRequest(`${field}.dir must be "in" or "out"`)
   if (e.proto !== 'http' && e.proto !== 'grpc') throw badRequest(`${field}.proto must be "http" or "grpc"`)
   if (typeof e.peer !== 'string' || e.peer.length > MAX_PEER || /[\u0000-\u001f\u007f]/.test(e.peer)) {
@@ -54,7 +43,7 @@ function parseEdge(v: unknown, field: string, buckets: number, ignored?: string[
 /** Checks a heartbeat's `traffic`; `ignored` collects a newer instance's fields instead of refusing them. */
 export function parseTraffic(v: unknown, ignored?: string[]): TrafficReport {
   const t = object(v, 'traffic')
-  only(t, ['uptimeMs', 'buckets', 'edges'], 'traffic', ignored)
+  onlyFields(t, ['uptimeMs', 'buckets', 'edges'], 'traffic', ignored)
   if (typeof t.uptimeMs !== 'number' || !Number.isFinite(t.uptimeMs) || t.uptimeMs < 0) throw badRequest('traffic.uptimeMs must be a non-negative number of milliseconds')
   const b = t.buckets
   if (!Array.isArray(b) || b.length === 0 || b.length > MAX_BUCKETS) throw badRequest(`traffic.buckets must list 1 to ${MAX_BUCKETS} bucket bounds (seconds)`)
