@@ -6,7 +6,7 @@ import type { IncomingMessage, Server, ServerResponse } from 'node:http'
 import type { Mesh } from '../../src/mesh.js'
 import { invalidArg } from '../../src/errors/index.js'
 import type { FrontEnd, InboundCall } from '../../src/inbound/call.js'
-import { admittedUpgrade, gateUpgrades, isGated } from '../../src/http/upgrade.js'
+import { admittedUpgrade, gateUpgrades } from '../../src/http/upgrade.js'
 import { requestContext } from '../../src/inbound/context.js'
 import { answerHealth, closeAfterResponse, markResponse, refuseTooManyHeaders, writeError } from '../../src/http/server.js'
 import type { Done } from '../../src/stack/layer.js'
@@ -103,9 +103,7 @@ export function weft(mesh: Mesh): (req: ExpressRequest, res: ServerResponse, nex
   let lastServer: Server | undefined
   const gateLate = (server: Server): void => {
     lastServer = server
-    if (isGated(server)) return
-    gateUpgrades(core, server)
-    if (server.listenerCount('upgrade') > 0) {
+    if (gateUpgrades(core, server) && server.listenerCount('upgrade') > 0) {
       mesh.logger.warn('weft/express: this server was not given to mesh.listen or mesh.secure; its upgrade (WebSocket) requests go through the mesh from its first request on, and any before it did not: call mesh.secure(server) right after listen()')
     }
   }

@@ -8,7 +8,7 @@ import { CONNECTION_FLAGS, OUTPUT_FLAG, outputFormat, parseArgs, UsageError } fr
 import { withClient } from './client.js'
 import { instanceAddress, type InstanceView } from './get.js'
 import { printable } from '../util/printable.js'
-import { ago, render, table } from './table.js'
+import { ago, render, serviceName, table } from './table.js'
 import { revocationTable } from './revoke.js'
 import type { RevocationView } from '../daemon/revocations.js'
 
@@ -46,7 +46,7 @@ export function statusTable(version: number, list: StatusView[], revoked: readon
   const now = Date.now()
   out += table(['INSTANCE', 'SERVICE', 'ADDRESS', 'VERSION', 'STATE', 'CONTROL', 'LAST SEEN'], list.map((i) => [
     i.id,
-    i.namespace && i.namespace !== 'default' ? `${i.service}.${i.namespace}` : i.service,
+    serviceName(i.service, i.namespace),
     instanceAddress(i),
     versionCell(i),
     isRevoked.has(`${i.namespace || 'default'}/${i.service}`) ? `${stateCell(i)}, REVOKED` : stateCell(i),

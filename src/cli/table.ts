@@ -23,6 +23,11 @@ export function render(format: 'table' | 'json' | 'yaml', data: unknown, asTable
   return asTable()
 }
 
+/** A service as the tables name it: "payments", or "payments.team-a" outside the default namespace. */
+export function serviceName(service: string, namespace: string | undefined): string {
+  return namespace && namespace !== 'default' ? `${service}.${namespace}` : service
+}
+
 /** "version=v2,zone=a" (sorted), or "-" for none. */
 export function formatLabels(labels: Record<string, string> | undefined): string {
   const keys = Object.keys(labels ?? {}).sort()

@@ -6,7 +6,7 @@
 // redraws every --interval until Ctrl-C; piped, or with --once, it prints once.
 import { CONNECTION_FLAGS, OUTPUT_FLAG, outputFormat, parseArgs, UsageError } from './args.js'
 import { withClient } from './client.js'
-import { render, table } from './table.js'
+import { render, serviceName, table } from './table.js'
 import { parseDuration } from '../util/duration.js'
 import { printable } from '../util/printable.js'
 import type { TopStats, TopView } from '../daemon/traffic-board.js'
@@ -59,8 +59,7 @@ function stats(s: TopStats): string[] {
 }
 
 function named(service: string, namespace: string): string {
-  const s = printable(service)
-  return namespace && namespace !== 'default' ? `${s}.${printable(namespace)}` : s
+  return printable(serviceName(service, namespace))
 }
 
 /** The tables `weft top` prints: served per service (and per route with `routes`), then calls. */

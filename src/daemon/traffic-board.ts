@@ -18,7 +18,7 @@ const FRESH_MS = 60_000
 const FORGET_MS = 5 * 60_000
 /** Edge keys (peer, route) remembered per instance at most; past it new ones are not counted. */
 const MAX_INSTANCE_EDGES = 1_024
-/** Aggregates at most (services × callers); past it new ones are not counted. */
+/** Aggregates at most (service routes, caller → callee edges); past it new ones are not counted. */
 const MAX_AGGREGATES = 10_000
 
 export interface TopStats {
@@ -80,6 +80,12 @@ interface Aggregate {
   reporters: Map<string, number>
 }
 
+interface Window {
+  counts: Float64Array
+  failures: number
+  reporters: Set<string>
+}
+
 interface Baseline {
   heardAt: number
   fresh: boolean
@@ -95,7 +101,6 @@ export interface ReportingInstance {
 export class TrafficBoard {
   private readonly bounds = DURATION_BUCKETS
   private readonly instances = new Map<string, Baseline>()
-  private readonly services = new Map<string, Aggregate>()
   private readonly routes = new Map<string, Aggregate>()
   private readonly edges = new Map<string, Aggregate>()
   /** Instance bucket layouts → index of the board bucket each instance bucket adds to. */
@@ -127,23 +132,20 @@ export class TrafficBoard {
       // edge first seen from a known instance is new (an instance sends every edge again on a new
       // watch stream, so one it had before reaches a daemon with the instance's first report).
       if (!prev && !known && !base.fresh) continue
-      const aggs = e.dir === 'in'
-        ? [this.aggregate(this.services, ns, inst.service, '', e.proto), e.route === undefined ? undefined : this.aggregate(this.routes, ns, inst.service, e.route, e.proto)]
-        : [this.aggregate(this.edges, ns, inst.service, e.peer, e.proto)]
-      const reset = prev !== undefined && e.counts.some((c, i) => c < (prev.counts[i] ?? 0))
-      const failures = prev && !reset ? Math.max(0, e.failures - prev.failures) : e.failures
-      for (const agg of aggs) {
-        if (!agg) continue
-        const slot = this.slotOf(agg, epoch)
-        let added = 0
-        for (let i = 0; i < e.counts.length; i++) {
-          const d = prev && !reset ? e.counts[i]! - (prev.counts[i] ?? 0) : e.counts[i]!
-          if (d > 0) slot.counts[rebin[i]!]! += d
-          added += d
-        }
-        slot.failures += failures
-        if (added > 0) agg.reporters.set(inst.id, epoch)
+      // Served traffic is kept per route only (an edge without one under ""): a service's row is
+      // the sum of its routes' in top(), not a second aggregate fed the same numbers.
+      const agg = e.dir === 'in' ? this.aggregate(this.routes, ns, inst.service, e.route ?? '', e.proto) : this.aggregate(this.edges, ns, inst.service, e.peer, e.proto)
+      if (!agg) continue
+      const since = prev && !e.counts.some((c, i) => c < (prev.counts[i] ?? 0)) ? prev : undefined // a counter that went down: reset
+      const slot = this.slotOf(agg, epoch)
+      let added = 0
+      for (let i = 0; i < e.counts.length; i++) {
+        const d = e.counts[i]! - (since?.counts[i] ?? 0)
+        if (d > 0) slot.counts[rebin[i]!]! += d
+        added += d
       }
+      slot.failures += since ? Math.max(0, e.failures - since.failures) : e.failures
+      if (added > 0) agg.reporters.set(inst.id, epoch)
     }
   }
 
@@ -156,47 +158,55 @@ export class TrafficBoard {
     // The current (partial) slot and enough whole ones before it to cover the window.
     const oldest = epoch - Math.ceil(w / SLOT_MS) + 1
     const reporting = new Set<string>()
-    const stats = (agg: Aggregate): TopStats | undefined => {
-      const counts = new Float64Array(this.bounds.length + 1)
-      let failures = 0
-      for (const s of agg.slots) {
-        if (!s || s.epoch < oldest) continue
-        for (let i = 0; i < counts.length; i++) counts[i]! += s.counts[i]!
-        failures += s.failures
+    /** The aggregate's counts within the window, and who added to them. */
+    const windowed = (agg: Aggregate, into: Window): void => {
+      for (const slot of agg.slots) {
+        if (!slot || slot.epoch < oldest) continue
+        for (let i = 0; i < into.counts.length; i++) into.counts[i]! += slot.counts[i]!
+        into.failures += slot.failures
       }
-      const requests = counts.reduce((a, b) => a + b, 0)
+      for (const [id, at] of agg.reporters) if (at >= oldest) into.reporters.add(id)
+    }
+    const stats = (proto: 'http' | 'grpc', win: Window): TopStats | undefined => {
+      const requests = win.counts.reduce((a, b) => a + b, 0)
       if (requests === 0) return undefined
-      let instances = 0
-      for (const [id, at] of agg.reporters) {
-        if (at < oldest) continue
-        instances++
-        reporting.add(id)
-      }
+      for (const id of win.reporters) reporting.add(id)
       return {
-        proto: agg.proto,
-        instances,
+        proto,
+        instances: win.reporters.size,
         requests,
         rps: Math.round((requests / (covered / 1000)) * 100) / 100,
-        successRate: (requests - failures) / requests,
-        p50Ms: this.quantileMs(counts, requests, 0.5),
-        p95Ms: this.quantileMs(counts, requests, 0.95),
-        p99Ms: this.quantileMs(counts, requests, 0.99),
+        successRate: (requests - win.failures) / requests,
+        p50Ms: this.quantileMs(win.counts, requests, 0.5),
+        p95Ms: this.quantileMs(win.counts, requests, 0.95),
+        p99Ms: this.quantileMs(win.counts, requests, 0.99),
       }
     }
-    const services: TopService[] = []
-    for (const agg of this.services.values()) {
-      const s = stats(agg)
-      if (s) services.push({ namespace: agg.namespace, service: agg.a, ...s })
-    }
+    const fresh = (): Window => ({ counts: new Float64Array(this.bounds.length + 1), failures: 0, reporters: new Set() })
+    // A service's row: its routes summed (instances: those that served any of them).
+    const perService = new Map<string, { agg: Aggregate; win: Window }>()
     const routes: TopRoute[] = []
     for (const agg of this.routes.values()) {
-      const s = stats(agg)
-      if (s) routes.push({ namespace: agg.namespace, service: agg.a, route: agg.b, ...s })
+      const key = `${agg.namespace}\u0000${agg.a}\u0000${agg.proto}`
+      let svc = perService.get(key)
+      if (!svc) perService.set(key, (svc = { agg, win: fresh() }))
+      windowed(agg, svc.win)
+      const win = fresh()
+      windowed(agg, win)
+      const st = stats(agg.proto, win)
+      if (st) routes.push({ namespace: agg.namespace, service: agg.a, route: agg.b, ...st })
+    }
+    const services: TopService[] = []
+    for (const { agg, win } of perService.values()) {
+      const st = stats(agg.proto, win)
+      if (st) services.push({ namespace: agg.namespace, service: agg.a, ...st })
     }
     const edges: TopEdge[] = []
     for (const agg of this.edges.values()) {
-      const s = stats(agg)
-      if (s) edges.push({ namespace: agg.namespace, from: agg.a, to: agg.b, ...s })
+      const win = fresh()
+      windowed(agg, win)
+      const st = stats(agg.proto, win)
+      if (st) edges.push({ namespace: agg.namespace, from: agg.a, to: agg.b, ...st })
     }
     const busiest = (x: TopStats, y: TopStats) => y.requests - x.requests
     // Routes: grouped by service, in the order of the services table, busiest route first.
@@ -228,7 +238,7 @@ export class TrafficBoard {
     const key = `${namespace}\u0000${a}\u0000${b}\u0000${proto}`
     let agg = map.get(key)
     if (!agg) {
-      if (this.services.size + this.routes.size + this.edges.size >= MAX_AGGREGATES) return undefined
+      if (this.routes.size + this.edges.size >= MAX_AGGREGATES) return undefined
       map.set(key, (agg = { namespace, a, b, proto, slots: [], reporters: new Map() }))
     }
     return agg
@@ -269,7 +279,7 @@ export class TrafficBoard {
     this.lastSweep = now
     for (const [id, b] of this.instances) if (now - b.heardAt > FORGET_MS) this.instances.delete(id)
     const oldest = Math.floor(now / SLOT_MS) - SLOTS
-    for (const map of [this.services, this.routes, this.edges]) {
+    for (const map of [this.routes, this.edges]) {
       for (const [key, agg] of map) {
         if (!agg.slots.some((s) => s && s.epoch > oldest)) map.delete(key)
         else for (const [id, at] of agg.reporters) if (at <= oldest) agg.reporters.delete(id)

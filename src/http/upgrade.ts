@@ -51,13 +51,9 @@ class UpgradeFrontEnd implements FrontEnd {
 const frontEnd = new UpgradeFrontEnd()
 const gated = new WeakSet<Server>()
 
-/** Whether `server`'s upgrade and CONNECT requests already go through an inbound stack. */
-export function isGated(server: Server): boolean {
-  return gated.has(server)
-}
-
-export function gateUpgrades(core: InboundCore, server: Server): void {
-  if (gated.has(server)) return
+/** Runs `server`'s upgrade and CONNECT requests through `core` first; false when they already were. */
+export function gateUpgrades(core: InboundCore, server: Server): boolean {
+  if (gated.has(server)) return false
   gated.add(server)
   const emit = server.emit
   // Every event of the server passes here ('request' per request): `arguments` as is, no array made.
@@ -78,6 +74,7 @@ export function gateUpgrades(core: InboundCore, server: Server): void {
     core.run(call, (err, c) => writeRawError(socket, core.errorResponse(err, c)))
     return true
   } as Server['emit']
+  return true
 }
 
 /** An HTTP/1.1 answer written on a socket no ServerResponse owns, then the socket closed. */

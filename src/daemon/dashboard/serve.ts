@@ -1,7 +1,7 @@
 // GET /dashboard (and its script and style): the daemon's web page, for a person at the admin
-// token — instances and their sync state, NACK errors in full, revocations, and the live traffic
-// of `weft top`. The files hold no data and need no credential; the data calls they make are the
-// admin API's own (GET /v1/status, /v1/top) with the token typed into the page. Sent with a
+// token — instances and their sync state, NACK errors in full, policy history, revocations, and the
+// live traffic of `weft top`. The files hold no data and need no credential; the data calls they
+// make are the admin API's own (GET /v1/status, /v1/top, /v1/history) with the token typed in. Sent with a
 // Content-Security-Policy that allows only this origin's script, style and fetches, and no framing.
 import type { ServerResponse } from 'node:http'
 import { DASHBOARD_CSS, DASHBOARD_HTML } from './page.js'
