@@ -116,7 +116,7 @@ export function weft(mesh: Mesh): (req: ExpressRequest, res: ServerResponse, nex
     // An upgrade the server's gate admitted, routed back into the app (express-ws): run once.
     const upgraded = admittedUpgrade(req)
     if (upgraded) return void requestContext.run(upgraded, next)
-    markResponse(core, res)
+    markResponse(core, req, res)
     const url = req.originalUrl ?? req.url ?? '/'
     core.run(core.begin(req.method ?? 'GET', url, req.headers, expressFrontEnd, { req, res, next } satisfies ExpressIo, req.socket), onRejected)
   }

@@ -83,7 +83,8 @@ function weft(fastify: FastifyInstance, opts: WeftPluginOptions, pluginDone: (er
       request.weft = upgraded
       return requestContext.run(upgraded, next)
     }
-    void reply.header(LOAD_HEADER, core.monitor.header)
+    const load = core.monitor.reportOn(request.raw.socket)
+    if (load !== undefined) void reply.header(LOAD_HEADER, load)
     if (core.draining) void reply.header('connection', 'close')
     core.run(core.begin(request.method, request.url, request.headers, fastifyFrontEnd, { request, reply, next } satisfies FastifyIo, request.raw.socket), onRejected)
   })

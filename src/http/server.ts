@@ -60,9 +60,13 @@ export function closeAfterResponse(res: ServerResponse): void {
   res.shouldKeepAlive = false
 }
 
-/** Marks a response the way every inbound response is marked: load report, drain. */
-export function markResponse(core: InboundCore, res: ServerResponse): void {
-  res.setHeader(LOAD_HEADER, core.monitor.header)
+/**
+ * Marks an inbound response: the load report when this connection has not carried the current
+ * sample yet (LoadMonitor.reportOn), and `connection: close` while draining.
+ */
+export function markResponse(core: InboundCore, req: IncomingMessage, res: ServerResponse): void {
+  const load = core.monitor.reportOn(req.socket)
+  if (load !== undefined) res.setHeader(LOAD_HEADER, load)
   if (core.draining) res.setHeader('connection', 'close')
 }
 
@@ -168,7 +172,7 @@ export async function listenWithMesh(core: InboundCore, server: Server, opts: Li
   const onRejected = (err: Error, call: InboundCall): void => writeError((call.io as NodeIo).res, core.errorResponse(err, call))
   server.on('request', (req: IncomingMessage, res: ServerResponse) => {
     if (refuseTooManyHeaders(req, res) || answerHealth(core, req, res)) return
-    markResponse(core, res)
+    markResponse(core, req, res)
     core.run(core.begin(req.method ?? 'GET', req.url ?? '/', req.headers, frontEnd, { req, res } satisfies NodeIo, req.socket), onRejected)
   })
   gateUpgrades(core, server)

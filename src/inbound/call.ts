@@ -45,6 +45,9 @@ export class InboundCall {
   route = ''
   /** gRPC calls: the final status code, set by the gRPC front end when the call ended. */
   grpcCode = -1
+  /** Neighbours in the core's list of calls in flight (InFlightCalls). */
+  prevInFlight: InboundCall | undefined = undefined
+  nextInFlight: InboundCall | undefined = undefined
   /** The verified end-user JWT, when a RequestAuthentication applies and the request carried one. */
   auth: RequestAuth | undefined = undefined
 

@@ -15,6 +15,7 @@ import type { MeshMetrics } from '../telemetry/metrics.js'
 import type { Logger } from '../util/logger.js'
 import { ServerMetrics } from '../telemetry/server-metrics.js'
 import { parseTraceparent } from '../telemetry/tracing.js'
+import { InFlightCalls } from './in-flight.js'
 import { InboundCall, type FrontEnd, type InboundSecurity, type InboundTarget, type ServerHandler } from './call.js'
 import { CALLER_HEADER, InboundContext, lastCaller } from './context.js'
 import { LoadMonitor, RETRY_AFTER_S, type SheddingSettings } from './load-monitor.js'
@@ -73,7 +74,7 @@ export class InboundCore {
   readonly serverMetrics: ServerMetrics
   stack: ServerStack = defaultServerStack()
   /** Requests begun and not yet finished (drain waits for these). */
-  private readonly calls = new Set<InboundCall>()
+  private readonly calls = new InFlightCalls()
   /**
    * Upgraded connections (WebSocket) handed to the application, until they close: drain waits for
    * them too, and past its timeout destroys those still open, so close() never hangs on one.
@@ -275,7 +276,7 @@ export class InboundCore {
   drain(timeoutMs = this.deps.options.drainTimeoutMs ?? INBOUND_DEFAULTS.drainTimeoutMs): Promise<boolean> {
     this.draining = true
     for (const fn of [...this.servingListeners]) fn()
-    for (const call of this.calls) call.frontEnd.closeAfter?.(call)
+    this.calls.forEach((call) => call.frontEnd.closeAfter?.(call))
     if (this.idle()) return Promise.resolve(true)
     return new Promise((resolve) => {
       const timer = setTimeout(() => {

@@ -8,7 +8,7 @@ import express from 'express'
 import { weft } from '../../adapters/express/index.js'
 import { currentContext } from '../../src/index.js'
 import { metricValue, service } from '../helpers/mesh.js'
-import { assertLoadHeader, cleanup, DURATION_COUNT, gate, meshWith, SPAN_ID, TRACE_ID, upstream, assertShed } from '../helpers/inbound-kit.js'
+import { assertLoadHeader, oneConnection, cleanup, DURATION_COUNT, gate, meshWith, SPAN_ID, TRACE_ID, upstream, assertShed } from '../helpers/inbound-kit.js'
 
 /** Listens on 127.0.0.1:0 and returns the base URL. */
 async function serve(app: express.Express): Promise<string> {
@@ -90,9 +90,11 @@ test('an error thrown in a nested router is labelled with the full template, mou
   assert.equal(metricValue(text, DURATION_COUNT, { status_code: '500', http_route: '/api/items/:id' }), 1, series)
 })
 
-test('every response carries weft-load: 200, 404 and a handler that throws', async () => {
-  // Why: callers' balancers read weft-load from every response, errors included.
-  const mesh = await meshWith()
+test('each load sample reaches a connection once, on whatever answer is next: 200, 404, a handler that throws', async () => {
+  // Why: callers' balancers read weft-load from answers of every kind; the figure changes once per
+  // sample, so a connection that has carried it is not sent it again until the next sample.
+  // Samples only when the test takes one (monitor.sample()), so none falls between two requests.
+  const mesh = await meshWith([], { shedding: { sampleIntervalMs: 3_600_000, maxEventLoopDelayMs: 3_600_000 } })
   const app = express()
   app.use(weft(mesh))
   app.get('/ok', (_req, res) => void res.send('ok'))
@@ -103,13 +105,16 @@ test('every response carries weft-load: 200, 404 and a handler that throws', asy
   app.use((_err: unknown, _req: express.Request, res: express.Response, _next: express.NextFunction) => void res.status(500).send('failed'))
   const base = await serve(app)
 
+  const get = oneConnection(base)
   for (const [path, status] of [['/ok', 200], ['/missing', 404], ['/boom', 500]] as const) {
-    const res = await fetch(base + path)
-    await res.arrayBuffer()
+    mesh.inbound.monitor.sample()
+    const res = await get(path)
     assert.equal(res.status, status, path)
     assertLoadHeader(res, path)
+    const again = await get(path)
+    assert.equal(again.headers.get('weft-load'), null, `${path} again on the same connection, same sample: not repeated`)
   }
-  assert.equal(metricValue(await mesh.metrics(), DURATION_COUNT, { status_code: '500', http_route: '/boom' }), 1)
+  assert.equal(metricValue(await mesh.metrics(), DURATION_COUNT, { status_code: '500', http_route: '/boom' }), 2)
 })
 
 test('an expired propagated deadline is answered 504 in JSON and the handler never runs', async () => {
@@ -242,9 +247,10 @@ test('health paths are served by the middleware by default, and reach the app wi
   const app2 = express()
   app2.use(weft(off))
   const base2 = await serve(app2)
+  const get2 = oneConnection(base2)
   for (const path of ['/healthz', '/readyz', '/metrics']) {
-    const res = await fetch(base2 + path)
-    await res.arrayBuffer()
+    off.inbound.monitor.sample()
+    const res = await get2(path)
     assert.equal(res.status, 404, `${path} reaches the app (Express's 404)`)
     assertLoadHeader(res, path)
   }

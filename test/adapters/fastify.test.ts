@@ -8,7 +8,7 @@ import Fastify, { type FastifyInstance } from 'fastify'
 import { weftPlugin } from '../../adapters/fastify/index.js'
 import { currentContext } from '../../src/index.js'
 import { metricValue, service } from '../helpers/mesh.js'
-import { assertLoadHeader, cleanup, DURATION_COUNT, gate, meshWith, SPAN_ID, TRACE_ID, upstream, assertShed } from '../helpers/inbound-kit.js'
+import { assertLoadHeader, oneConnection, cleanup, DURATION_COUNT, gate, meshWith, SPAN_ID, TRACE_ID, upstream, assertShed } from '../helpers/inbound-kit.js'
 
 /** A Fastify app closed at the end of the file. */
 function fastify(): FastifyInstance {
@@ -57,9 +57,10 @@ test('weftPlugin is a fastify-plugin named weft for Fastify 5.x', () => {
   assert.equal(meta.fastify, '5.x')
 })
 
-test('registered at the root: every route is covered, metrics carry the route template, every response has weft-load', async () => {
+test('registered at the root: every route is covered, metrics carry the route template, each load sample reaches the connection', async () => {
   // Why: label cardinality must come from Fastify's routes (prefixes included), never from raw paths.
-  const mesh = await meshWith()
+  // Samples only when the test takes one (monitor.sample()), so none falls between two requests.
+  const mesh = await meshWith([], { shedding: { sampleIntervalMs: 3_600_000, maxEventLoopDelayMs: 3_600_000 } })
   const app = fastify()
   await app.register(weftPlugin, { mesh })
   app.get('/users/:id', async (request) => ({ id: (request.params as { id: string }).id }))
@@ -77,19 +78,24 @@ test('registered at the root: every route is covered, metrics carry the route te
   })
   const base = await serve(app)
 
+  const conn = oneConnection(base)
   for (const [path, status] of [['/users/42', 200], ['/users/43', 200], ['/api/users/7', 200], ['/orgs/acme/users/1', 200], ['/api/fail/1', 500], ['/boom', 500], ['/missing', 404]] as const) {
-    const res = await get(base + path)
+    mesh.inbound.monitor.sample()
+    const res = await conn(path)
     assert.equal(res.status, status, path)
     assertLoadHeader(res, path)
+    const again = await conn(path)
+    assert.equal(again.headers.get('weft-load'), null, `${path} again on the same connection, same sample: not repeated`)
   }
 
   const text = await mesh.metrics()
   const labels = { method: 'GET', status_code: '200', source_service: 'unknown', destination_service: 'checkout', error_code: '' }
-  assert.equal(metricValue(text, DURATION_COUNT, { ...labels, http_route: '/users/:id' }), 2)
-  assert.equal(metricValue(text, DURATION_COUNT, { ...labels, http_route: '/api/users/:id' }), 1)
-  assert.equal(metricValue(text, DURATION_COUNT, { ...labels, http_route: '/orgs/:org/users/:id' }), 1)
-  assert.equal(metricValue(text, DURATION_COUNT, { status_code: '500', http_route: '/boom' }), 1)
-  assert.equal(metricValue(text, DURATION_COUNT, { status_code: '500', http_route: '/api/fail/:id' }), 1)
+  // Each path was asked twice (the second time for the load header's absence).
+  assert.equal(metricValue(text, DURATION_COUNT, { ...labels, http_route: '/users/:id' }), 4)
+  assert.equal(metricValue(text, DURATION_COUNT, { ...labels, http_route: '/api/users/:id' }), 2)
+  assert.equal(metricValue(text, DURATION_COUNT, { ...labels, http_route: '/orgs/:org/users/:id' }), 2)
+  assert.equal(metricValue(text, DURATION_COUNT, { status_code: '500', http_route: '/boom' }), 2)
+  assert.equal(metricValue(text, DURATION_COUNT, { status_code: '500', http_route: '/api/fail/:id' }), 2)
   assert.doesNotMatch(text, /http_route="\/(api\/|orgs\/acme\/)?users\/\d+"/, 'no raw path is ever a label value')
 })
 
@@ -267,8 +273,10 @@ test('health paths are served by the plugin by default, and reach the app with h
   const app2 = fastify()
   await app2.register(weftPlugin, { mesh: off })
   const base2 = await serve(app2)
+  const conn2 = oneConnection(base2)
   for (const path of ['/healthz', '/readyz', '/metrics']) {
-    const res = await get(base2 + path)
+    off.inbound.monitor.sample()
+    const res = await conn2(path)
     assert.equal(res.status, 404, `${path} reaches the app (Fastify's 404)`)
     assertLoadHeader(res, path)
   }

@@ -1,7 +1,8 @@
 // Shared pieces of the framework adapter tests: a quiet serving mesh, upstreams, a gate that parks a
-// handler, the weft-load check, and one cleanup list stopped after the file's tests.
+// handler, the weft-load check, one connection's GETs, and one cleanup list stopped after the file's tests.
 import assert from 'node:assert/strict'
 import { after } from 'node:test'
+import { Client, fetch as undiciFetch } from 'undici'
 import type { InboundOptions, Mesh } from '../../src/index.js'
 import { metricValue, quietMesh } from './mesh.js'
 import { startUpstream, type Upstream } from './upstream.js'
@@ -47,7 +48,21 @@ export function gate(): { reached: Promise<void>; enter: () => void; released: P
   return { reached, enter, released, release }
 }
 
-export function assertLoadHeader(res: { headers: Headers }, what: string): void {
+/**
+ * GETs on one kept-alive connection (an undici Client), for what the mesh does per connection: a
+ * global fetch opens a second connection when the first is not back in its pool yet.
+ */
+export function oneConnection(origin: string): (path: string) => Promise<{ status: number; headers: { get(name: string): string | null } }> {
+  const client = new Client(origin)
+  cleanup(() => client.close())
+  return async (path) => {
+    const res = await undiciFetch(origin + path, { dispatcher: client })
+    await res.arrayBuffer()
+    return res
+  }
+}
+
+export function assertLoadHeader(res: { headers: { get(name: string): string | null } }, what: string): void {
   const v = res.headers.get('weft-load')
   assert.ok(v !== null, `${what}: weft-load header present`)
   assert.match(v, /^\d\.\d{2}$/, `${what}: weft-load has two decimals`)
