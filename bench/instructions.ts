@@ -1,7 +1,7 @@
 // Instructions per request, counted by valgrind (cachegrind, no cache simulation): raw clients and
 // bare servers vs the same through Weft. CPU time on a shared VM swings 2x between runs (2026-12-07);
 // an instruction count hardly moves with the neighbours, so a change to the hot path shows in it the
-// same day it is made. Not part of `npm run bench` (a run takes ~15 minutes: valgrind runs node ~50x
+// same day it is made. Not part of `npm run bench` (a run takes ~18 minutes: valgrind runs node ~50x
 // slower); `npm run bench:instructions [-- --quick]` writes bench/INSTRUCTIONS.md.
 //
 // Method: each counted process (bench/instr/server.mjs or client.mjs, plain node, no tsx) runs twice,
@@ -108,7 +108,11 @@ async function countClient(arm: string, count: number): Promise<number> {
   }
 }
 
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1]!
+const median = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b)
+  const m = s.length >> 1
+  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2
+}
 const k = (n: number) => `${(n / 1000).toLocaleString('en-US', { minimumFractionDigits: 1, maximumFractionDigits: 1 })}k`
 const signed = (n: number) => `${n >= 0 ? '+' : '−'}${k(Math.abs(n))}`
 
