@@ -52,8 +52,8 @@ function instructionsOf(stderr: string, what: string): number {
   return Number(m[1]!.replace(/,/g, ''))
 }
 
-/** Starts `args` under valgrind; resolves with its instruction count once it exits. */
-function counted(args: string[], what: string, onStdout?: (line: string) => void): { done: Promise<number> } {
+/** Starts `args` under valgrind; `done` resolves with its instruction count once it exits. */
+function counted(args: string[], what: string, onStdout?: (line: string) => void): { done: Promise<number>; kill(): void } {
   const child = spawn('valgrind', [...VALGRIND, 'node', '--single-threaded', ...args], { stdio: ['ignore', 'pipe', 'pipe'] })
   let err = ''
   child.stderr.on('data', (d: Buffer) => (err += String(d)))
@@ -64,7 +64,7 @@ function counted(args: string[], what: string, onStdout?: (line: string) => void
     child.on('error', reject)
     child.on('exit', (code) => (code === 0 ? resolve(instructionsOf(err, what)) : reject(new Error(`${what} exited ${code}:\n${err.slice(-1500)}`))))
   })
-  return { done }
+  return { done, kill: () => void child.kill('SIGKILL') }
 }
 
 /** One counted server: it answers `count` GETs from a native undici Pool (32 in flight) and exits. */
@@ -75,21 +75,28 @@ async function countServer(arm: string, count: number): Promise<number> {
     const m = /^PORT (\d+)$/.exec(line)
     if (m) portSeen(Number(m[1]))
   })
+  // A server that crashes rejects `done`; one that exits 0 without listening is an error too.
   const p = await Promise.race([port, run.done.then(() => 0)])
   if (p === 0) throw new Error(`server ${arm} exited before listening`)
   const pool = new Pool(`http://127.0.0.1:${p}`, { connections: 32 })
-  let sent = 0
-  await Promise.all(Array.from({ length: 32 }, async () => {
-    while (sent < count) {
-      sent++
-      const r = await pool.request({ method: 'GET', path: '/users/42' })
-      if (r.statusCode !== 200) throw new Error(`server ${arm}: status ${r.statusCode}`)
-      await r.body.text()
-    }
-  }))
-  const n = await run.done
-  await pool.destroy()
-  return n
+  try {
+    let sent = 0
+    await Promise.all(Array.from({ length: 32 }, async () => {
+      while (sent < count) {
+        sent++
+        const r = await pool.request({ method: 'GET', path: '/users/42' })
+        if (r.statusCode !== 200) throw new Error(`server ${arm}: status ${r.statusCode}`)
+        await r.body.text()
+      }
+    }))
+    return await run.done
+  } catch (err) {
+    // A failed request: no valgrind left running behind the error.
+    run.kill()
+    throw err
+  } finally {
+    await pool.destroy()
+  }
 }
 
 /** One counted client: `count` GETs to a native node:http upstream in this process. */
