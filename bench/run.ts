@@ -13,6 +13,8 @@ const quick = process.argv.includes('--quick')
 const dir = fileURLToPath(new URL('.', import.meta.url))
 const out = join(dir, '.out')
 mkdirSync(out, { recursive: true })
+// Every bench/*.ts but this runner is a scenario (bench/lib/scenario.ts); tools that are not (bench/instr/main.ts,
+// the valgrind instruction count) live in subfolders so they are never run here under a scenario's time limit.
 const scenarios = readdirSync(dir).filter((f) => f.endsWith('.ts') && f !== 'run.ts').sort()
 
 /** Runs `node [nodeArgs] --import tsx bench/<file> [args]`, inheriting stdio; kills it after `limitMs`. */

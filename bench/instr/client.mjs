@@ -1,4 +1,4 @@
-// A client counted by bench/instructions.ts under valgrind (plain node, no tsx): sends `count` GETs,
+// A client counted by bench/instr/main.ts under valgrind (plain node, no tsx): sends `count` GETs,
 // 32 in flight, to the upstream on 127.0.0.1:<port>, reading each body, then exits.
 // argv: <arm> <count> <port>. Arms: raw (undici Pool.request), raw-md (the same, sending the headers
 // a mesh call adds), mesh (mesh.request through every default layer, one endpoint).

@@ -1,4 +1,4 @@
-// A server counted by bench/instructions.ts under valgrind (plain node, no tsx, so only the server's
+// A server counted by bench/instr/main.ts under valgrind (plain node, no tsx, so only the server's
 // own work is counted): serves GET /users/:id until `count` requests are answered, then exits.
 // argv: <arm> <count>; prints "PORT <n>" once listening. Arms: node, node-weft, express, express-weft.
 import http from 'node:http'
