@@ -224,7 +224,7 @@ export class MeshIdentity {
   peerFromCertificate(cert: PeerCertificate | undefined): PeerIdentity | string {
     if (!this.lib) return 'no certificate code loaded'
     if (!cert?.raw) return 'the client sent no certificate'
-    const r = this.lib.svid.checkSvid(cert.raw, { trustDomain: this.trustDomain(), role: 'client' })
+    const r = this.lib.svid.checkSvid(cert, { trustDomain: this.trustDomain(), role: 'client' })
     if (!r.ok) return `client certificate refused: ${r.reason}`
     const revoked = this.revokedPeer(r.id.toString())
     if (revoked) return `client certificate refused: ${revoked}`
@@ -235,7 +235,7 @@ export class MeshIdentity {
   /** Why the client of an open connection (its leaf as node gives it) may no longer connect: its identity is revoked. */
   revokedCertificate(cert: PeerCertificate): string | undefined {
     if (!this.lib || !cert.raw || this.revocations().size === 0) return undefined
-    const r = this.lib.svid.checkSvid(cert.raw, { trustDomain: this.trustDomain(), role: 'client' })
+    const r = this.lib.svid.checkSvid(cert, { trustDomain: this.trustDomain(), role: 'client' })
     return r.ok ? this.revokedPeer(r.id.toString()) : undefined
   }
 

@@ -2,6 +2,7 @@
 // its chain against the bundle: one SPIFFE ID URI SAN with a path, in our trust domain, not a CA,
 // usable for the role it plays. Cached by fingerprint, because handshakes repeat the same peers.
 import type { X509Certificate as NodeX509Certificate } from 'node:crypto'
+import type { PeerCertificate } from 'node:tls'
 import { isTrustDomainId, spiffeIdProblem, trySpiffeId, type SpiffeId } from './spiffe-id.js'
 import { OID, fingerprintOf, uriSansOf, x509 } from './x509.js'
 
@@ -34,9 +35,8 @@ const cache = new Map<string, LeafFacts>()
  * const r = checkSvid(socket.getPeerX509Certificate()!, { trustDomain: 'weft.local', role: 'client' })
  * if (!r.ok) socket.destroy()
  */
-export function checkSvid(cert: NodeX509Certificate | Uint8Array, options: SvidCheckOptions): SvidCheckResult {
-  const der = cert instanceof Uint8Array ? cert : cert.raw
-  const facts = factsOf(der)
+export function checkSvid(cert: NodeX509Certificate | PeerCertificate | Uint8Array, options: SvidCheckOptions): SvidCheckResult {
+  const facts = factsOf(cert)
   if (facts.problem !== undefined) return { ok: false, reason: facts.problem }
   if (facts.id.trustDomain !== options.trustDomain) {
     return { ok: false, reason: `${facts.id.toString()} is in trust domain ${facts.id.trustDomain}, not ${options.trustDomain}` }
@@ -46,8 +46,18 @@ export function checkSvid(cert: NodeX509Certificate | Uint8Array, options: SvidC
   return { ok: true, id: facts.id }
 }
 
-function factsOf(der: Uint8Array): LeafFacts {
-  const key = fingerprintOf(der)
+/**
+ * The cache key: node's own SHA-256 fingerprint when the certificate comes from node (computed in
+ * C++ with the object, or by X509Certificate's getter), a hash of the DER only for bare bytes.
+ * Hashing in JS took ~40 µs of a new mTLS connection's client CPU (createHash; bench/tls-handshake.ts
+ * profile, 2026-12-08). The two spellings differ ("AB:CD…" and "abcd…"), so one certificate seen
+ * both ways takes two entries: harmless.
+ */
+function factsOf(cert: NodeX509Certificate | PeerCertificate | Uint8Array): LeafFacts {
+  const der = (): Uint8Array => (cert instanceof Uint8Array ? cert : cert.raw)
+  // Never a missing fingerprint as the key (an object built by hand): two certificates would share it.
+  const native = cert instanceof Uint8Array ? undefined : cert.fingerprint256
+  const key = typeof native === 'string' && native.length > 0 ? native : fingerprintOf(der())
   const hit = cache.get(key)
   if (hit) {
     // Re-insert: Map keeps insertion order, so the first key is always the least recently used.
@@ -55,7 +65,7 @@ function factsOf(der: Uint8Array): LeafFacts {
     cache.set(key, hit)
     return hit
   }
-  const facts = readLeaf(der)
+  const facts = readLeaf(der())
   cache.set(key, facts)
   if (cache.size > CACHE_MAX_ENTRIES) cache.delete(cache.keys().next().value!)
   return facts

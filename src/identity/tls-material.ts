@@ -152,7 +152,7 @@ export function clientTlsOptions(material: TlsMaterial, expectedServerId: Spiffe
 
 function serverIdentityError(cert: PeerCertificate, expected: SpiffeId): Error | undefined {
   if (!cert?.raw) return unauthenticated(`the server sent no certificate (expected ${expected.toString()})`, expected, undefined)
-  const result = checkSvid(cert.raw, { trustDomain: expected.trustDomain, role: 'server' })
+  const result = checkSvid(cert, { trustDomain: expected.trustDomain, role: 'server' })
   if (!result.ok) return unauthenticated(`server certificate refused (expected ${expected.toString()}): ${result.reason}`, expected, undefined)
   if (!sameSpiffeId(result.id, expected)) {
     return unauthenticated(`the server is ${result.id.toString()}, expected ${expected.toString()}`, expected, result.id)

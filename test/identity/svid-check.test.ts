@@ -28,6 +28,21 @@ test('a CA-issued SVID passes as client and as server, from node X509Certificate
   }
 })
 
+test('a PeerCertificate as node hands it (checkServerIdentity, grpc-js) is cached by its fingerprint256; one without a fingerprint is keyed by its bytes, never by a shared empty key', opts, async () => {
+  const good = await issued()
+  const root = (await ca).toPem()
+  const bad = new X509Certificate((await forge(root, MALFORMED_CLIENT_LEAVES[0]!.forge)).certPem)
+  const legacy = { raw: good.raw, fingerprint256: good.fingerprint256 } as unknown as import('node:tls').PeerCertificate
+  const r = checkSvid(legacy, { trustDomain: TD, role: 'server' })
+  assert.ok(r.ok)
+  assert.equal(r.id.toString(), checkout.toString())
+  // Built by hand without fingerprints: each is judged on its own bytes, in either order.
+  const noFp = (c: X509Certificate) => ({ raw: c.raw }) as unknown as import('node:tls').PeerCertificate
+  assert.equal(checkSvid(noFp(bad), { trustDomain: TD, role: 'client' }).ok, false)
+  assert.ok(checkSvid(noFp(good), { trustDomain: TD, role: 'client' }).ok)
+  assert.equal(checkSvid(noFp(bad), { trustDomain: TD, role: 'client' }).ok, false)
+})
+
 test('B6 corpus: every malformed leaf is refused with a reason naming the rule', opts, async () => {
   const root = (await ca).toPem()
   for (const c of MALFORMED_CLIENT_LEAVES) {
