@@ -14,7 +14,7 @@ import { mtlsModeFor } from './identity/mtls-mode.js'
 import type { PeerIdentity } from './identity/peer.js'
 import type { IdentityMaterial, IdentityProvider, SignedSvid } from './identity/provider.js'
 import { parseBundle, type TrustBundle } from './identity/bundle.js'
-import { workloadId, workloadOf } from './identity/spiffe-id.js'
+import { workloadId, workloadOf, type SpiffeId } from './identity/spiffe-id.js'
 import type { RevocationList } from './identity/revocation.js'
 import { RevocationState } from './identity/revocation-state.js'
 import type * as TlsMaterialModule from './identity/tls-material.js'
@@ -65,6 +65,11 @@ export class MeshIdentity {
   private readonly listeners = new Set<(m: IdentityMaterial | undefined) => void>()
   /** Told when the bundle's roots change (open connections are re-checked against them). */
   private readonly trustListeners = new Set<() => void>()
+  /**
+   * The SPIFFE ID each destination's servers must present, per compiled Service (one object per
+   * config version): made and validated once, not on every new connection, whose code runs cold.
+   */
+  private readonly expectedIds = new WeakMap<ServiceSettings, SpiffeId>()
   private readonly policyListeners = new Set<() => void>()
   /** The revoked identities in force (RELIABILITY M8). */
   private readonly revoked: RevocationState
@@ -249,7 +254,7 @@ export class MeshIdentity {
       if (!m || !this.lib) return new WeftError('WEFT_ERR_UNAUTHENTICATED', `${service.name}: this instance has no certificate`)
       const revoked = this.outboundRevocation(service, m.bundle.trustDomain)
       if (revoked) return revoked
-      const check = this.lib.tls.clientTlsOptions(m, workloadId(m.bundle.trustDomain, service.namespace, service.name)).checkServerIdentity!
+      const check = this.lib.tls.clientTlsOptions(m, this.expectedId(service, m.bundle.trustDomain)).checkServerIdentity!
       return check(host, cert)
     }
   }
@@ -331,7 +336,16 @@ export class MeshIdentity {
     const revoked = this.outboundRevocation(service, m.bundle.trustDomain)
     if (revoked) return { error: revoked }
     // clientTlsOptions caches one options object per (certificate, expected ID).
-    return { tls: true, options: this.lib!.tls.clientTlsOptions(m, workloadId(m.bundle.trustDomain, service.namespace, service.name)) }
+    return { tls: true, options: this.lib!.tls.clientTlsOptions(m, this.expectedId(service, m.bundle.trustDomain)) }
+  }
+
+  private expectedId(service: ServiceSettings, trustDomain: string): SpiffeId {
+    let id = this.expectedIds.get(service)
+    if (id === undefined || id.trustDomain !== trustDomain) {
+      id = workloadId(trustDomain, service.namespace, service.name)
+      this.expectedIds.set(service, id)
+    }
+    return id
   }
 
   /**
