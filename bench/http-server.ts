@@ -27,7 +27,7 @@ const PAIRS: { base: Arm; weft: Arm; goal?: number }[] = [
 ]
 
 /** One measured run: `served` = requests answered 200 (the rest were shed by the mesh). */
-type Round = LoadResult & { served: number; serverCpuMicros: number }
+type Round = LoadResult & { served: number; serverCpuMicros: number; serverFaults: number }
 
 /** One GET; its status, body and headers. */
 async function get(origin: string, path: string): Promise<{ status: number; body: string; headers: Record<string, string | string[] | undefined> }> {
@@ -70,13 +70,15 @@ async function run(o: ScenarioOptions): Promise<ScenarioResult> {
     for (const a of arms) await probe(a, apps[a])
     const sent = Object.fromEntries(arms.map((a) => [a, 1])) as Record<Arm, number> // requests served: the probe, then every run
     const measure = async (a: Arm, ms: number, profile?: string): Promise<Round> => {
+      const f0 = await apps[a].pageFaults()
       const s0 = await apps[a].cpuMicros() // no forced GC: see closedLoop in lib/load.ts
       if (profile) await apps[a].profileStart()
       const r = check(await load!.closed(apps[a].origin, PATH, BODY, ms, CONCURRENCY), a)
       const serverCpuMicros = (await apps[a].cpuMicros()) - s0
+      const serverFaults = (await apps[a].pageFaults()) - f0
       if (profile) await apps[a].profileStop(profile)
       sent[a] += r.requests - r.shed
-      return { ...r, served: r.requests - r.shed, serverCpuMicros }
+      return { ...r, served: r.requests - r.shed, serverCpuMicros, serverFaults }
     }
     for (const a of arms) await measure(a, plan.warmMs)
     if (o.only) {
@@ -92,18 +94,21 @@ async function run(o: ScenarioOptions): Promise<ScenarioResult> {
     }
     const counted = {} as Record<Arm, number>
     for (const a of arms.filter(isWeft)) counted[a] = await countedByRoute(apps[a])
-    return report(o.quick, plan, rounds, sent, counted)
+    const heap = {} as Record<Arm, number>
+    for (const a of arms) heap[a] = await apps[a].heapBytes()
+    return report(o.quick, plan, rounds, sent, counted, heap)
   } finally {
     load?.stop()
     for (const app of started) app.stop()
   }
 }
 
-function report(quick: boolean, plan: { rounds: number; runMs: number }, rounds: Record<Arm, Round[]>, sent: Record<Arm, number>, counted: Record<Arm, number>): ScenarioResult {
+function report(quick: boolean, plan: { rounds: number; runMs: number }, rounds: Record<Arm, Round[]>, sent: Record<Arm, number>, counted: Record<Arm, number>, heap: Record<Arm, number>): ScenarioResult {
   const rps = (a: Arm) => median(rounds[a].map((r) => r.served / r.seconds))
   const srv = (a: Arm) => median(rounds[a].map((r) => r.serverCpuMicros / r.served))
   const busy = (a: Arm) => median(rounds[a].map((r) => r.serverCpuMicros / (r.seconds * 1e6)))
   const cli = (a: Arm) => median(rounds[a].map((r) => r.cpuMicros / r.requests))
+  const faults = (a: Arm) => median(rounds[a].map((r) => r.serverFaults / r.served))
   const ratio = (p: (typeof PAIRS)[number]) => rps(p.weft) / rps(p.base)
   const row = (a: Arm, base: Arm) => {
     const rs = rounds[a].map((r, i) => r.served / r.seconds / (rounds[base][i]!.served / rounds[base][i]!.seconds))
@@ -114,6 +119,8 @@ function report(quick: boolean, plan: { rounds: number; runMs: number }, rounds:
       srv(a).toFixed(1),
       a === base ? '—' : `**+${(srv(a) - srv(base)).toFixed(1)} µs**`,
       `${Math.round(100 * busy(a))} %`,
+      faults(a).toFixed(2),
+      `${(heap[a] / 1e6).toFixed(1)} MB`,
       cli(a).toFixed(1),
     ]
   }
@@ -146,8 +153,10 @@ function report(quick: boolean, plan: { rounds: number; runMs: number }, rounds:
       `Server CPU from \`process.cpuUsage()\` in the server's process across each run (no forced GC before a run: it slowed the next second 2–4× here); load-generator CPU likewise in its process. ` +
       `On 2 cores the load generator and the server each get about one core, so throughput is capped by whichever is busier; **server CPU per request** is the truer cost.`,
     ``,
-    table(['arm', 'req/s (median)', 'ratio to its bare baseline', 'server CPU µs / req', 'added server CPU / req', 'server CPU use (1 core = 100 %)', 'load-gen CPU µs / req'],
+    table(['arm', 'req/s (median)', 'ratio to its bare baseline', 'server CPU µs / req', 'added server CPU / req', 'server CPU use (1 core = 100 %)', 'server minor page faults / req', 'server heap after GC', 'load-gen CPU µs / req'],
       PAIRS.flatMap((p) => [row(p.base, p.base), row(p.weft, p.base)])),
+    ``,
+    `Page faults and heap: a minor page fault is a first touch of a fresh page (cost: the run's first line, "first touch of 64 MiB"); Express keeps ~12 KB of each request alive through a scavenge, so its GCs and fresh pages grow with whatever else is on its heap. Importing Weft adds ~8 MB (undici's index alone 5.2 MB), and on this VM 7 MB of plain objects on a bare Express cost it as much as the package did (bench/probe/express-floor.ts, bench/FIXES.md 2026-12-08).`,
     ``,
     `Requests shed by the mesh in the rounds (event loop blocked past the default 200 ms, e.g. the server's process left off the CPU by other tenants; not counted in req/s or CPU per request): ${shed}.`,
     ``,

@@ -3,6 +3,7 @@ import { AsyncLocalStorage } from 'node:async_hooks'
 import http from 'node:http'
 import { Session } from 'node:inspector/promises'
 import { writeFileSync } from 'node:fs'
+import v8 from 'node:v8'
 import express from 'express'
 import Fastify from 'fastify'
 import type * as Weft from '../../src/index.js'
@@ -88,7 +89,7 @@ async function start(app: string): Promise<number> {
   }
 }
 
-type Command = { op: 'cpu'; gc?: boolean } | { op: 'profile-start' } | { op: 'profile-stop'; file: string }
+type Command = { op: 'cpu'; gc?: boolean } | { op: 'heap' } | { op: 'profile-start' } | { op: 'profile-stop'; file: string }
 
 // Forked with IPC by startApp (server-hosts.ts): sends { port }, answers commands, exits when the parent goes away.
 const port = await start(process.argv[process.argv.indexOf('--app') + 1] ?? '')
@@ -99,6 +100,11 @@ process.on('message', (cmd: Command) => {
       // A full GC before a measured run (with --expose-gc) so no run inherits the last one's garbage.
       if (cmd.gc) (globalThis as { gc?: () => void }).gc?.()
       return { cpu: process.cpuUsage(), faults: process.resourceUsage().minorPageFault }
+    }
+    if (cmd.op === 'heap') {
+      // What stays on the heap after a full GC: the app, its modules and (behind Weft) the mesh.
+      ;(globalThis as { gc?: () => void }).gc?.()
+      return { heap: v8.getHeapStatistics().used_heap_size }
     }
     if (cmd.op === 'profile-start') {
       session = new Session()

@@ -9,6 +9,8 @@ export interface AppHost {
   cpuMicros(gc?: boolean): Promise<number>
   /** The server process's minor page faults so far (first touches of memory; ~11 µs each on some evenings of this VM). */
   pageFaults(): Promise<number>
+  /** Bytes on the server's V8 heap after a full GC. */
+  heapBytes(): Promise<number>
   /** Starts the V8 sampling profiler (250 µs) in the server process. */
   profileStart(): Promise<void>
   /** Stops it and writes the .cpuprofile to `file`. */
@@ -47,6 +49,7 @@ export async function startApp(app: string): Promise<AppHost> {
     origin: `http://127.0.0.1:${port}`,
     cpuMicros: (gc = false) => ask({ op: 'cpu', gc }, (m) => m.cpu as NodeJS.CpuUsage | undefined).then((c) => c.user + c.system),
     pageFaults: () => ask({ op: 'cpu' }, (m) => m.faults as number | undefined),
+    heapBytes: () => ask({ op: 'heap' }, (m) => m.heap as number | undefined),
     profileStart: () => ask({ op: 'profile-start' }, (m) => m.profiling as true | undefined).then(() => {}),
     profileStop: (file) => ask({ op: 'profile-stop', file }, (m) => m.profiled as true | undefined).then(() => {}),
     stop: () => void child.kill('SIGTERM'),
