@@ -106,6 +106,10 @@ export function report(f: Figures): ScenarioResult {
       `Weft ${PCTS.map((p, k) => `p${p} ${signedMs(added('weft', k))}`).join(', ')}. Weft p99 ÷ sidecar p99 per round: ${p99s.map((x) => x.toFixed(2)).join(', ')}. ` +
       `The two nginx alone used ${proxies.toFixed(3)} CPU s per 1,000 requests at ${fmt.int(plan.rate)} req/s, i.e. ${(proxies / 2).toFixed(3)} vCPU per 1,000 req/s per proxy.`,
     ``,
+    `**What the goals ask, against this run's floor**: raw undici straight to the app (no proxy, no TLS, no mesh) made ${fmt.ratio(rps('raw') / rps('sidecar'))} the sidecar path's req/s, ` +
+      `so "≥ 2× the sidecar path" asks Weft with mTLS on both sides for ≥ ${(2 / (rps('raw') / rps('sidecar'))).toFixed(2)}× of that plaintext floor (Weft made ${(rps('weft') / rps('raw')).toFixed(2)}×); ` +
+      `and raw's own p99 at ${fmt.int(plan.rate)} req/s was ${median(open.raw.runs.map((r, i) => r.pcts[2]! / open.sidecar.runs[i]!.pcts[2]!)).toFixed(2)}× the sidecar path's, where the p99 goal asks ≤ 0.50×.`,
+    ``,
     ...goals.map((g) => `- ${g.met ? 'MET' : '**MISSED**'}: ${g.text}`),
     ``,
     PUBLISHED,
