@@ -132,15 +132,26 @@ async function run(o: ScenarioOptions): Promise<ScenarioResult> {
     })
     const open = Object.fromEntries(arms.map((a) => [a, { merged: newHistogram(), runs: [] as OpenRound[] }])) as Record<Arm, { merged: ReturnType<typeof newHistogram>; runs: OpenRound[] }>
     for (const a of arms) check(await hosts[a].open(RATE, plan.openWarmMs, newHistogram()), a, stack, ' (warm-up)') // warms the generator too
-    plan.openRounds = await timedRounds(o.quick ? 1 : 2, plan.openRounds, o.quick ? 1 : 2, deadline, async (round) => {
-      for (const a of round % 2 ? [...arms].reverse() : arms) {
-        const h = newHistogram()
-        const res: OpenResult & PathCpu = await withPath(stack, a, async () => check(await hosts[a].open(RATE, plan.openMs, h), a, stack))
-        open[a].runs.push({ pcts: PCTS.map((p) => h.getValueAtPercentile(p)), res })
-        open[a].merged.add(h)
+    // A run whose requests piled up past the client's 1,024 in flight (the mesh refuses beyond its
+    // concurrencyLimit) measured a queue, not the path: it is reported, thrown away and run once
+    // more; a second one, or any other failure, fails the scenario. Seen once on a slow VM
+    // (2026-12-08, Weft arm: 2,193 of 4,000 refused), not again in the same scenario alone.
+    const redone: string[] = []
+    const openRun = async (a: Arm, round: number, retry: boolean): Promise<void> => {
+      const h = newHistogram()
+      const res: OpenResult & PathCpu = await withPath(stack, a, async () => hosts[a].open(RATE, plan.openMs, h))
+      if (retry && res.errors > 0 && res.maxInFlight >= 1_000) {
+        redone.push(`${ARMS[a]}, round ${round + 1}: up to ${fmt.int(res.maxInFlight)} in flight, ${fmt.int(res.errors)} of ${fmt.int(res.requests)} refused, max send lag ${fmt.int(res.maxSendLagMicros)} µs, ${fmt.int(res.handshakes)} new mTLS handshakes server-side during it; first: ${String(res.firstError)}`)
+        return openRun(a, round, false)
       }
+      check(res, a, stack)
+      open[a].runs.push({ pcts: PCTS.map((p) => h.getValueAtPercentile(p)), res })
+      open[a].merged.add(h)
+    }
+    plan.openRounds = await timedRounds(o.quick ? 1 : 2, plan.openRounds, o.quick ? 1 : 2, deadline, async (round) => {
+      for (const a of round % 2 ? [...arms].reverse() : arms) await openRun(a, round, true)
     })
-    return report({ quick: o.quick, plan, arms: ARMS, closed: rounds, open, startMs, ...stack.describe })
+    return report({ quick: o.quick, plan, arms: ARMS, closed: rounds, open, startMs, redone, ...stack.describe })
   } finally {
     for (const h of Object.values(hosts)) h.stop()
     await stack.stop()

@@ -38,6 +38,8 @@ export interface Figures {
   closed: Record<Arm, ClosedRound[]>
   open: Record<Arm, { merged: Histogram; runs: OpenRound[] }>
   startMs: number
+  /** Open-loop runs thrown away and run again because requests piled up past the client's limit (what happened in each). */
+  redone: string[]
   nginxPids: number[][]
   nginxVersion: string
 }
@@ -110,6 +112,7 @@ export function report(f: Figures): ScenarioResult {
       `so "≥ 2× the sidecar path" asks Weft with mTLS on both sides for ≥ ${(2 / (rps('raw') / rps('sidecar'))).toFixed(2)}× of that plaintext floor (Weft made ${(rps('weft') / rps('raw')).toFixed(2)}×); ` +
       `and raw's own p99 at ${fmt.int(plan.rate)} req/s was ${median(open.raw.runs.map((r, i) => r.pcts[2]! / open.sidecar.runs[i]!.pcts[2]!)).toFixed(2)}× the sidecar path's, where the p99 goal asks ≤ 0.50×.`,
     ``,
+    ...(f.redone.length > 0 ? [`**Open-loop runs run again** (requests piled up past the client's 1,024 in flight and were refused; the run's latency would be that queue, so it was thrown away and the arm run once more): ${f.redone.join('; ')}.`, ``] : []),
     ...goals.map((g) => `- ${g.met ? 'MET' : '**MISSED**'}: ${g.text}`),
     ``,
     PUBLISHED,
