@@ -1,5 +1,4 @@
 // One server app of bench/http-server.ts in its own process (`--app NAME`): node:http, Express 5 or Fastify 5, bare or served through the mesh.
-import { AsyncLocalStorage } from 'node:async_hooks'
 import http from 'node:http'
 import { Session } from 'node:inspector/promises'
 import { writeFileSync } from 'node:fs'
@@ -55,21 +54,10 @@ async function start(app: string): Promise<number> {
       return (await mesh.listen(server, { port: 0, host: '127.0.0.1', route })).port
     }
     case 'express':
-    case 'express-weft':
-    case 'express-noop':
-    case 'express-als': {
+    case 'express-weft': {
       const e = express()
       const mesh = app === 'express-weft' ? await serverMesh() : undefined
       if (mesh) e.use(((await import(dist.express)) as typeof WeftExpress).weft(mesh))
-      // The floor under any in-process mesh in Express 5 on Node 20 (for A/B runs, not in RESULTS):
-      // one middleware that does nothing, and one that only runs the rest of the app inside an
-      // AsyncLocalStorage (what context propagation needs; it turns on promise hooks process-wide).
-      if (app === 'express-noop') e.use((_req, _res, next) => next())
-      if (app === 'express-als') {
-        const als = new AsyncLocalStorage<object>()
-        const store = {}
-        e.use((_req, _res, next) => als.run(store, next))
-      }
       e.get('/users/:id', (req, res) => void res.json({ id: req.params.id }))
       const server = http.createServer(e)
       server.keepAliveTimeout = KEEP_ALIVE_MS
