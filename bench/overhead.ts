@@ -14,7 +14,7 @@ import { forkArm, type ArmHost } from './lib/arm.js'
 import { attribute, type Attribution } from './lib/attribute.js'
 import { benchRoute } from './lib/bench-route.js'
 import { inPathRecorder, newNsHistogram, type InPathFigures } from './lib/in-path.js'
-import { forkTs, median, newHistogram, nextMessage, type OpenResult } from './lib/load.js'
+import { forkTs, median, newHistogram, nextMessage, piledUp, type OpenResult } from './lib/load.js'
 import { flag, fmt, scenario, table, type ScenarioOptions, type ScenarioResult } from './lib/scenario.js'
 
 const RATE = 5_000
@@ -112,8 +112,6 @@ type Merged = Record<Arm, { e2e: ReturnType<typeof newHistogram>; inPath: Return
  * on a VM ~3x slower than usual, 919 of 5,000 requests were refused and the whole bench failed).
  */
 class RateNotHeld extends Error {}
-/** In flight at once past which a run with failed requests counts as the rate not held (the limit is 1,024). */
-const BACKLOG = 1_000
 /** The lowest rate tried before the scenario gives up. */
 const MIN_RATE = 250
 
@@ -152,7 +150,7 @@ async function measure(quick: boolean, plan: Plan, server: Server, hosts: Record
     const res = await hosts[a].open(plan.rate, ms, e2e, profile)
     const elu1 = await server.elu()
     const figures = res.extra as InPathFigures
-    if (res.errors > 0 && res.maxInFlight >= BACKLOG) {
+    if (piledUp(res)) {
       throw new RateNotHeld(`${fmt.int(plan.rate)} req/s was not held (${a} arm: up to ${fmt.int(res.maxInFlight)} requests in flight, ${fmt.int(res.errors)} of ${fmt.int(res.requests)} refused; first: ${String(res.firstError)})`)
     }
     if (res.errors > 0) throw new Error(`${a}: ${res.errors} of ${res.requests} requests failed; first: ${String(res.firstError)}`)

@@ -4,7 +4,7 @@ import { fileURLToPath } from 'node:url'
 import { Pool } from 'undici'
 import type * as Weft from '../src/index.js'
 import { forkArm, type ArmHost } from './lib/arm.js'
-import { newHistogram, type OpenResult, type Send } from './lib/load.js'
+import { newHistogram, piledUp, type OpenResult, type Send } from './lib/load.js'
 import { flag, fmt, scenario, type ScenarioOptions, type ScenarioResult, ONLY_MS } from './lib/scenario.js'
 import { SERVICES, startStack, type Arm, type Stack } from './lib/sidecar-kit.js'
 import { PCTS, report, type ClosedRound, type OpenRound, type PathCpu, type Plan } from './lib/sidecar-report.js'
@@ -140,7 +140,7 @@ async function run(o: ScenarioOptions): Promise<ScenarioResult> {
     const openRun = async (a: Arm, round: number, retry: boolean): Promise<void> => {
       const h = newHistogram()
       const res: OpenResult & PathCpu = await withPath(stack, a, async () => hosts[a].open(RATE, plan.openMs, h))
-      if (retry && res.errors > 0 && res.maxInFlight >= 1_000) {
+      if (retry && piledUp(res)) {
         redone.push(`${ARMS[a]}, round ${round + 1}: up to ${fmt.int(res.maxInFlight)} in flight, ${fmt.int(res.errors)} of ${fmt.int(res.requests)} refused, max send lag ${fmt.int(res.maxSendLagMicros)} µs, ${fmt.int(res.handshakes)} new mTLS handshakes server-side during it; first: ${String(res.firstError)}`)
         return openRun(a, round, false)
       }

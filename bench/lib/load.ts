@@ -248,6 +248,15 @@ export async function openLoop(send: Send, rate: number, ms: number, hist: Histo
   })
 }
 
+/**
+ * True when an open-loop run's requests piled up until the mesh client's concurrencyLimit (1,024 in
+ * flight) refused some: the machine did not keep up with the rate, and the run's latency is that
+ * queue's, not the path's. overhead.ts then measures at a lower rate; sidecar.ts runs the arm again.
+ */
+export function piledUp(r: Pick<OpenResult, 'errors' | 'maxInFlight'>): boolean {
+  return r.errors > 0 && r.maxInFlight >= 1_000
+}
+
 export function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b)
   const mid = s.length >> 1

@@ -54,10 +54,9 @@ export function checkSvid(cert: NodeX509Certificate | PeerCertificate | Uint8Arr
  * both ways takes two entries: harmless.
  */
 function factsOf(cert: NodeX509Certificate | PeerCertificate | Uint8Array): LeafFacts {
-  const der = (): Uint8Array => (cert instanceof Uint8Array ? cert : cert.raw)
   // Never a missing fingerprint as the key (an object built by hand): two certificates would share it.
   const native = cert instanceof Uint8Array ? undefined : cert.fingerprint256
-  const key = typeof native === 'string' && native.length > 0 ? native : fingerprintOf(der())
+  const key = typeof native === 'string' && native.length > 0 ? native : fingerprintOf(bytesOf(cert))
   const hit = cache.get(key)
   if (hit) {
     // Re-insert: Map keeps insertion order, so the first key is always the least recently used.
@@ -65,10 +64,15 @@ function factsOf(cert: NodeX509Certificate | PeerCertificate | Uint8Array): Leaf
     cache.set(key, hit)
     return hit
   }
-  const facts = readLeaf(der())
+  const facts = readLeaf(bytesOf(cert))
   cache.set(key, facts)
   if (cache.size > CACHE_MAX_ENTRIES) cache.delete(cache.keys().next().value!)
   return facts
+}
+
+/** The certificate's DER (X509Certificate copies it out on each read of `raw`, so only on a miss). */
+function bytesOf(cert: NodeX509Certificate | PeerCertificate | Uint8Array): Uint8Array {
+  return cert instanceof Uint8Array ? cert : cert.raw
 }
 
 function readLeaf(der: Uint8Array): LeafFacts {
